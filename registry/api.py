@@ -1,0 +1,672 @@
+"""The typed library API. The CLI is a thin layer over this class.
+
+from registry import Registry
+reg = Registry.open("/path/to/home")
+reg.materialize("helpful-safe@prod", "out/")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from registry import db as dbmod
+from registry.basemodel import check_compatible, check_pins, inspect_folder, read_config
+from registry.config import Config
+from registry.errors import (
+    AlreadyExists,
+    IncompatibleWeights,
+    IntegrityError,
+    InvalidRecipe,
+    NotFound,
+    NotInitialized,
+    RegistryError,
+)
+from registry.models import (
+    Alias,
+    AuditEvent,
+    BaseFile,
+    BaseModel,
+    Materialization,
+    Meta,
+    Recipe,
+    RecipeTerm,
+    TrainingRun,
+    Vector,
+    VectorTensor,
+    utcnow,
+)
+from registry.refs import Ref, check_alias, check_name
+from registry.store import VectorStore, chunk_rows
+from registry.tensor_io import DTYPE_NAMES, FLOATS, TAG_NAMES, SafetensorsFolder, to_f32
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("REGISTRY_ACTOR") or getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def vector_digest(tensor_digests: dict[str, str]) -> str:
+    text = "".join(f"{n}\0{d}\n" for n, d in sorted(tensor_digests.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Registry:
+    def __init__(self, config: Config, actor: str | None = None):
+        self.config = config
+        self.home = config.home
+        self.actor = actor or default_actor()
+        self.engine = dbmod.make_engine(config.db_url)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.store = VectorStore(config.store_url)
+        self.id = ""
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def init(cls, home: str | Path, db: str | None = None, store: str | None = None) -> Registry:
+        home = Path(home).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        if (home / "registry.toml").exists():
+            raise AlreadyExists(f"a registry already exists at {home}")
+        config = Config(home=home)
+        if db:
+            config.db = db
+        if store:
+            config.store = store
+        reg = cls(config)
+        dbmod.upgrade(reg.engine)
+        with reg.Session.begin() as s:
+            row = s.get(Meta, "registry_id")
+            if row is None:
+                reg.id = uuid.uuid4().hex
+                s.add(Meta(key="registry_id", value=reg.id))
+            else:  # joining a shared database: the store must be the one it uses
+                reg.id = row.value
+        if (Path(reg.store.url) / "zarr.json").exists():
+            reg.store.check(reg.id)
+        else:
+            reg.store.create(reg.id)
+        config.save()
+        reg._audit_now("init", str(home), {"db": config.db, "store": config.store})
+        return reg
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, actor: str | None = None) -> Registry:
+        home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
+        reg = cls(Config.load(home), actor)
+        reg.upgrade()
+        with reg.Session() as s:
+            row = s.get(Meta, "registry_id")
+        if row is None:
+            raise NotInitialized(f"database {reg.engine.url!r} holds no registry (run `registry init`)")
+        reg.id = row.value
+        reg.store.check(reg.id)
+        return reg
+
+    def upgrade(self) -> str:
+        """Apply pending migrations (cheap when there are none); returns the revision."""
+        try:
+            current = dbmod.current_revision(self.engine)
+        except Exception as e:
+            raise dbmod.DatabaseUnavailable(
+                f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
+                f"{str(e).splitlines()[0]}"
+            ) from None
+        head = dbmod.head_revision(self.engine)
+        if current != head:
+            dbmod.upgrade(self.engine)
+        return head
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- audit -----------------------------------------------------------------------------
+    def _audit(self, s: Session, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
+        s.add(AuditEvent(actor=self.actor, action=action, object=obj, details=details or {}))
+
+    def _audit_now(self, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
+        with self.Session.begin() as s:
+            self._audit(s, action, obj, details)
+
+    def log(self, obj: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+        with self.Session() as s:
+            q = select(AuditEvent).order_by(AuditEvent.id)
+            if obj:
+                q = q.where((AuditEvent.object == obj) | AuditEvent.object.like(f"{obj}@%"))
+            rows = list(s.scalars(q))
+        return rows[-limit:] if limit else rows
+
+    # -- bases -----------------------------------------------------------------------------
+    def add_base(self, name: str, source: str, revision: str | None = None) -> BaseModel:
+        check_name(name, "base name")
+        folder = Path(source).expanduser()
+        if not folder.exists():
+            folder = self._download(source, revision)
+        folder = folder.resolve()
+        info = inspect_folder(folder)
+        pins = {f: d for f, (d, _) in info.files.items()}
+        base = BaseModel(
+            name=name,
+            source=source,
+            revision=revision,
+            path=str(folder),
+            architecture=info.architecture,
+            model_type=info.model_type,
+            dtype=info.dtype,
+            param_count=info.param_count,
+            digest=vector_digest(pins),
+            files=[BaseFile(filename=f, sha256=d, size=n) for f, (d, n) in info.files.items()],
+        )
+
+        def write() -> BaseModel:
+            with self.Session.begin() as s:
+                if s.scalar(select(BaseModel.id).where(BaseModel.name == name)) is not None:
+                    raise AlreadyExists(f"base {name} already exists")
+                s.add(base)
+                self._audit(s, "base.add", name, {"source": source, "digest": base.digest})
+                s.flush()
+                return self._base(s, name)
+
+        return dbmod.retrying(write)
+
+    def _download(self, repo_id: str, revision: str | None) -> Path:
+        """A Hub repo id: fetch safetensors + config + tokenizer files through huggingface_hub."""
+        if "/" not in repo_id:
+            raise NotFound("base source", repo_id, "neither a local folder nor a Hub repo id")
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(
+                snapshot_download(
+                    repo_id,
+                    revision=revision,
+                    allow_patterns=[
+                        "*.safetensors",
+                        "*.json",
+                        "*.model",
+                        "*.txt",
+                        "*.jinja",
+                        "*.tiktoken",
+                    ],
+                )
+            )
+        except Exception as e:
+            raise NotFound("base source", repo_id, f"Hub download failed: {str(e).splitlines()[0]}") from None
+
+    def bases(self) -> list[BaseModel]:
+        with self.Session() as s:
+            return list(
+                s.scalars(select(BaseModel).options(selectinload(BaseModel.files)).order_by(BaseModel.name))
+            )
+
+    def base(self, name: str) -> BaseModel:
+        with self.Session() as s:
+            return self._base(s, name)
+
+    def _base(self, s: Session, name: str) -> BaseModel:
+        b = s.scalar(select(BaseModel).options(selectinload(BaseModel.files)).where(BaseModel.name == name))
+        if b is None:
+            raise NotFound("base", name)
+        return b
+
+    def checked_base(self, name: str) -> tuple[BaseModel, SafetensorsFolder]:
+        """The base with its pins re-verified: changed bytes are refused before any use."""
+        b = self.base(name)
+        check_pins(Path(b.path), {f.filename: f.sha256 for f in b.files}, b.name)
+        return b, SafetensorsFolder(b.path)
+
+    # -- vectors ---------------------------------------------------------------------------
+    def import_vector(
+        self, name: str, base: str, positive: str | Path, negative: str | Path | None = None
+    ) -> Vector:
+        """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block."""
+        check_name(name, "vector name")
+        b, base_w = self.checked_base(base)
+        sources: dict[str, Any] = {}
+        folders = []
+        for role, path in (("positive", positive), ("negative", negative)):
+            if path is None:
+                folders.append(base_w)
+                sources[role] = {"base": b.name, "digest": b.digest}
+                continue
+            path = Path(path).resolve()
+            w = SafetensorsFolder(path)
+            check_compatible(base_w, w, _arch(path), b.architecture)
+            folders.append(w)
+            sources[role] = {"path": str(path), "files": {f.name: _sha(f) for f in w.files}}
+        pos_w, neg_w = folders
+        run = self._start_run("import", b, name, sources=sources)
+        try:
+            return self._store_vector(
+                name,
+                b,
+                run,
+                base_w,
+                lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
+                {n: pos_w.spec(n).tag for n in base_w.names()},
+                (pos_w, neg_w),
+            )
+        except BaseException as e:
+            self._finish_run(run, "failed", error=str(e) or type(e).__name__)
+            raise
+
+    def _store_vector(
+        self,
+        name: str,
+        b: BaseModel,
+        run: TrainingRun,
+        base_w: SafetensorsFolder,
+        read_pair: Callable[[str, int, int], tuple[np.ndarray, np.ndarray]],
+        source_tags: dict[str, str],
+        sources: tuple[Any, Any],
+        check: Callable[[Vector], None] | None = None,
+    ) -> Vector:
+        """Write φ for every float tensor, then make it visible in one transaction."""
+        writer = self.store.writer()
+        lossless = True
+        try:
+            tensors = []
+            for tname in base_w.names():
+                spec = base_w.spec(tname)
+                if spec.tag not in FLOATS:
+                    continue
+                ptag, ntag = sources[0].spec(tname).tag, sources[1].spec(tname).tag
+
+                def blocks(tname=tname, spec=spec, ptag=ptag, ntag=ntag) -> Iterator[tuple[int, np.ndarray]]:
+                    nonlocal lossless
+                    rows = spec.shape[0] if spec.shape else 1
+                    step = chunk_rows(spec.shape)
+                    for a in range(0, rows, step):
+                        c = min(rows, a + step)
+                        p_raw, n_raw = read_pair(tname, a, c)
+                        p, m = to_f32(p_raw, ptag), to_f32(n_raw, ntag)
+                        for role, x in (("positive", p), ("negative", m)):
+                            if not np.isfinite(x).all():
+                                raise IncompatibleWeights(
+                                    f"{role} weights: tensor {tname} contains NaN or Inf"
+                                )
+                        d = p - m
+                        lossless = lossless and bool(np.array_equal(m + d, p))
+                        yield a, d
+
+                writer.add(tname, spec.shape, blocks())
+                tensors.append(
+                    VectorTensor(
+                        name=tname,
+                        shape=list(spec.shape),
+                        source_dtype=TAG_NAMES.get(source_tags[tname], source_tags[tname]),
+                        norm=writer.norms[tname],
+                        sha256=writer.digests[tname],
+                    )
+                )
+            norm = float(np.sqrt(sum(t.norm**2 for t in tensors)))
+            vec = Vector(
+                name=name,
+                version=0,
+                base_id=b.id,
+                run_id=run.id,
+                store_key=writer.key,
+                digest=vector_digest(writer.digests),
+                param_count=sum(int(np.prod(t.shape)) if t.shape else 1 for t in tensors),
+                norm=norm,
+                stored_bytes=self.store.nbytes(writer.key),
+                tensors=tensors,
+            )
+            if check is not None:
+                check(vec)
+
+            def commit() -> Vector:
+                with self.Session.begin() as s:
+                    latest = s.scalar(
+                        select(func.max(Vector.version)).where(Vector.base_id == b.id, Vector.name == name)
+                    )
+                    vec.version = (latest or 0) + 1
+                    s.add(vec)
+                    s.flush()
+                    r = s.get(TrainingRun, run.id)
+                    r.status, r.ended_at = "succeeded", utcnow()
+                    r.params = {**r.params, "lossless": lossless}
+                    self._audit(
+                        s,
+                        f"vector.{run.kind}",
+                        f"{name}@v{vec.version}",
+                        {"base": b.name, "digest": vec.digest, "run": run.id},
+                    )
+                    s.flush()
+                    return self._vector(s, Ref(name, vec.version), None, base_id=b.id)
+
+            return dbmod.retrying(commit)
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _start_run(self, kind: str, b: BaseModel, name: str, **fields: Any) -> TrainingRun:
+        import importlib.metadata as md
+
+        versions = {}
+        for lib in ("registry", "numpy", "zarr", "torch", "transformers", "trl"):
+            with contextlib.suppress(md.PackageNotFoundError):
+                versions[lib] = md.version("preference-registry" if lib == "registry" else lib)
+        run = TrainingRun(kind=kind, base_id=b.id, vector_name=name, library_versions=versions, **fields)
+
+        def write() -> TrainingRun:
+            with self.Session.begin() as s:
+                s.add(run)
+            return run
+
+        return dbmod.retrying(write)
+
+    def _finish_run(self, run: TrainingRun, status: str, error: str | None = None) -> None:
+        def write() -> None:
+            with self.Session.begin() as s:
+                r = s.get(TrainingRun, run.id)
+                r.status, r.ended_at, r.error = status, utcnow(), error
+
+        dbmod.retrying(write)
+
+    def vectors(self, base: str | None = None) -> list[Vector]:
+        with self.Session() as s:
+            q = select(Vector).options(selectinload(Vector.base), selectinload(Vector.run))
+            if base:
+                q = q.where(Vector.base_id == self._base(s, base).id)
+            return list(s.scalars(q.order_by(Vector.name, Vector.version)))
+
+    def vector(self, ref: str, base: str | None = None) -> Vector:
+        with self.Session() as s:
+            return self._vector(s, Ref.parse(ref, "vector reference"), base)
+
+    def _vector(self, s: Session, ref: Ref, base: str | None, base_id: int | None = None) -> Vector:
+        if ref.alias:
+            raise NotFound("vector", str(ref), "vectors are referenced as NAME or NAME@vN")
+        q = (
+            select(Vector)
+            .options(selectinload(Vector.base), selectinload(Vector.run), selectinload(Vector.tensors))
+            .where(Vector.name == ref.name)
+        )
+        if base_id is None and base:
+            base_id = self._base(s, base).id
+        if base_id is not None:
+            q = q.where(Vector.base_id == base_id)
+        if ref.version is not None:
+            q = q.where(Vector.version == ref.version)
+        rows = list(s.scalars(q.order_by(Vector.version.desc())))
+        if not rows:
+            hint = ""
+            if base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
+                hint = "it exists, but for another base"
+            raise NotFound("vector", str(ref), hint)
+        bases = {v.base_id for v in rows}
+        if len(bases) > 1:
+            raise RegistryError(f"vector {ref} exists for several bases; pass --base")
+        return rows[0]
+
+    # -- recipes ---------------------------------------------------------------------------
+    def add_recipe(self, source: str | Path | dict[str, Any]) -> tuple[Recipe, bool]:
+        """Add a recipe version; identical resolved content returns the existing one (False)."""
+        from registry.methods import get_method
+        from registry.recipe import content_digest, load_recipe_file, parse_recipe
+
+        spec = parse_recipe(source) if isinstance(source, dict) else load_recipe_file(source)
+        params = get_method(spec.method).validate_parameters(spec.parameters)
+
+        def write() -> tuple[Recipe, bool]:
+            with self.Session.begin() as s:
+                b = self._base(s, spec.base)
+                dtype = spec.dtype or b.dtype
+                terms = []
+                for i, t in enumerate(spec.terms):
+                    try:
+                        v = self._vector(s, Ref.parse(t.vector), None, base_id=b.id)
+                    except NotFound as e:
+                        raise InvalidRecipe(f"{spec.name}: terms.{i}.vector: {e}") from None
+                    terms.append((v, t.weight))
+                content = {
+                    "base": {"name": b.name, "digest": b.digest},
+                    "method": spec.method,
+                    "parameters": params,
+                    "dtype": dtype,
+                    "terms": [{"vector": v.ref, "digest": v.digest, "weight": w} for v, w in terms],
+                }
+                digest = content_digest(content)
+                existing = s.scalar(
+                    select(Recipe).where(Recipe.name == spec.name, Recipe.content_digest == digest)
+                )
+                if existing is not None:
+                    return self._recipe(s, Ref(spec.name, existing.version)), False
+                latest = s.scalar(select(func.max(Recipe.version)).where(Recipe.name == spec.name))
+                r = Recipe(
+                    name=spec.name,
+                    version=(latest or 0) + 1,
+                    base_id=b.id,
+                    method=spec.method,
+                    dtype=dtype,
+                    params=params,
+                    content_digest=digest,
+                    terms=[
+                        RecipeTerm(position=i, vector_id=v.id, weight=w) for i, (v, w) in enumerate(terms)
+                    ],
+                )
+                s.add(r)
+                s.flush()
+                self._audit(s, "recipe.add", r.ref, content)
+                return self._recipe(s, Ref(r.name, r.version)), True
+
+        return dbmod.retrying(write)
+
+    def recipes(self) -> list[Recipe]:
+        with self.Session() as s:
+            return list(s.scalars(_recipe_query().order_by(Recipe.name, Recipe.version)))
+
+    def recipe(self, ref: str) -> Recipe:
+        with self.Session() as s:
+            return self._recipe(s, Ref.parse(ref, "recipe reference"))
+
+    def _recipe(self, s: Session, ref: Ref) -> Recipe:
+        q = _recipe_query().where(Recipe.name == ref.name)
+        if ref.alias:
+            a = s.scalar(select(Alias).where(Alias.recipe_name == ref.name, Alias.alias == ref.alias))
+            if a is None:
+                raise NotFound("recipe alias", str(ref))
+            q = q.where(Recipe.id == a.recipe_id)
+        elif ref.version is not None:
+            q = q.where(Recipe.version == ref.version)
+        r = s.scalar(q.order_by(Recipe.version.desc()).limit(1))
+        if r is None:
+            raise NotFound("recipe", str(ref))
+        return r
+
+    def aliases(self, name: str | None = None) -> list[Alias]:
+        with self.Session() as s:
+            q = select(Alias).options(selectinload(Alias.recipe)).order_by(Alias.recipe_name, Alias.alias)
+            if name:
+                q = q.where(Alias.recipe_name == name)
+            return list(s.scalars(q))
+
+    def set_alias(self, ref: str, alias: str) -> Recipe:
+        check_alias(alias)
+        r_ref = Ref.parse(ref, "recipe reference")
+
+        def write() -> Recipe:
+            with self.Session.begin() as s:
+                r = self._recipe(s, r_ref)
+                a = s.scalar(select(Alias).where(Alias.recipe_name == r.name, Alias.alias == alias))
+                previous = None
+                if a is None:
+                    s.add(Alias(recipe_name=r.name, alias=alias, recipe_id=r.id))
+                else:
+                    previous = a.recipe.ref
+                    a.recipe_id = r.id
+                self._audit(s, "recipe.alias", f"{r.name}@{alias}", {"to": r.ref, "from": previous})
+                return r
+
+        return dbmod.retrying(write)
+
+    # -- materialize -----------------------------------------------------------------------
+    def materialize(
+        self,
+        ref: str,
+        out: str | Path,
+        force: bool = False,
+        on_bytes: Callable[[int], None] | None = None,
+        shard_bytes: int | None = None,
+    ) -> Materialization:
+        from registry.lockfile import build_card, build_lock
+        from registry.materialize import (
+            DEFAULT_SHARD_BYTES,
+            MergePlan,
+            files_to_copy,
+            output_digest,
+            prepare_out,
+            write_folder,
+        )
+        from registry.methods import get_method
+
+        out = Path(out).resolve()
+        prepare_out(out, force)
+        r = self.recipe(ref)
+        b, base_w = self.checked_base(r.base.name)
+        vectors = [self.store.open(t.vector.store_key) for t in r.terms]
+        method = get_method(r.method)(params=dict(r.params))
+        plan = MergePlan(
+            base=base_w,
+            vectors=vectors,
+            weights=[t.weight for t in r.terms],
+            method=method,
+            out_tag=DTYPE_NAMES[r.dtype],
+            copy_files=files_to_copy(Path(b.path), [f.filename for f in b.files]),
+            card=build_card(r, b),
+            lock=build_lock(r, b),
+            shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
+            on_bytes=on_bytes,
+        )
+        t0 = time.perf_counter()
+        files = write_folder(plan, out, force)
+        seconds = time.perf_counter() - t0
+        weights = {f: d for f, d in files.items() if f.endswith(".safetensors")}
+        m = Materialization(
+            recipe_id=r.id,
+            out_path=str(out),
+            output_digest=output_digest(weights),
+            inputs_digest=r.content_digest,
+            files=files,
+            seconds=seconds,
+        )
+
+        def write() -> Materialization:
+            with self.Session.begin() as s:
+                s.add(m)
+                self._audit(s, "materialize", r.ref, {"out": str(out), "output_digest": m.output_digest})
+            return m
+
+        m = dbmod.retrying(write)
+        m.recipe = r
+        return m
+
+    def materializations(self, ref: str | None = None) -> list[Materialization]:
+        with self.Session() as s:
+            q = (
+                select(Materialization)
+                .options(selectinload(Materialization.recipe))
+                .order_by(Materialization.id)
+            )
+            if ref:
+                q = q.where(Materialization.recipe_id == self._recipe(s, Ref.parse(ref)).id)
+            return list(s.scalars(q))
+
+    # -- verify ----------------------------------------------------------------------------
+    def verify(self, on_item: Callable[[str], None] | None = None) -> list[str]:
+        """Re-hash every pinned base file and every stored array; returns the problems."""
+        import hashlib as h
+
+        problems: list[str] = []
+        for b in self.bases():
+            try:
+                check_pins(Path(b.path), {f.filename: f.sha256 for f in b.files}, b.name)
+            except IntegrityError as e:
+                problems += [f"base {b.name}: {p}" for p in e.problems]
+            if on_item:
+                on_item(f"base {b.name}")
+        with self.Session() as s:
+            vecs = list(
+                s.scalars(select(Vector).options(selectinload(Vector.tensors), selectinload(Vector.base)))
+            )
+        for v in vecs:
+            label = f"vector {v.ref} (base {v.base.name})"
+            try:
+                data = self.store.open(v.store_key)
+            except IntegrityError as e:
+                problems.append(f"{label}: {e}")
+                continue
+            for t in v.tensors:
+                digest = h.sha256()
+                try:
+                    spec = data.spec(t.name)
+                    rows = spec.shape[0] if spec.shape else 1
+                    step = data.chunk_rows(t.name)
+                    for a in range(0, rows, step):
+                        digest.update(
+                            memoryview(
+                                np.ascontiguousarray(data.read_rows(t.name, a, min(rows, a + step)))
+                            ).cast("B")
+                        )
+                except IntegrityError as e:
+                    problems.append(
+                        f"{label}: array {t.name}: cannot be read ({str(e).split('(')[-1].rstrip(')')})"
+                    )
+                    continue
+                if digest.hexdigest() != t.sha256:
+                    problems.append(f"{label}: array {t.name}: sha256 mismatch")
+            if on_item:
+                on_item(label)
+        return problems
+
+    def orphans(self) -> list[str]:
+        with self.Session() as s:
+            used = set(s.scalars(select(Vector.store_key)))
+        return [k for k in self.store.group_keys() if k not in used]
+
+    # -- plugins ---------------------------------------------------------------------------
+    def plugins(self) -> list[dict[str, str]]:
+        from registry.plugins import discover
+
+        return [
+            {"name": p.name, "version": p.version, "description": p.description} for p in discover().values()
+        ]
+
+
+def _recipe_query():
+    return select(Recipe).options(
+        selectinload(Recipe.base),
+        selectinload(Recipe.terms).selectinload(RecipeTerm.vector).selectinload(Vector.base),
+    )
+
+
+def _arch(folder: Path) -> str:
+    from registry.basemodel import architecture_of
+
+    return architecture_of(read_config(folder))
+
+
+def _sha(path: Path) -> str:
+    from registry.tensor_io import sha256_file
+
+    return sha256_file(path)

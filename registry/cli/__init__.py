@@ -1,0 +1,51 @@
+"""`registry` command line: a thin click layer over `registry.Registry`.
+
+Only click is imported here; every command imports what it needs when it runs, so
+`registry --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from registry.cli.common import Context, RegistryGroup
+
+
+@click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="REGISTRY_HOME",
+    help="Registry folder (default: $REGISTRY_HOME, else the current directory).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on read commands.")
+@click.version_option(package_name="preference-registry")
+@click.pass_context
+def main(ctx: click.Context, home: str | None, as_json: bool) -> None:
+    """Registry for preference vectors: pinned bases, lossless vectors, reproducible merges.
+
+    \b
+    Example:
+      registry init
+      registry base add tiny ./tiny-model
+      registry vector import helpful --base tiny --positive ./tiny-dpo
+      registry recipe add recipe.yaml
+      registry materialize helpful-safe --out ./merged
+    """
+    ctx.obj = Context(home, as_json)
+
+
+def _register() -> None:
+    from registry.cli import base, ops, recipe, vector
+
+    for mod in (base, vector, recipe, ops):
+        for cmd in mod.COMMANDS:
+            main.add_command(cmd)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Top-level commands: init, materialize, verify, plugins, db."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import click
+
+from registry.cli.common import emit, pass_ctx, table
+
+
+@click.command("init")
+@click.option("--db", help="SQLAlchemy URL (default: sqlite:///registry.db under home).")
+@click.option("--store", help="Vector store location (default: vectors.zarr under home).")
+@pass_ctx
+def init(ctx, db: str | None, store: str | None) -> None:
+    """Create a registry (database schema through Alembic, and the vector store).
+
+    \b
+    Example:
+      registry --home ./reg init --db postgresql+psycopg://postgres@127.0.0.1/test
+    """
+    from registry.api import Registry
+    from registry.cli.common import home_path
+
+    reg = Registry.init(home_path(ctx), db=db, store=store)
+    emit(
+        ctx,
+        {"home": str(reg.home), "db": reg.config.db, "store": reg.config.store, "id": reg.id},
+        f"initialized registry {reg.id[:8]} at {reg.home}",
+    )
+
+
+@contextmanager
+def byte_progress(description: str, total: int):
+    """A rich progress bar on a terminal; silent otherwise (pipelines, tests)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as p:
+        task = p.add_task(description, total=total)
+        yield lambda n: p.advance(task, n)
+
+
+@click.command("materialize")
+@click.argument("ref")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (must be absent or empty).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output folder.")
+@click.option("--shard-size", default="2GB", show_default=True, help="Maximum safetensors shard size.")
+@pass_ctx
+def materialize(ctx, ref: str, out: str, force: bool, shard_size: str) -> None:
+    """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
+
+    \b
+    Example:
+      registry materialize helpful-safe@prod --out ./models/helpful-safe
+    """
+    from registry.views import materialization_view
+
+    reg = ctx.registry
+    r = reg.recipe(ref)
+    with byte_progress(f"materialize {r.ref}", _out_bytes(r)) as advance:
+        m = reg.materialize(ref, out, force=force, on_bytes=advance, shard_bytes=parse_size(shard_size))
+    emit(
+        ctx,
+        materialization_view(m),
+        f"materialized {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, {m.seconds:.2f}s)",
+    )
+
+
+def _out_bytes(r) -> int:
+    width = {"bfloat16": 2, "float16": 2, "float32": 4}[r.dtype]
+    return r.base.param_count * width
+
+
+def parse_size(text: str) -> int:
+    units = {
+        "": 1,
+        "B": 1,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+    }
+    t = text.strip().upper()
+    num = t.rstrip("KMGIB")
+    try:
+        value = float(num) * units[t[len(num) :]]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"not a size: {text!r} (e.g. 500MB, 2GB)") from None
+    if value < 1:
+        raise click.BadParameter("shard size must be positive")
+    return int(value)
+
+
+@click.command("verify")
+@pass_ctx
+def verify(ctx) -> None:
+    """Re-hash every pinned base file and every stored vector array."""
+    reg = ctx.registry
+    problems = reg.verify()
+    orphans = reg.orphans()
+    data = {"ok": not problems, "problems": problems, "orphans": orphans}
+    human = "\n".join(problems) if problems else "ok: every pinned file and stored array matches its digest"
+    if orphans:
+        human += f"\n{len(orphans)} unreferenced store group(s) (left by interrupted writes; `registry gc` removes them)"
+    emit(ctx, data, human)
+    if problems:
+        raise click.ClickException(f"verify found {len(problems)} problem(s)")
+
+
+@click.group("plugins")
+def plugins_group() -> None:
+    """Preference plugins (entry-point group `registry.plugins`)."""
+
+
+@plugins_group.command("list")
+@pass_ctx
+def plugins_list(ctx) -> None:
+    """List installed preference plugins."""
+    from registry.plugins import discover
+
+    rows = [{"name": p.name, "version": p.version, "description": p.description} for p in discover().values()]
+    emit(
+        ctx,
+        rows,
+        table(rows, ["name", "version", "description"]) if rows else "no plugins installed",
+    )
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx) -> None:
+    """Apply pending Alembic migrations (also done automatically on open)."""
+    rev = ctx.registry.upgrade()
+    emit(ctx, {"revision": rev}, f"database at revision {rev}")
+
+
+COMMANDS = [init, materialize, verify, plugins_group, db_group]

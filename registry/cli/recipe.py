@@ -1,0 +1,86 @@
+"""`registry recipe …`: named, immutable, versioned merge recipes."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx, table
+
+
+@click.group("recipe")
+def recipe_group() -> None:
+    """Merge recipes: a base, a method and weighted vector terms."""
+
+
+@recipe_group.command("add")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_ctx
+def add(ctx, file: str) -> None:
+    """Add a recipe version from a YAML FILE (identical content returns the existing version).
+
+    \b
+    Example recipe.yaml:
+      name: helpful-safe
+      base: tiny-llama
+      method: linear
+      terms:
+        - {vector: helpful, weight: 1.0}
+        - {vector: harmless@v2, weight: 0.5}
+    """
+    from registry.views import recipe_view
+
+    r, created = ctx.registry.add_recipe(file)
+    emit(
+        ctx,
+        {**recipe_view(r), "created": created},
+        f"{'added' if created else 'unchanged, already'} {r.ref}",
+    )
+
+
+@recipe_group.command("list")
+@pass_ctx
+def list_(ctx) -> None:
+    """List recipe versions and their aliases."""
+    from registry.views import recipe_view
+
+    reg = ctx.registry
+    aliases = reg.aliases()
+    rows = [recipe_view(r, aliases) for r in reg.recipes()]
+    for r in rows:
+        r["aliases"] = ",".join(r["aliases"])
+        r["terms"] = " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"])
+    emit(
+        ctx,
+        rows,
+        table(rows, ["ref", "base", "method", "dtype", "status", "aliases", "terms"])
+        if rows
+        else "no recipes",
+    )
+
+
+@recipe_group.command("show")
+@click.argument("ref")
+@pass_ctx
+def show(ctx, ref: str) -> None:
+    """Show one recipe version (NAME, NAME@vN or NAME@ALIAS)."""
+    import yaml
+
+    from registry.views import recipe_view
+
+    reg = ctx.registry
+    r = reg.recipe(ref)
+    v = recipe_view(r, reg.aliases(r.name))
+    emit(ctx, v, yaml.safe_dump(v, sort_keys=False).rstrip())
+
+
+@recipe_group.command("alias")
+@click.argument("ref")
+@click.argument("alias")
+@pass_ctx
+def alias(ctx, ref: str, alias: str) -> None:
+    """Point ALIAS (e.g. prod) at recipe version REF."""
+    r = ctx.registry.set_alias(ref, alias)
+    emit(ctx, {"alias": f"{r.name}@{alias}", "recipe": r.ref}, f"{r.name}@{alias} -> {r.ref}")
+
+
+COMMANDS = [recipe_group]

@@ -1,0 +1,86 @@
+"""`registry vector …`: import and inspect preference vectors."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx, table
+
+
+@click.group("vector")
+def vector_group() -> None:
+    """Preference vectors φ = θ+ − θ−, versioned per name and base."""
+
+
+@vector_group.command("import")
+@click.argument("name")
+@click.option("--base", "base", required=True, help="Registered base the vector belongs to.")
+@click.option(
+    "--positive",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="θ+ folder (safetensors).",
+)
+@click.option(
+    "--negative",
+    type=click.Path(exists=True, file_okay=False),
+    help="θ− folder (default: the base itself).",
+)
+@pass_ctx
+def import_(ctx, name: str, base: str, positive: str, negative: str | None) -> None:
+    """Import φ = θ+ − θ− from fine-tunes made elsewhere.
+
+    \b
+    Example:
+      registry vector import helpful --base tiny --positive ./dpo-plus --negative ./dpo-minus
+    """
+    from registry.views import vector_view
+
+    v = ctx.registry.import_vector(name, base, positive, negative)
+    d = vector_view(v)
+    emit(
+        ctx,
+        d,
+        f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param",
+    )
+
+
+@vector_group.command("list")
+@click.option("--base", help="Only vectors of this base.")
+@pass_ctx
+def list_(ctx, base: str | None) -> None:
+    """List vectors."""
+    from registry.views import vector_view
+
+    rows = [vector_view(v) for v in ctx.registry.vectors(base)]
+    for r in rows:
+        r["norm"] = f"{r['norm']:.4g}"
+    emit(
+        ctx,
+        rows,
+        table(rows, ["ref", "base", "status", "norm", "param_count", "digest"]) if rows else "no vectors",
+    )
+
+
+@vector_group.command("show")
+@click.argument("ref")
+@click.option("--base", help="Disambiguates a name used with several bases.")
+@pass_ctx
+def show(ctx, ref: str, base: str | None) -> None:
+    """Show a vector (NAME or NAME@vN), its lineage and interference."""
+    from registry.views import vector_view
+
+    v = vector_view(ctx.registry.vector(ref, base), detail=True)
+    lines = [
+        f"{k}: {v[k]}" for k in ("ref", "base", "status", "digest", "param_count", "norm", "stored_bytes")
+    ]
+    run = v["lineage"] or {}
+    lines.append(
+        f"lineage: {run.get('kind')} run {run.get('id')} ({run.get('status')}), plugin {run.get('plugin')}, seed {run.get('seed')}"
+    )
+    for other, info in (v["interference"] or {}).get("cosines", {}).items():
+        lines.append(f"cosine with {other}: {info['global']:+.4f}")
+    emit(ctx, v, "\n".join(lines))
+
+
+COMMANDS = [vector_group]

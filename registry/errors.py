@@ -1,0 +1,65 @@
+"""Every error the library raises; the CLI turns them into one-line messages."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base class: a message meant for a person, one line."""
+
+
+class NotFound(RegistryError, LookupError):
+    def __init__(self, kind: str, ref: str, hint: str = ""):
+        self.kind, self.ref = kind, ref
+        super().__init__(f"{kind} not found: {ref}" + (f" ({hint})" if hint else ""))
+
+
+class AlreadyExists(RegistryError):
+    pass
+
+
+class InvalidName(RegistryError, ValueError):
+    pass
+
+
+class InvalidRecipe(RegistryError, ValueError):
+    pass
+
+
+class IncompatibleWeights(RegistryError, ValueError):
+    """Tensor names, shapes or architecture differ from the base."""
+
+
+class UnsafeWeights(RegistryError):
+    """Pickle-based weight files: refused, never loaded."""
+
+
+class IntegrityError(RegistryError):
+    """Stored bytes or pinned files no longer match their recorded digests."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or []
+        super().__init__(message)
+
+
+class NotInitialized(RegistryError):
+    pass
+
+
+class DatabaseUnavailable(RegistryError):
+    pass
+
+
+class PluginError(RegistryError):
+    pass
+
+
+class InterferenceRefused(RegistryError):
+    pass
+
+
+class OutputExists(RegistryError, FileExistsError):
+    pass
+
+
+class TrainingFailed(RegistryError):
+    pass

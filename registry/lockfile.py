@@ -1,0 +1,77 @@
+"""The model card and `registry-lock.json` of a materialized folder.
+
+Both are pure functions of the recipe and the base (no clock, no paths), so re-running a
+recipe reproduces the folder byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry import __version__
+from registry.models import BaseModel, Recipe
+
+LOCK_VERSION = 1
+
+
+def build_lock(r: Recipe, b: BaseModel) -> dict[str, Any]:
+    return {
+        "lock_version": LOCK_VERSION,
+        "generator": f"registry {__version__}",
+        "recipe": {
+            "name": r.name,
+            "version": r.version,
+            "method": r.method,
+            "parameters": r.params,
+            "dtype": r.dtype,
+            "content_digest": r.content_digest,
+            "terms": [
+                {
+                    "vector": t.vector.name,
+                    "version": t.vector.version,
+                    "weight": t.weight,
+                    "digest": t.vector.digest,
+                }
+                for t in r.terms
+            ],
+        },
+        "base": {
+            "name": b.name,
+            "source": b.source,
+            "revision": b.revision,
+            "architecture": b.architecture,
+            "digest": b.digest,
+            "files": {f.filename: f.sha256 for f in b.files},
+        },
+    }
+
+
+def build_card(r: Recipe, b: BaseModel) -> str:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
+    data = ModelCardData(
+        base_model=base_model,
+        base_model_relation="merge",
+        tags=["preference-vectors", "merge", f"method-{r.method}"],
+    )
+    rows = "\n".join(
+        f"| {t.vector.name} | v{t.vector.version} | {t.weight:+g} | `{t.vector.digest[:16]}` |"
+        for t in r.terms
+    )
+    body = f"""
+# {r.name} v{r.version}
+
+Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (method `{r.method}`).
+
+- Base: **{b.name}** ({b.architecture}), digest `{b.digest}`
+- Output dtype: `{r.dtype}`
+- Recipe digest: `{r.content_digest}`
+
+| vector | version | weight η | digest |
+|---|---|---|---|
+{rows}
+
+`registry-lock.json` lists every input and output digest; `registry verify --lock` re-checks it.
+"""
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))

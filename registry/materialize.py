@@ -1,0 +1,142 @@
+"""Writing θ = merge(θbase, φ…) as a loadable Hugging Face folder, deterministically.
+
+Tensors stream one row block at a time (aligned with the store's chunks), so memory stays
+flat whatever the model size. Everything is written into a temporary sibling folder and
+renamed into place only when complete: the output is either absent or whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry.basemodel import NOT_COPIED
+from registry.errors import OutputExists
+from registry.methods import MergeMethod
+from registry.store import StoredVector, chunk_rows
+from registry.tensor_io import (
+    FLOATS,
+    SafetensorsFolder,
+    TensorSpec,
+    from_f32,
+    sha256_file,
+    to_f32,
+    write_sharded,
+)
+
+DEFAULT_SHARD_BYTES = 2 << 30
+LOCK_NAME = "registry-lock.json"
+
+
+@dataclass
+class MergePlan:
+    base: SafetensorsFolder
+    vectors: list[StoredVector]
+    weights: list[float]
+    method: MergeMethod
+    out_tag: str
+    copy_files: list[Path]
+    card: str
+    lock: dict[str, Any]
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    on_bytes: Callable[[int], None] | None = None
+    vector_names: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vector_names = set(self.vectors[0].group.array_keys()) if self.vectors else set()
+
+    def out_specs(self) -> list[TensorSpec]:
+        out = []
+        for n in self.base.names():
+            s = self.base.spec(n)
+            out.append(TensorSpec(n, self.out_tag if s.tag in FLOATS else s.tag, s.shape))
+        return out
+
+    def blocks(self, out: TensorSpec) -> Iterator[np.ndarray]:
+        src = self.base.spec(out.name)
+        rows = src.shape[0] if src.shape else 1
+        merged = out.name in self.vector_names
+        if not merged and src.tag == out.tag:
+            for a, b in src.row_blocks():
+                yield self.base.read_rows(out.name, a, b)
+            return
+        step = chunk_rows(src.shape) if merged and self.method.blockwise else rows
+        for a in range(0, rows, step):
+            b = min(rows, a + step)
+            base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
+            if merged:
+                deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
+                base = self.method.merge(out.name, base, deltas, self.weights)
+            yield from_f32(base, out.tag)
+
+
+def output_digest(files: dict[str, str]) -> str:
+    """One digest for a folder: sha256 over its sorted (file, sha256) pairs."""
+    text = "".join(f"{name}\0{digest}\n" for name, digest in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")
+
+
+def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, str]:
+    """Write the whole folder; return sha256 of every file in it except the lock."""
+    out = out.resolve()
+    prepare_out(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        files = write_sharded(tmp, plan.out_specs(), plan.blocks, plan.shard_bytes, plan.on_bytes)
+        for src in plan.copy_files:
+            shutil.copyfile(src, tmp / src.name)
+        (tmp / "README.md").write_text(plan.card)
+        for p in sorted(tmp.iterdir()):
+            if p.name not in files:
+                files[p.name] = sha256_file(p)
+        lock = {
+            **plan.lock,
+            "files": dict(sorted(files.items())),
+            "output_digest": output_digest(files),
+        }
+        (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return files
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+    os.rename(tmp, out)
+    _fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def files_to_copy(base_folder: Path, pinned: list[str]) -> list[Path]:
+    return [base_folder / f for f in sorted(pinned) if f not in NOT_COPIED and not f.endswith(".safetensors")]

@@ -1,0 +1,17 @@
+"""Task arithmetic, the paper's method: θ = θbase + Σ ηᵢ·φᵢ, accumulated in float32."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from registry.methods import MergeMethod
+
+
+class Linear(MergeMethod):
+    name = "linear"
+
+    def merge(self, name, base, deltas, weights):
+        acc = np.array(base, dtype=np.float32, copy=True)
+        for delta, w in zip(deltas, weights, strict=True):
+            acc += np.float32(w) * delta
+        return acc

@@ -1,0 +1,183 @@
+"""Database schema (SQLAlchemy 2 declarative). Alembic migrations in migrations/ mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Meta(Base):
+    """Key/value facts about this registry (its id, which the store must carry too)."""
+
+    __tablename__ = "registry_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class BaseModel(Base):
+    __tablename__ = "base_models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(String(128))
+    path: Mapped[str] = mapped_column(Text)
+    architecture: Mapped[str] = mapped_column(String(128))
+    model_type: Mapped[str | None] = mapped_column(String(64))
+    dtype: Mapped[str] = mapped_column(String(16))
+    param_count: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    files: Mapped[list[BaseFile]] = relationship(
+        back_populates="base", cascade="all, delete-orphan", order_by="BaseFile.filename"
+    )
+
+
+class BaseFile(Base):
+    __tablename__ = "base_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    base: Mapped[BaseModel] = relationship(back_populates="files")
+    __table_args__ = (UniqueConstraint("base_id", "filename"),)
+
+
+class TrainingRun(Base):
+    """Lineage of a vector: an import is a run too (its sources and their digests)."""
+
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # import | dpo
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id"), index=True)
+    vector_name: Mapped[str] = mapped_column(String(128))
+    plugin: Mapped[str | None] = mapped_column(String(128))
+    plugin_version: Mapped[str | None] = mapped_column(String(64))
+    dataset_digest: Mapped[str | None] = mapped_column(String(64))
+    dataset_size: Mapped[int | None]
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int | None]
+    sources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    library_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+
+class Vector(Base):
+    __tablename__ = "vectors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int]
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"))
+    store_key: Mapped[str] = mapped_column(String(64), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    param_count: Mapped[int] = mapped_column(BigInteger)
+    norm: Mapped[float] = mapped_column(Float)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    interference: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    base: Mapped[BaseModel] = relationship()
+    run: Mapped[TrainingRun | None] = relationship()
+    tensors: Mapped[list[VectorTensor]] = relationship(
+        back_populates="vector", cascade="all, delete-orphan", order_by="VectorTensor.name"
+    )
+    __table_args__ = (UniqueConstraint("base_id", "name", "version"),)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class VectorTensor(Base):
+    __tablename__ = "vector_tensors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vector_id: Mapped[int] = mapped_column(ForeignKey("vectors.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    shape: Mapped[list[Any]] = mapped_column()
+    source_dtype: Mapped[str] = mapped_column(String(16))
+    norm: Mapped[float] = mapped_column(Float)
+    sha256: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[Vector] = relationship(back_populates="tensors")
+
+
+class Recipe(Base):
+    __tablename__ = "recipes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int]
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id"))
+    method: Mapped[str] = mapped_column(String(32))
+    dtype: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    base: Mapped[BaseModel] = relationship()
+    terms: Mapped[list[RecipeTerm]] = relationship(
+        back_populates="recipe", cascade="all, delete-orphan", order_by="RecipeTerm.position"
+    )
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class RecipeTerm(Base):
+    __tablename__ = "recipe_terms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe_id: Mapped[int] = mapped_column(ForeignKey("recipes.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    vector_id: Mapped[int] = mapped_column(ForeignKey("vectors.id"))
+    weight: Mapped[float] = mapped_column(Float)
+    recipe: Mapped[Recipe] = relationship(back_populates="terms")
+    vector: Mapped[Vector] = relationship()
+
+
+class Alias(Base):
+    __tablename__ = "recipe_aliases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe_name: Mapped[str] = mapped_column(String(128))
+    alias: Mapped[str] = mapped_column(String(128))
+    recipe_id: Mapped[int] = mapped_column(ForeignKey("recipes.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    recipe: Mapped[Recipe] = relationship()
+    __table_args__ = (UniqueConstraint("recipe_name", "alias"),)
+
+
+class Materialization(Base):
+    __tablename__ = "materializations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe_id: Mapped[int] = mapped_column(ForeignKey("recipes.id"), index=True)
+    out_path: Mapped[str] = mapped_column(Text)
+    output_digest: Mapped[str] = mapped_column(String(64))
+    inputs_digest: Mapped[str] = mapped_column(String(64))
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recipe: Mapped[Recipe] = relationship()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str] = mapped_column(String(512), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
