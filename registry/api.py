@@ -254,20 +254,17 @@ class Registry:
             folders.append(w)
             sources[role] = {"path": str(path), "files": {f.name: _sha(f) for f in w.files}}
         pos_w, neg_w = folders
-        run = self._start_run("import", b, name, sources=sources)
-        try:
-            return self._store_vector(
-                name,
-                b,
-                run,
-                base_w,
-                lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
-                {n: pos_w.spec(n).tag for n in base_w.names()},
-                (pos_w, neg_w),
-            )
-        except BaseException as e:
-            self._finish_run(run, "failed", error=str(e) or type(e).__name__)
-            raise
+        # an import's run is committed together with its vector: a refused import leaves no trace
+        run = self._new_run("import", b, name, sources=sources)
+        return self._store_vector(
+            name,
+            b,
+            run,
+            base_w,
+            lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
+            {n: pos_w.spec(n).tag for n in base_w.names()},
+            (pos_w, neg_w),
+        )
 
     def _store_vector(
         self,
@@ -323,7 +320,6 @@ class Registry:
                 name=name,
                 version=0,
                 base_id=b.id,
-                run_id=run.id,
                 store_key=writer.key,
                 digest=vector_digest(writer.digests),
                 param_count=sum(int(np.prod(t.shape)) if t.shape else 1 for t in tensors),
@@ -340,16 +336,19 @@ class Registry:
                         select(func.max(Vector.version)).where(Vector.base_id == b.id, Vector.name == name)
                     )
                     vec.version = (latest or 0) + 1
+                    r = s.get(TrainingRun, run.id) if run.id is not None else run
+                    s.add(r)
+                    s.flush()
+                    vec.run_id = r.id
                     s.add(vec)
                     s.flush()
-                    r = s.get(TrainingRun, run.id)
                     r.status, r.ended_at = "succeeded", utcnow()
                     r.params = {**r.params, "lossless": lossless}
                     self._audit(
                         s,
                         f"vector.{run.kind}",
                         f"{name}@v{vec.version}",
-                        {"base": b.name, "digest": vec.digest, "run": run.id},
+                        {"base": b.name, "digest": vec.digest, "run": r.id},
                     )
                     s.flush()
                     return self._vector(s, Ref(name, vec.version), None, base_id=b.id)
@@ -360,13 +359,8 @@ class Registry:
             raise
 
     def _start_run(self, kind: str, b: BaseModel, name: str, **fields: Any) -> TrainingRun:
-        import importlib.metadata as md
-
-        versions = {}
-        for lib in ("registry", "numpy", "zarr", "torch", "transformers", "trl"):
-            with contextlib.suppress(md.PackageNotFoundError):
-                versions[lib] = md.version("preference-registry" if lib == "registry" else lib)
-        run = TrainingRun(kind=kind, base_id=b.id, vector_name=name, library_versions=versions, **fields)
+        """Record a run as `running` now, so a crash or failure stays visible in the lineage."""
+        run = self._new_run(kind, b, name, **fields)
 
         def write() -> TrainingRun:
             with self.Session.begin() as s:
@@ -374,6 +368,16 @@ class Registry:
             return run
 
         return dbmod.retrying(write)
+
+    def _new_run(self, kind: str, b: BaseModel, name: str, **fields: Any) -> TrainingRun:
+        import importlib.metadata as md
+
+        versions = {}
+        for lib in ("registry", "numpy", "zarr", "torch", "transformers", "trl"):
+            with contextlib.suppress(md.PackageNotFoundError):
+                versions[lib] = md.version("preference-registry" if lib == "registry" else lib)
+        fields.setdefault("params", {})
+        return TrainingRun(kind=kind, base_id=b.id, vector_name=name, library_versions=versions, **fields)
 
     def _finish_run(self, run: TrainingRun, status: str, error: str | None = None) -> None:
         def write() -> None:

@@ -25,6 +25,7 @@ from registry.methods import MergeMethod
 from registry.store import StoredVector, chunk_rows
 from registry.tensor_io import (
     FLOATS,
+    TAG_NAMES,
     SafetensorsFolder,
     TensorSpec,
     from_f32,
@@ -100,7 +101,10 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
     try:
         files = write_sharded(tmp, plan.out_specs(), plan.blocks, plan.shard_bytes, plan.on_bytes)
         for src in plan.copy_files:
-            shutil.copyfile(src, tmp / src.name)
+            if src.name == "config.json":
+                (tmp / src.name).write_text(config_with_dtype(src, TAG_NAMES[plan.out_tag]))
+            else:
+                shutil.copyfile(src, tmp / src.name)
         (tmp / "README.md").write_text(plan.card)
         for p in sorted(tmp.iterdir()):
             if p.name not in files:
@@ -140,3 +144,12 @@ def _fsync_dir(path: Path) -> None:
 
 def files_to_copy(base_folder: Path, pinned: list[str]) -> list[Path]:
     return [base_folder / f for f in sorted(pinned) if f not in NOT_COPIED and not f.endswith(".safetensors")]
+
+
+def config_with_dtype(path: Path, dtype: str) -> str:
+    """The base's config.json with its dtype set to the output's, so loaders pick it up."""
+    config = json.loads(path.read_text())
+    keys = [k for k in ("dtype", "torch_dtype") if k in config] or ["torch_dtype"]
+    for k in keys:
+        config[k] = dtype
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"

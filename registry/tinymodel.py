@@ -103,3 +103,22 @@ def perturbed_copy(base: str | Path, out: str | Path, seed: int, scale: float = 
                 moved[name] = t
         save_file(moved, out / f.name, metadata={"format": "pt"})
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m registry.tinymodel DIR`: a base and three fine-tune-like variants, offline."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("folder", type=Path)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    args = p.parse_args(argv)
+    base = build_tiny_llama(args.folder / "base", hidden=args.hidden, layers=args.layers)
+    for i, name in enumerate(("plus", "minus", "plus2"), start=1):
+        perturbed_copy(base, args.folder / name, seed=i)
+    print(f"tiny base and variants plus, minus, plus2 in {args.folder}")
+
+
+if __name__ == "__main__":
+    main()

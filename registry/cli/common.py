@@ -53,10 +53,11 @@ def emit(ctx: Context, data: Any, human: str | None = None) -> None:
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> str:
     from io import StringIO
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, show_edge=False, header_style="bold")
+    t = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold")
     for c in columns:
         t.add_column(c)
     for r in rows:

@@ -1,0 +1,119 @@
+"""Shared fixtures: tiny local models (built once), and a registry per test on each backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN = os.environ.get("REGISTRY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    """None if a PostgreSQL server answers, else the reason to skip."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        psycopg.connect(PG_ADMIN.replace("+psycopg", ""), connect_timeout=3).close()
+    except Exception as e:
+        return f"no PostgreSQL server answers at {PG_ADMIN}: {str(e).splitlines()[0]}"
+    return None
+
+
+PG_SKIP = _pg_available()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """base, two fine-tune-like variants, a model of another shape, a variant with a NaN."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from registry.tinymodel import build_tiny_llama, perturbed_copy
+
+    root = tmp_path_factory.mktemp("models")
+    base = build_tiny_llama(root / "base", seed=0)
+    out = {
+        "base": base,
+        "plus": perturbed_copy(base, root / "plus", seed=1),
+        "minus": perturbed_copy(base, root / "minus", seed=2),
+        "plus2": perturbed_copy(base, root / "plus2", seed=3),
+        "wide": build_tiny_llama(root / "wide", seed=0, hidden=96),
+        "other_base": build_tiny_llama(root / "other_base", seed=5),
+    }
+    nan = perturbed_copy(base, root / "nan", seed=4)
+    tensors = load_file(nan / "model.safetensors")
+    w = tensors["model.layers.1.mlp.up_proj.weight"].clone()
+    w[3, 5] = float("nan")
+    tensors["model.layers.1.mlp.up_proj.weight"] = w
+    save_file(tensors, nan / "model.safetensors", metadata={"format": "pt"})
+    out["nan"] = nan
+    pickled = root / "pickled"
+    shutil.copytree(out["plus"], pickled)
+    torch.save({"x": torch.zeros(1)}, pickled / "pytorch_model.bin")
+    out["pickled"] = pickled
+    return out
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'home' / 'registry.db'}"
+        return
+    if PG_SKIP:
+        pytest.skip(PG_SKIP)
+    import psycopg
+
+    name = f"reg_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    h = tmp_path / "home"
+    h.mkdir(exist_ok=True)
+    monkeypatch.setenv("REGISTRY_HOME", str(h))
+    monkeypatch.setenv("REGISTRY_ACTOR", "tester")
+    return h
+
+
+@pytest.fixture
+def reg(home, db_url):
+    from registry import Registry
+
+    r = Registry.init(home, db=db_url)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def loaded(reg, models):
+    """A registry with base `tiny` and vectors helpful (θ+ vs base) and harmless (θ+2 vs θ−)."""
+    reg.add_base("tiny", str(models["base"]))
+    reg.import_vector("helpful", "tiny", models["plus"])
+    reg.import_vector("harmless", "tiny", models["plus2"], models["minus"])
+    return reg
+
+
+@pytest.fixture
+def cli(home):
+    """Run the CLI in-process: returns (exit_code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
