@@ -148,7 +148,7 @@ def test_bad_input_is_refused_cleanly(setup, models, cli, tmp_path, case):
     fill = {"recipe": recipe, "out": out_parent / "o", **{k: v for k, v in models.items()}}
     args = [a.format(**fill) for a in args]
     before = snapshot(reg, out_parent)
-    code, out, err = cli(*args)
+    code, _out, err = cli(*args)
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -169,7 +169,8 @@ def test_changed_base_is_refused(loaded, models, tmp_path):
     data[-3] ^= 0x10
     (copy / "model.safetensors").write_bytes(data)
     with pytest.raises(
-        IntegrityError, match="base mutable .* no longer matches its pins: model.safetensors sha256 mismatch"
+        IntegrityError,
+        match=r"base mutable .* no longer matches its pins: model\.safetensors sha256 mismatch",
     ):
         loaded.import_vector("x", "mutable", models["plus"])
     assert any("base mutable: model.safetensors sha256 mismatch" in p for p in loaded.verify())
