@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -23,14 +23,16 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from registry import db as dbmod
 from registry.basemodel import check_compatible, check_pins, inspect_folder, read_config
-from registry.config import Config
+from registry.config import Config, InterferencePolicy
 from registry.errors import (
     AlreadyExists,
     IncompatibleWeights,
     IntegrityError,
+    InterferenceRefused,
     InvalidRecipe,
     NotFound,
     NotInitialized,
+    PluginError,
     RegistryError,
 )
 from registry.models import (
@@ -50,6 +52,9 @@ from registry.models import (
 from registry.refs import Ref, check_alias, check_name
 from registry.store import VectorStore, chunk_rows
 from registry.tensor_io import DTYPE_NAMES, FLOATS, TAG_NAMES, SafetensorsFolder, to_f32
+
+if TYPE_CHECKING:
+    from registry.training import TrainingOptions
 
 
 def default_actor() -> str:
@@ -236,7 +241,12 @@ class Registry:
 
     # -- vectors ---------------------------------------------------------------------------
     def import_vector(
-        self, name: str, base: str, positive: str | Path, negative: str | Path | None = None
+        self,
+        name: str,
+        base: str,
+        positive: str | Path,
+        negative: str | Path | None = None,
+        policy: InterferencePolicy | None = None,
     ) -> Vector:
         """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block."""
         check_name(name, "vector name")
@@ -264,6 +274,7 @@ class Registry:
             lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
             {n: pos_w.spec(n).tag for n in base_w.names()},
             (pos_w, neg_w),
+            policy,
         )
 
     def _store_vector(
@@ -275,7 +286,7 @@ class Registry:
         read_pair: Callable[[str, int, int], tuple[np.ndarray, np.ndarray]],
         source_tags: dict[str, str],
         sources: tuple[Any, Any],
-        check: Callable[[Vector], None] | None = None,
+        policy: InterferencePolicy | None = None,
     ) -> Vector:
         """Write φ for every float tensor, then make it visible in one transaction."""
         writer = self.store.writer()
@@ -327,8 +338,7 @@ class Registry:
                 stored_bytes=self.store.nbytes(writer.key),
                 tensors=tensors,
             )
-            if check is not None:
-                check(vec)
+            self._check_interference(b, vec, policy)
 
             def commit() -> Vector:
                 with self.Session.begin() as s:
@@ -422,6 +432,167 @@ class Registry:
         if len(bases) > 1:
             raise RegistryError(f"vector {ref} exists for several bases; pass --base")
         return rows[0]
+
+    # -- training --------------------------------------------------------------------------
+    def add_preference(
+        self,
+        plugin: str,
+        base: str,
+        name: str | None = None,
+        seed: int = 0,
+        options: TrainingOptions | None = None,
+        plugin_options: dict[str, Any] | None = None,
+        policy: InterferencePolicy | None = None,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> Vector:
+        """Train θ+ (DPO) and θ− (labels switched) from a pinned base; store φ = θ+ − θ−."""
+        import shutil
+        import tempfile
+
+        from registry.plugins import load
+        from registry.training import TrainingOptions, check_pairs, dataset_digest, scratch_dir, train_dpo
+
+        options = options or TrainingOptions()
+        plugin_options = plugin_options or {}
+        p = load(plugin)
+        name = check_name(name or p.name, "vector name")
+        b, _ = self.checked_base(base)
+        try:
+            pairs = list(p.pairs(**plugin_options))
+        except RegistryError:
+            raise
+        except Exception as e:
+            raise PluginError(f"plugin {plugin} failed to supply pairs: {type(e).__name__}: {e}") from e
+        check_pairs(pairs, plugin)
+        run = self._start_run(
+            "dpo",
+            b,
+            name,
+            plugin=p.name,
+            plugin_version=p.version,
+            dataset_digest=dataset_digest(pairs),
+            dataset_size=len(pairs),
+            params={**options.as_dict(), "plugin_options": plugin_options},
+            seed=seed,
+            sources={"base": b.name, "base_digest": b.digest},
+        )
+        work = Path(tempfile.mkdtemp(prefix=f"run{run.id}-", dir=scratch_dir(self.home)))
+        try:
+            log(f"run {run.id}: θ+ ({p.name}: chosen preferred)")
+            plus = train_dpo(Path(b.path), pairs, options, seed, work / "plus", log)
+            log(f"run {run.id}: θ− (labels switched)")
+            minus = train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus", log)
+            _, base_w = self.checked_base(base)  # the base must not have changed during training
+            pos_w, neg_w = SafetensorsFolder(plus), SafetensorsFolder(minus)
+            for w in (pos_w, neg_w):
+                check_compatible(base_w, w, _arch(w.folder), b.architecture)
+            log(f"run {run.id}: extracting φ = θ+ − θ−")
+            return self._store_vector(
+                name,
+                b,
+                run,
+                base_w,
+                lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
+                {n: pos_w.spec(n).tag for n in base_w.names()},
+                (pos_w, neg_w),
+                policy,
+            )
+        except BaseException as e:
+            self._finish_run(run, "failed", error=f"{type(e).__name__}: {e}".rstrip(": "))
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # -- interference ----------------------------------------------------------------------
+    def _check_interference(self, b: BaseModel, vec: Vector, policy: InterferencePolicy | None) -> None:
+        from registry.interference import gram, summary
+
+        policy = policy or self.config.interference
+        others = [v for v in self.vectors(b.name)]
+        if not others or policy.action == "off":
+            vec.interference = {"cosines": {}, "policy": policy.action, "threshold": policy.threshold}
+            return
+        shapes = {t.name: tuple(t.shape) for t in vec.tensors}
+        data = [self.store.open(vec.store_key)] + [self.store.open(o.store_key) for o in others]
+        g = gram(data, ["new"] + [o.ref for o in others], shapes)
+        cosines = {o.ref: summary(g, 0, i + 1) for i, o in enumerate(others)}
+        worst = max(cosines.items(), key=lambda kv: abs(kv[1]["global"]))
+        vec.interference = {
+            "cosines": cosines,
+            "max_abs_cosine": abs(worst[1]["global"]),
+            "most_similar": worst[0],
+            "policy": policy.action,
+            "threshold": policy.threshold,
+        }
+        if abs(worst[1]["global"]) > policy.threshold:
+            message = (
+                f"vector {vec.name} interferes with {worst[0]}: |cosine| {abs(worst[1]['global']):.4f} "
+                f"> threshold {policy.threshold}"
+            )
+            if policy.action == "refuse":
+                raise InterferenceRefused(message + " (policy: refuse)")
+            vec.interference["warning"] = message
+
+    def interference(self, base: str | None = None) -> tuple[list[Vector], Any]:
+        """All vectors of a base and their Gram data (one streaming pass over the store)."""
+        from registry.interference import gram
+
+        if base is None:
+            bases = self.bases()
+            if len(bases) != 1:
+                raise RegistryError(f"{len(bases)} bases registered; pass --base")
+            base = bases[0].name
+        with self.Session() as s:
+            b = self._base(s, base)
+            vecs = list(
+                s.scalars(
+                    select(Vector)
+                    .options(selectinload(Vector.tensors), selectinload(Vector.base))
+                    .where(Vector.base_id == b.id)
+                    .order_by(Vector.name, Vector.version)
+                )
+            )
+        if not vecs:
+            raise NotFound("vectors of base", base)
+        shapes = {t.name: tuple(t.shape) for t in vecs[0].tensors}
+        return vecs, gram([self.store.open(v.store_key) for v in vecs], [v.ref for v in vecs], shapes)
+
+    def compare(self, a: str, b: str, base: str | None = None) -> dict[str, Any]:
+        from registry.interference import gram, summary
+
+        va, vb = self.vector(a, base), self.vector(b, base)
+        if va.base_id != vb.base_id:
+            raise IncompatibleWeights(f"{va.ref} and {vb.ref} belong to different bases")
+        shapes = {t.name: tuple(t.shape) for t in va.tensors}
+        g = gram([self.store.open(va.store_key), self.store.open(vb.store_key)], [va.ref, vb.ref], shapes)
+        return {"a": va.ref, "b": vb.ref, "base": va.base.name, **summary(g, 0, 1)}
+
+    def merged_state(
+        self, base: str, terms: list[tuple[str, float]], method: str = "linear", params: dict | None = None
+    ):
+        """θ in memory (float32 torch tensors) for evaluation and sweeps: no folder written."""
+        import torch
+
+        from registry.methods import get_method
+
+        _b, base_w = self.checked_base(base)
+        vecs = [self.vector(ref, base) for ref, _ in terms]
+        data = [self.store.open(v.store_key) for v in vecs]
+        m = get_method(method)(params=dict(params or {}))
+        names = set(data[0].group.array_keys()) if data else set()
+        state = {}
+        for n in base_w.names():
+            spec = base_w.spec(n)
+            x = to_f32(base_w.read(n), spec.tag) if spec.tag in FLOATS else base_w.read(n)
+            if n in names:
+                x = m.merge(
+                    n,
+                    x,
+                    [d.read_rows(n, 0, spec.shape[0] if spec.shape else 1).reshape(x.shape) for d in data],
+                    [w for _, w in terms],
+                )
+            state[n] = torch.from_numpy(np.ascontiguousarray(x))
+        return state
 
     # -- recipes ---------------------------------------------------------------------------
     def add_recipe(self, source: str | Path | dict[str, Any]) -> tuple[Recipe, bool]:

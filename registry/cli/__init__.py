@@ -38,9 +38,10 @@ def main(ctx: click.Context, home: str | None, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from registry.cli import base, ops, recipe, vector
+    from registry.cli import base, ops, recipe, train, vector
 
-    for mod in (base, vector, recipe, ops):
+    vector.vector_group.add_command(train.compare)
+    for mod in (base, vector, recipe, train, ops):
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 

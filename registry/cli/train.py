@@ -1,0 +1,155 @@
+"""`registry add-preference PLUGIN`, `registry interference`, `registry vector compare`.
+
+Each installed plugin becomes a sub-command of `add-preference`, carrying its own options
+next to the shared training options; plugins load only when their command is used.
+"""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx, table
+
+TRAINING_OPTIONS = [
+    click.Option(["--base"], required=True, help="Registered base to train from (its pins are re-checked)."),
+    click.Option(["--name"], help="Vector name (default: the plugin's name)."),
+    click.Option(["--seed"], type=int, default=0, show_default=True, help="Seed for θ+ and θ− alike."),
+    click.Option(["--steps"], type=int, default=20, show_default=True, help="Optimizer steps per half."),
+    click.Option(["--epochs"], type=float, help="Train for epochs instead of --steps."),
+    click.Option(["--learning-rate"], type=float, default=1e-3, show_default=True),
+    click.Option(["--beta"], type=float, default=0.1, show_default=True, help="DPO β."),
+    click.Option(
+        ["--max-length"], type=int, default=256, show_default=True, help="Max tokens per prompt+answer."
+    ),
+    click.Option(["--batch-size"], type=int, default=4, show_default=True),
+    click.Option(["--lora-rank"], type=int, help="Train LoRA adapters of this rank (peft), merged into θ±."),
+    click.Option(
+        ["--interference"],
+        type=click.Choice(["warn", "refuse", "off"]),
+        help="Override the registry's policy.",
+    ),
+    click.Option(["--threshold"], type=float, help="Override the policy's |cosine| threshold."),
+]
+SHARED = {o.name for o in TRAINING_OPTIONS}
+
+
+class PluginCommands(click.Group):
+    def list_commands(self, ctx):
+        from registry.plugins import names
+
+        return names()
+
+    def get_command(self, ctx, name):
+        from registry.plugins import load, names
+
+        if name not in names():
+            return None
+        plugin = load(name)  # a broken plugin raises PluginError: a one-line message
+
+        @pass_ctx
+        def run(ctx_obj, **kw):
+            _train(ctx_obj, name, kw)
+
+        return click.Command(
+            name,
+            callback=run,
+            params=[*TRAINING_OPTIONS, *plugin.options],
+            help=f"{plugin.description}\n\n\b\nExample:\n  registry add-preference {name} --base tiny --seed 0",
+            short_help=plugin.description,
+        )
+
+
+def _train(ctx, plugin: str, kw: dict) -> None:
+    from registry.config import InterferencePolicy
+    from registry.training import TrainingOptions
+    from registry.views import vector_view
+
+    reg = ctx.registry
+    policy = None
+    if kw["interference"] or kw["threshold"] is not None:
+        base_policy = reg.config.interference
+        policy = InterferencePolicy(
+            kw["interference"] or base_policy.action,
+            kw["threshold"] if kw["threshold"] is not None else base_policy.threshold,
+        )
+    options = TrainingOptions(
+        steps=kw["steps"],
+        epochs=kw["epochs"],
+        learning_rate=kw["learning_rate"],
+        beta=kw["beta"],
+        max_length=kw["max_length"],
+        batch_size=kw["batch_size"],
+        lora_rank=kw["lora_rank"],
+    )
+    plugin_options = {k: v for k, v in kw.items() if k not in SHARED}
+    v = reg.add_preference(
+        plugin,
+        kw["base"],
+        name=kw["name"],
+        seed=kw["seed"],
+        options=options,
+        plugin_options=plugin_options,
+        policy=policy,
+        log=lambda m: click.echo(m, err=True),
+    )
+    d = vector_view(v, detail=True)
+    lines = [
+        f"added {v.ref} for base {kw['base']} (run {v.run.id}, {d['lineage']['seconds']:.1f}s, norm {v.norm:.4g})"
+    ]
+    for other, info in v.interference.get("cosines", {}).items():
+        lines.append(f"  cosine with {other}: {info['global']:+.4f}")
+    if "warning" in v.interference:
+        click.echo(f"warning: {v.interference['warning']}", err=True)
+    emit(ctx, d, "\n".join(lines))
+
+
+@click.group("add-preference", cls=PluginCommands)
+def add_preference() -> None:
+    """Train a new preference vector with a plugin: θ+ by DPO, θ− with labels switched.
+
+    \b
+    Example:
+      registry add-preference verbose --base tiny --seed 0
+      registry add-preference helpful --base tiny --data pku.jsonl
+    """
+
+
+@click.command("interference")
+@click.option("--base", help="Base whose vectors to compare (default: the only one).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a heatmap PNG of the cosine matrix.")
+@pass_ctx
+def interference(ctx, base: str | None, plot: str | None) -> None:
+    """Cosine similarity (Gram matrix) of all vectors of a base, in one streaming pass.
+
+    \b
+    Example:
+      registry interference --base tiny --plot interference.png
+    """
+    vecs, g = ctx.registry.interference(base)
+    labels = [v.ref for v in vecs]
+    cos = g.cosine()
+    if plot:
+        from registry.plots import heatmap
+
+        heatmap(cos, labels, plot, title=f"cosine similarity of preference vectors ({vecs[0].base.name})")
+    data = {"base": vecs[0].base.name, "vectors": labels, "cosine": cos.round(6).tolist(), "plot": plot}
+    rows = [
+        {"vector": a, **{b: f"{cos[i, j]:+.4f}" for j, b in enumerate(labels)}} for i, a in enumerate(labels)
+    ]
+    emit(ctx, data, table(rows, ["vector", *labels]) + (f"\nheatmap written to {plot}" if plot else ""))
+
+
+@click.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--base", help="Disambiguates names used with several bases.")
+@pass_ctx
+def compare(ctx, a: str, b: str, base: str | None) -> None:
+    """Global and per-layer cosine of vectors A and B (e.g. two seeds of one preference)."""
+    d = ctx.registry.compare(a, b, base)
+    lines = [f"{d['a']} vs {d['b']}: cosine {d['global']:+.6f}"]
+    lines += [f"  {k}: {c:+.6f}" for k, c in d["per_layer"].items()]
+    emit(ctx, d, "\n".join(lines))
+
+
+COMMANDS = [add_preference, interference]

@@ -1,0 +1,57 @@
+"""Scoring models on held-out preference pairs, and building merged models in memory.
+
+The DPO margin of a policy π against the base on a pair (x, c, r) is
+[log π(c|x) − log πbase(c|x)] − [log π(r|x) − log πbase(r|x)]: zero at η = 0, larger when
+the policy prefers what the preference prefers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from registry.plugin_spec import PreferencePair
+
+
+def completion_logprobs(model, tok, pairs: list[PreferencePair], which: str) -> list[float]:
+    """Sum of log-probabilities of the completion tokens given the prompt, per pair."""
+    import torch
+
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for p in pairs:
+            prompt_ids = tok(p.prompt, add_special_tokens=False).input_ids
+            full = tok(p.prompt + getattr(p, which), add_special_tokens=False).input_ids
+            ids = torch.tensor([full])
+            logits = model(ids).logits.float()
+            logp = torch.log_softmax(logits[0, :-1], dim=-1)
+            target = ids[0, 1:]
+            token_lp = logp.gather(1, target[:, None])[:, 0]
+            out.append(float(token_lp[len(prompt_ids) - 1 :].sum()))
+    return out
+
+
+def dpo_margin(model, base_model, tok, pairs: list[PreferencePair]) -> float:
+    pc, pr = (
+        completion_logprobs(model, tok, pairs, "chosen"),
+        completion_logprobs(model, tok, pairs, "rejected"),
+    )
+    bc, br = (
+        completion_logprobs(base_model, tok, pairs, "chosen"),
+        completion_logprobs(base_model, tok, pairs, "rejected"),
+    )
+    margins = [(a - b) - (c - d) for a, b, c, d in zip(pc, bc, pr, br, strict=True)]
+    return sum(margins) / len(margins)
+
+
+def load_model(folder: str | Path, state: dict | None = None):
+    """A model from a base folder, optionally with replaced (merged) weights, in float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if state is not None:
+        _missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise ValueError(f"unexpected tensors {unexpected[:3]}")
+    return model
