@@ -2,31 +2,37 @@
 # End-to-end demo on the embedded default (SQLite + local Zarr) with a tiny model built
 # locally: nothing is downloaded. Usage: examples/demo.sh [WORKDIR]   (default: ./demo)
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-demo}
 rm -rf "$WORK" && mkdir -p "$WORK"
 export REGISTRY_HOME="$WORK/home"
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+say() { printf '\n$ %s\n' "$*"; "$@"; }
 
 python -m registry.tinymodel "$WORK/models"
 say registry init
 say registry base add tiny "$WORK/models/base"
-say registry vector import helpful --base tiny --positive "$WORK/models/plus"
-say registry vector import harmless --base tiny --positive "$WORK/models/plus2" --negative "$WORK/models/minus"
-cat > "$WORK/helpful-safe.yaml" <<'YAML'
-name: helpful-safe
+# train two preferences against the pinned base: θ+ by DPO, θ− with labels switched
+say registry add-preference verbose --base tiny --seed 0 --steps 20
+say registry add-preference helpful --base tiny --data "$HERE/tests/data/pku_sample.jsonl" --seed 0 --steps 10
+# a vector trained elsewhere can be imported too
+say registry vector import drift --base tiny --positive "$WORK/models/plus" --negative "$WORK/models/minus"
+say registry interference --base tiny --plot "$WORK/interference.png"
+say registry vector compare verbose helpful
+cat > "$WORK/verbose-helpful.yaml" <<'YAML'
+name: verbose-helpful
 base: tiny
 method: linear
 terms:
-  - vector: helpful
+  - vector: verbose
     weight: 1.0
-  - vector: harmless@v1
-    weight: -0.5
+  - vector: helpful@v1
+    weight: 0.5
 YAML
-say registry recipe add "$WORK/helpful-safe.yaml"
-say registry recipe alias helpful-safe@v1 prod
+say registry recipe add "$WORK/verbose-helpful.yaml"
+say registry recipe alias verbose-helpful@v1 prod
 say registry vector list
-say registry materialize helpful-safe@prod --out "$WORK/merged"
-say registry materialize helpful-safe@prod --out "$WORK/merged-again"
+say registry materialize verbose-helpful@prod --out "$WORK/merged"
+say registry materialize verbose-helpful@prod --out "$WORK/merged-again"
 say cmp "$WORK/merged/model.safetensors" "$WORK/merged-again/model.safetensors"
 say registry verify
 say python - "$WORK/merged" <<'PY'
@@ -34,7 +40,7 @@ import sys
 from transformers import AutoModelForCausalLM, AutoTokenizer
 out = sys.argv[1]
 model, tok = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
-ids = tok("Please explain", return_tensors="pt").input_ids
-print("generated:", repr(tok.decode(model.generate(ids, max_new_tokens=8, do_sample=False)[0])))
+ids = tok("How do I boil an egg?", return_tensors="pt").input_ids
+print("generated:", repr(tok.decode(model.generate(ids, max_new_tokens=12, do_sample=False)[0])))
 PY
 echo "demo complete: $WORK/merged loads with AutoModelForCausalLM"

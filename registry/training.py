@@ -107,6 +107,7 @@ def train_dpo(
             target_modules="all-linear",
             lora_dropout=0.0,
         )
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     args = DPOConfig(
         output_dir=str(out.parent / f"{out.name}-trainer"),
         max_steps=-1 if options.epochs else options.steps,

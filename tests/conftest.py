@@ -117,3 +117,29 @@ def cli(home):
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+@pytest.fixture
+def sqlite_reg(home, models):
+    """A SQLite registry with base `tiny`, for tests whose subject is not the database."""
+    from registry import Registry
+
+    r = Registry.init(home)
+    r.add_base("tiny", str(models["base"]))
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def test_plugins(monkeypatch):
+    """Register extra entry points (name -> 'module:attr') the way an installed package would."""
+    from importlib.metadata import EntryPoint
+
+    import registry.plugins as plugins
+
+    def register(**extra: str) -> None:
+        eps = dict(plugins._entry_points())
+        eps.update({n: EntryPoint(name=n, value=v, group=plugins.GROUP) for n, v in extra.items()})
+        monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+
+    return register
