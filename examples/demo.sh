@@ -29,12 +29,16 @@ terms:
     weight: 0.5
 YAML
 say registry recipe add "$WORK/verbose-helpful.yaml"
+say registry approve verbose-helpful@v1 --reason "demo: held-out margins checked"
 say registry recipe alias verbose-helpful@v1 prod
 say registry vector list
 say registry materialize verbose-helpful@prod --out "$WORK/merged"
 say registry materialize verbose-helpful@prod --out "$WORK/merged-again"
 say cmp "$WORK/merged/model.safetensors" "$WORK/merged-again/model.safetensors"
 say registry verify
+say registry verify --lock "$WORK/merged/registry-lock.json"
+say registry sweep verbose-helpful --vary verbose --etas -1,-0.5,0,0.5,1 --out "$WORK/sweep"
+say registry log --limit 8
 say python - "$WORK/merged" <<'PY'
 import sys
 from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from sqlalchemy import func, select
@@ -30,6 +30,8 @@ from registry.errors import (
     IntegrityError,
     InterferenceRefused,
     InvalidRecipe,
+    InvalidTransition,
+    NotApproved,
     NotFound,
     NotInitialized,
     PluginError,
@@ -676,13 +678,19 @@ class Registry:
                 q = q.where(Alias.recipe_name == name)
             return list(s.scalars(q))
 
-    def set_alias(self, ref: str, alias: str) -> Recipe:
+    def set_alias(self, ref: str, alias: str, force: bool = False) -> Recipe:
+        """Point NAME@alias at a recipe version; only approved versions unless forced."""
         check_alias(alias)
         r_ref = Ref.parse(ref, "recipe reference")
 
         def write() -> Recipe:
             with self.Session.begin() as s:
                 r = self._recipe(s, r_ref)
+                if r.status != "approved" and not force:
+                    raise NotApproved(
+                        f"recipe {r.ref} is {r.status}: an alias may point only at an approved version "
+                        "(approve it first, or use --force)"
+                    )
                 a = s.scalar(select(Alias).where(Alias.recipe_name == r.name, Alias.alias == alias))
                 previous = None
                 if a is None:
@@ -690,10 +698,116 @@ class Registry:
                 else:
                     previous = a.recipe.ref
                     a.recipe_id = r.id
-                self._audit(s, "recipe.alias", f"{r.name}@{alias}", {"to": r.ref, "from": previous})
+                self._audit(
+                    s, "recipe.alias", f"{r.name}@{alias}", {"to": r.ref, "from": previous, "forced": force}
+                )
                 return r
 
         return dbmod.retrying(write)
+
+    # -- governance ------------------------------------------------------------------------
+    TRANSITIONS: ClassVar[dict[str, set[str]]] = {
+        "draft": {"approved", "deprecated"},
+        "approved": {"deprecated"},
+    }
+
+    def set_status(
+        self, ref: str, status: str, reason: str, kind: str = "recipe", base: str | None = None
+    ) -> Recipe | Vector:
+        """Move a recipe or vector version along draft → approved → deprecated, with a reason."""
+        if not reason or not reason.strip():
+            raise InvalidTransition(f"{status} needs a reason (--reason)")
+        if kind not in {"recipe", "vector"}:
+            raise InvalidTransition(f"kind must be recipe or vector, not {kind!r}")
+        parsed = Ref.parse(ref, f"{kind} reference")
+
+        def write() -> Recipe | Vector:
+            with self.Session.begin() as s:
+                obj = self._recipe(s, parsed) if kind == "recipe" else self._vector(s, parsed, base)
+                if status not in self.TRANSITIONS.get(obj.status, set()):
+                    raise InvalidTransition(f"{kind} {obj.ref} is {obj.status}; it cannot become {status}")
+                before = obj.status
+                obj.status, obj.status_reason, obj.status_actor, obj.status_at = (
+                    status,
+                    reason,
+                    self.actor,
+                    utcnow(),
+                )
+                self._audit(s, f"{kind}.{status}", obj.ref, {"reason": reason, "from": before})
+                return obj
+
+        return dbmod.retrying(write)
+
+    def approve(
+        self, ref: str, reason: str, kind: str = "recipe", base: str | None = None
+    ) -> Recipe | Vector:
+        return self.set_status(ref, "approved", reason, kind, base)
+
+    def deprecate(
+        self, ref: str, reason: str, kind: str = "recipe", base: str | None = None
+    ) -> Recipe | Vector:
+        return self.set_status(ref, "deprecated", reason, kind, base)
+
+    def verify_lock(self, lock_path: str | Path) -> list[str]:
+        """Re-hash a materialized folder against its lock and the registry's own record."""
+        import json
+
+        from registry.materialize import verify_files, weights_digest
+
+        lock_path = Path(lock_path)
+        try:
+            lock = json.loads(lock_path.read_text())
+            files, recorded, rec = lock["files"], lock["output_digest"], lock["recipe"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"{lock_path}: not a registry lock file ({e})") from None
+        problems = verify_files(lock_path.parent, files)
+        if weights_digest(files) != recorded:
+            problems.append("lock: output_digest does not match its own file list")
+        try:
+            r = self.recipe(f"{rec['name']}@v{rec['version']}")
+        except NotFound:
+            return [*problems, f"registry: recipe {rec['name']}@v{rec['version']} is unknown here"]
+        if r.content_digest != rec.get("content_digest"):
+            problems.append(f"registry: recipe {r.ref} content differs from the lock's")
+        if not any(m.output_digest == recorded for m in self.materializations(r.ref)):
+            problems.append(f"registry: no materialization of {r.ref} with output digest {recorded[:16]}…")
+        return problems
+
+    def gc(self, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+        """Remove store groups and scratch folders no committed row references.
+
+        A grace period protects writes in progress: their data exists before their row does.
+        """
+        import shutil
+
+        now = time.time()
+        removed, freed = [], 0
+        for key in self.orphans():
+            if now - self.store.mtime(key) < grace_seconds:
+                continue
+            freed += self.store.nbytes(key)
+            removed.append(key)
+            if not dry_run:
+                self.store.delete(key)
+        scratch = self.home / ".scratch"
+        stale = (
+            [p for p in scratch.iterdir() if now - p.stat().st_mtime >= grace_seconds]
+            if scratch.is_dir()
+            else []
+        )
+        for p in stale:
+            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            if not dry_run:
+                shutil.rmtree(p, ignore_errors=True)
+        report = {
+            "removed": removed,
+            "scratch": [p.name for p in stale],
+            "freed_bytes": freed,
+            "dry_run": dry_run,
+        }
+        if not dry_run and (removed or stale):
+            self._audit_now("gc", str(self.store.url), report)
+        return report
 
     # -- materialize -----------------------------------------------------------------------
     def materialize(
@@ -703,58 +817,100 @@ class Registry:
         force: bool = False,
         on_bytes: Callable[[int], None] | None = None,
         shard_bytes: int | None = None,
+        require_approved: bool = False,
+        reuse: bool = True,
     ) -> Materialization:
+        """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused."""
         from registry.lockfile import build_card, build_lock
         from registry.materialize import (
             DEFAULT_SHARD_BYTES,
             MergePlan,
+            copy_folder,
             files_to_copy,
-            output_digest,
             prepare_out,
+            weights_digest,
             write_folder,
         )
         from registry.methods import get_method
 
         out = Path(out).resolve()
-        prepare_out(out, force)
         r = self.recipe(ref)
+        if require_approved and r.status != "approved":
+            raise NotApproved(
+                f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
+            )
         b, base_w = self.checked_base(r.base.name)
-        vectors = [self.store.open(t.vector.store_key) for t in r.terms]
-        method = get_method(r.method)(params=dict(r.params))
-        plan = MergePlan(
-            base=base_w,
-            vectors=vectors,
-            weights=[t.weight for t in r.terms],
-            method=method,
-            out_tag=DTYPE_NAMES[r.dtype],
-            copy_files=files_to_copy(Path(b.path), [f.filename for f in b.files]),
-            card=build_card(r, b),
-            lock=build_lock(r, b),
-            shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
-            on_bytes=on_bytes,
-        )
         t0 = time.perf_counter()
-        files = write_folder(plan, out, force)
-        seconds = time.perf_counter() - t0
-        weights = {f: d for f, d in files.items() if f.endswith(".safetensors")}
+        previous = self._reusable(r, out) if reuse else None
+        if previous is not None and Path(previous.out_path) == out:
+            files, reused = dict(previous.files), previous
+        else:
+            prepare_out(out, force)
+            if previous is not None:
+                copy_folder(Path(previous.out_path), out, force)
+                files, reused = dict(previous.files), previous
+            else:
+                vectors = [self.store.open(t.vector.store_key, label=t.vector.ref) for t in r.terms]
+                plan = MergePlan(
+                    base=base_w,
+                    vectors=vectors,
+                    weights=[t.weight for t in r.terms],
+                    method=get_method(r.method)(params=dict(r.params)),
+                    out_tag=DTYPE_NAMES[r.dtype],
+                    copy_files=files_to_copy(Path(b.path), [f.filename for f in b.files]),
+                    card=build_card(r, b),
+                    lock=build_lock(r, b),
+                    shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
+                    on_bytes=on_bytes,
+                )
+                files, reused = write_folder(plan, out, force), None
         m = Materialization(
             recipe_id=r.id,
             out_path=str(out),
-            output_digest=output_digest(weights),
+            output_digest=weights_digest(files),
             inputs_digest=r.content_digest,
             files=files,
-            seconds=seconds,
+            seconds=time.perf_counter() - t0,
+            reused_from_id=reused.id if reused else None,
         )
 
         def write() -> Materialization:
             with self.Session.begin() as s:
                 s.add(m)
-                self._audit(s, "materialize", r.ref, {"out": str(out), "output_digest": m.output_digest})
+                details = {"out": str(out), "output_digest": m.output_digest}
+                if reused:
+                    details["reused_from"] = reused.out_path
+                self._audit(s, "materialize", r.ref, details)
             return m
 
         m = dbmod.retrying(write)
         m.recipe = r
         return m
+
+    def _reusable(self, r: Recipe, out: Path) -> Materialization | None:
+        """The newest earlier output of the same inputs whose files still match their digests."""
+        from registry.materialize import verify_files
+
+        with self.Session() as s:
+            candidates = list(
+                s.scalars(
+                    select(Materialization)
+                    .where(
+                        Materialization.recipe_id == r.id, Materialization.inputs_digest == r.content_digest
+                    )
+                    .order_by(Materialization.id.desc())
+                )
+            )
+        # prefer the folder being asked for, then the newest
+        candidates.sort(key=lambda m: Path(m.out_path) != out)
+        seen = set()
+        for m in candidates:
+            if m.out_path in seen or not Path(m.out_path).is_dir():
+                continue
+            seen.add(m.out_path)
+            if not verify_files(Path(m.out_path), m.files):
+                return m
+        return None
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
         with self.Session() as s:

@@ -63,3 +63,11 @@ class OutputExists(RegistryError, FileExistsError):
 
 class TrainingFailed(RegistryError):
     pass
+
+
+class NotApproved(RegistryError):
+    """A pipeline asked for approved versions only."""
+
+
+class InvalidTransition(RegistryError, ValueError):
+    """A lifecycle change that the draft → approved → deprecated order does not allow."""

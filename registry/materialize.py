@@ -86,6 +86,37 @@ def output_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def weights_digest(files: dict[str, str]) -> str:
+    """The recorded output digest: over the weight files, which carry the model."""
+    return output_digest({f: d for f, d in files.items() if f.endswith(".safetensors")})
+
+
+def verify_files(folder: Path, files: dict[str, str]) -> list[str]:
+    """Re-hash a folder against its recorded files; extra or missing files are problems too."""
+    present = {p.name for p in folder.iterdir() if p.is_file()} - {LOCK_NAME} if folder.is_dir() else set()
+    problems = []
+    for name, digest in sorted(files.items()):
+        if name not in present:
+            problems.append(f"{name}: missing")
+        elif sha256_file(folder / name) != digest:
+            problems.append(f"{name}: sha256 mismatch")
+    return problems + [f"{name}: not recorded" for name in sorted(present - set(files))]
+
+
+def copy_folder(src: Path, out: Path, force: bool) -> None:
+    """Copy a verified earlier output into place, with the same all-or-nothing rename."""
+    prepare_out(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(src, tmp)
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")
@@ -112,7 +143,7 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
         lock = {
             **plan.lock,
             "files": dict(sorted(files.items())),
-            "output_digest": output_digest(files),
+            "output_digest": weights_digest(files),
         }
         (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
         _fsync_dir(tmp)

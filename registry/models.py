@@ -89,6 +89,9 @@ class Vector(Base):
     norm: Mapped[float] = mapped_column(Float)
     stored_bytes: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="draft")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_actor: Mapped[str | None] = mapped_column(String(128))
+    status_at: Mapped[datetime | None]
     interference: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     base: Mapped[BaseModel] = relationship()
@@ -126,6 +129,9 @@ class Recipe(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_digest: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="draft")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_actor: Mapped[str | None] = mapped_column(String(128))
+    status_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     base: Mapped[BaseModel] = relationship()
     terms: Mapped[list[RecipeTerm]] = relationship(
@@ -169,6 +175,7 @@ class Materialization(Base):
     inputs_digest: Mapped[str] = mapped_column(String(64))
     files: Mapped[dict[str, Any]] = mapped_column(default=dict)
     seconds: Mapped[float] = mapped_column(Float)
+    reused_from_id: Mapped[int | None] = mapped_column(ForeignKey("materializations.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     recipe: Mapped[Recipe] = relationship()
 

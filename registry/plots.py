@@ -26,3 +26,41 @@ def heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, title: str 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def sweep_plot(result, path: str | Path) -> None:
+    """One curve per metric over η (one varied vector), or a heatmap per metric (two)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [f"eta[{v}]" for v in result.varied]
+    if len(keys) == 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = [r[keys[0]] for r in result.rows]
+        for m in result.metrics:
+            ax.plot(xs, [r[m] for r in result.rows], marker="o", label=m)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel(f"η ({result.varied[0]})")
+        ax.set_ylabel("DPO margin vs base (held-out)")
+        ax.legend()
+    else:
+        xs = sorted({r[keys[0]] for r in result.rows})
+        ys = sorted({r[keys[1]] for r in result.rows})
+        fig, axes = plt.subplots(1, len(result.metrics), figsize=(5 * len(result.metrics), 4), squeeze=False)
+        for ax, m in zip(axes[0], result.metrics, strict=True):
+            grid = np.full((len(ys), len(xs)), np.nan)
+            for r in result.rows:
+                grid[ys.index(r[keys[1]]), xs.index(r[keys[0]])] = r[m]
+            im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
+            ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+            ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+            ax.set_xlabel(f"η ({result.varied[0]})")
+            ax.set_ylabel(f"η ({result.varied[1]})")
+            ax.set_title(m)
+            fig.colorbar(im, ax=ax)
+    fig.suptitle(f"sweep of {result.recipe}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

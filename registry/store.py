@@ -68,8 +68,8 @@ class VectorStore:
         return VectorWriter(self, uuid.uuid4().hex)
 
     # -- reading ---------------------------------------------------------------------------
-    def open(self, key: str) -> StoredVector:
-        return StoredVector(self, key)
+    def open(self, key: str, label: str | None = None) -> StoredVector:
+        return StoredVector(self, key, label)
 
     def group_keys(self) -> list[str]:
         base = self.path / DATA
@@ -81,6 +81,11 @@ class VectorStore:
         freed = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
         shutil.rmtree(target, ignore_errors=True)
         return freed
+
+    def mtime(self, key: str) -> float:
+        """Last write to a group (its newest file), for gc's grace period."""
+        files = [p.stat().st_mtime for p in (self.path / DATA / key).rglob("*") if p.is_file()]
+        return max(files, default=(self.path / DATA / key).stat().st_mtime)
 
     def nbytes(self, key: str) -> int:
         return sum(p.stat().st_size for p in (self.path / DATA / key).rglob("*") if p.is_file())
@@ -127,14 +132,15 @@ class VectorWriter:
 class StoredVector:
     """Same surface as SafetensorsFolder (`names / spec / read_rows`), values in float32."""
 
-    def __init__(self, store: VectorStore, key: str):
+    def __init__(self, store: VectorStore, key: str, label: str | None = None):
         import zarr
 
         self.key = key
+        self.label = label or f"vector data {key}"
         try:
             self.group = zarr.open_group(store=str(store.path), mode="r", path=f"{DATA}/{key}")
         except Exception as e:
-            raise IntegrityError(f"vector data {key} missing from the store ({e})") from e
+            raise IntegrityError(f"{self.label}: data missing from the store ({e})") from e
         self._arrays: dict[str, object] = {}
 
     def array(self, name: str):
@@ -142,7 +148,7 @@ class StoredVector:
             try:
                 self._arrays[name] = self.group[name]
             except KeyError as e:
-                raise IntegrityError(f"array {name} missing from vector data {self.key}") from e
+                raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
         return self._arrays[name]
 
     def spec(self, name: str) -> TensorSpec:
@@ -158,4 +164,4 @@ class StoredVector:
         try:
             return arr[a:b]
         except Exception as e:
-            raise IntegrityError(f"vector data {self.key}: array {name} cannot be decoded ({e})") from e
+            raise IntegrityError(f"{self.label}: array {name} cannot be decoded ({e})") from e

@@ -113,6 +113,7 @@ def materialization_view(m: Materialization) -> dict[str, Any]:
         "output_digest": m.output_digest,
         "files": m.files,
         "seconds": round(m.seconds, 3),
+        "reused": m.reused_from_id is not None,
         "created_at": _t(m.created_at),
     }
 

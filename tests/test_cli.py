@@ -49,7 +49,7 @@ def test_main_flow_with_json(home, cli, models, tmp_path):
     )
     assert json.loads(cli("--json", "recipe", "add", recipe)[1])["created"] is True
     assert json.loads(cli("--json", "recipe", "add", recipe)[1])["created"] is False
-    assert cli("recipe", "alias", "r@v1", "prod")[1].strip() == "r@prod -> r@v1"
+    assert cli("recipe", "alias", "r@v1", "prod", "--force")[1].strip() == "r@prod -> r@v1"
     shown = json.loads(cli("--json", "recipe", "show", "r@prod")[1])
     assert (
         shown["ref"] == "r@v1"

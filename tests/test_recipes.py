@@ -45,12 +45,17 @@ def test_latest_vector_is_resolved_at_add_time(loaded, models):
 def test_alias_moves_and_is_audited(loaded):
     loaded.add_recipe(spec())
     loaded.add_recipe(spec(weight=2.0))
+    loaded.approve("r@v1", "ok")
+    loaded.approve("r@v2", "ok")
     loaded.set_alias("r@v1", "prod")
     assert loaded.recipe("r@prod").version == 1
     loaded.set_alias("r@v2", "prod")
     assert loaded.recipe("r@prod").version == 2
     moves = [e.details for e in loaded.log("r@prod") if e.action == "recipe.alias"]
-    assert moves == [{"to": "r@v1", "from": None}, {"to": "r@v2", "from": "r@v1"}]
+    assert moves == [
+        {"to": "r@v1", "from": None, "forced": False},
+        {"to": "r@v2", "from": "r@v1", "forced": False},
+    ]
     assert all(e.actor == "tester" for e in loaded.log())
 
 

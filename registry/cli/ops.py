@@ -68,8 +68,14 @@ def byte_progress(description: str, total: int):
 )
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output folder.")
 @click.option("--shard-size", default="2GB", show_default=True, help="Maximum safetensors shard size.")
+@click.option(
+    "--require-approved", is_flag=True, help="Refuse a recipe version that is not approved (pipelines)."
+)
+@click.option("--no-reuse", is_flag=True, help="Recompute even if an identical verified output exists.")
 @pass_ctx
-def materialize(ctx, ref: str, out: str, force: bool, shard_size: str) -> None:
+def materialize(
+    ctx, ref: str, out: str, force: bool, shard_size: str, require_approved: bool, no_reuse: bool
+) -> None:
     """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
 
     \b
@@ -81,12 +87,22 @@ def materialize(ctx, ref: str, out: str, force: bool, shard_size: str) -> None:
     reg = ctx.registry
     r = reg.recipe(ref)
     with byte_progress(f"materialize {r.ref}", _out_bytes(r)) as advance:
-        m = reg.materialize(ref, out, force=force, on_bytes=advance, shard_bytes=parse_size(shard_size))
-    emit(
-        ctx,
-        materialization_view(m),
-        f"materialized {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, {m.seconds:.2f}s)",
-    )
+        m = reg.materialize(
+            ref,
+            out,
+            force=force,
+            on_bytes=advance,
+            shard_bytes=parse_size(shard_size),
+            require_approved=require_approved,
+            reuse=not no_reuse,
+        )
+    if m.reused_from_id:
+        human = f"reused verified output of {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, nothing recomputed)"
+    else:
+        human = (
+            f"materialized {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, {m.seconds:.2f}s)"
+        )
+    emit(ctx, materialization_view(m), human)
 
 
 def _out_bytes(r) -> int:
@@ -117,10 +133,31 @@ def parse_size(text: str) -> int:
 
 
 @click.command("verify")
+@click.option(
+    "--lock",
+    "lock",
+    type=click.Path(dir_okay=False),
+    help="Check a materialized folder's registry-lock.json instead.",
+)
 @pass_ctx
-def verify(ctx) -> None:
-    """Re-hash every pinned base file and every stored vector array."""
+def verify(ctx, lock: str | None) -> None:
+    """Re-hash every pinned base file and every stored vector array.
+
+    \b
+    Example (in a deployment pipeline):
+      registry verify --lock models/helpful-safe/registry-lock.json
+    """
     reg = ctx.registry
+    if lock:
+        problems = reg.verify_lock(lock)
+        emit(
+            ctx,
+            {"ok": not problems, "problems": problems},
+            "\n".join(problems) or f"ok: {lock} matches its folder and the registry",
+        )
+        if problems:
+            raise click.ClickException(f"lock check found {len(problems)} problem(s)")
+        return
     problems = reg.verify()
     orphans = reg.orphans()
     data = {"ok": not problems, "problems": problems, "orphans": orphans}

@@ -76,10 +76,11 @@ def show(ctx, ref: str) -> None:
 @recipe_group.command("alias")
 @click.argument("ref")
 @click.argument("alias")
+@click.option("--force", is_flag=True, help="Allow a version that is not approved.")
 @pass_ctx
-def alias(ctx, ref: str, alias: str) -> None:
-    """Point ALIAS (e.g. prod) at recipe version REF."""
-    r = ctx.registry.set_alias(ref, alias)
+def alias(ctx, ref: str, alias: str, force: bool) -> None:
+    """Point ALIAS (e.g. prod) at recipe version REF (approved versions only unless --force)."""
+    r = ctx.registry.set_alias(ref, alias, force=force)
     emit(ctx, {"alias": f"{r.name}@{alias}", "recipe": r.ref}, f"{r.name}@{alias} -> {r.ref}")
 
 
