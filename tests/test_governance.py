@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -134,7 +135,7 @@ def test_sweep_is_monotone_in_eta_and_plots(sqlite_reg, cli, tmp_path):
     result = json.loads(out)
     margins = [r["verbose_margin"] for r in result["rows"]]
     assert [r["eta[verbose]"] for r in result["rows"]] == [-1, -0.5, 0, 0.5, 1]
-    assert all(a < b for a, b in zip(margins, margins[1:], strict=False)), margins
+    assert all(a < b for a, b in itertools.pairwise(margins)), margins
     assert abs(margins[2]) < 1e-3
     png = tmp_path / "s" / "sweep.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
