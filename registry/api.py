@@ -8,12 +8,14 @@ reg.materialize("helpful-safe@prod", "out/")
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import hashlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from registry import db as dbmod
+from registry._memory import recycle_large_blocks
 from registry.basemodel import check_compatible, check_pins, inspect_folder, read_config
 from registry.config import Config, InterferencePolicy
 from registry.errors import (
@@ -132,10 +135,9 @@ class Registry:
                 f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
                 f"{str(e).splitlines()[0]}"
             ) from None
-        head = dbmod.head_revision(self.engine)
-        if current != head:
+        if current != dbmod.SCHEMA_HEAD:
             dbmod.upgrade(self.engine)
-        return head
+        return dbmod.SCHEMA_HEAD
 
     def close(self) -> None:
         self.engine.dispose()
@@ -291,8 +293,9 @@ class Registry:
         policy: InterferencePolicy | None = None,
     ) -> Vector:
         """Write φ for every float tensor, then make it visible in one transaction."""
+        recycle_large_blocks()
         writer = self.store.writer()
-        lossless = True
+        inexact: list[str] = []  # tensors whose θ− + φ does not give back θ+ exactly
         try:
             tensors = []
             for tname in base_w.names():
@@ -301,24 +304,28 @@ class Registry:
                     continue
                 ptag, ntag = sources[0].spec(tname).tag, sources[1].spec(tname).tag
 
-                def blocks(tname=tname, spec=spec, ptag=ptag, ntag=ntag) -> Iterator[tuple[int, np.ndarray]]:
-                    nonlocal lossless
-                    rows = spec.shape[0] if spec.shape else 1
-                    step = chunk_rows(spec.shape)
-                    for a in range(0, rows, step):
-                        c = min(rows, a + step)
-                        p_raw, n_raw = read_pair(tname, a, c)
-                        p, m = to_f32(p_raw, ptag), to_f32(n_raw, ntag)
-                        for role, x in (("positive", p), ("negative", m)):
-                            if not np.isfinite(x).all():
-                                raise IncompatibleWeights(
-                                    f"{role} weights: tensor {tname} contains NaN or Inf"
-                                )
-                        d = p - m
-                        lossless = lossless and bool(np.array_equal(m + d, p))
-                        yield a, d
+                rows = spec.shape[0] if spec.shape else 1
+                step = chunk_rows(spec.shape)
 
-                writer.add(tname, spec.shape, blocks())
+                def delta(tname: str, a: int, c: int, ptag: str, ntag: str) -> np.ndarray:
+                    p_raw, n_raw = read_pair(tname, a, c)
+                    p, m = to_f32(p_raw, ptag), to_f32(n_raw, ntag)
+                    for role, x in (("positive", p), ("negative", m)):
+                        if not np.isfinite(x).all():
+                            raise IncompatibleWeights(f"{role} weights: tensor {tname} contains NaN or Inf")
+                    d = p - m
+                    if not np.array_equal(m + d, p):
+                        inexact.append(tname)
+                    return d
+
+                writer.add(
+                    tname,
+                    spec.shape,
+                    (
+                        functools.partial(delta, tname, a, min(rows, a + step), ptag, ntag)
+                        for a in range(0, rows, step)
+                    ),
+                )
                 tensors.append(
                     VectorTensor(
                         name=tname,
@@ -328,6 +335,7 @@ class Registry:
                         sha256=writer.digests[tname],
                     )
                 )
+            writer.close()
             norm = float(np.sqrt(sum(t.norm**2 for t in tensors)))
             vec = Vector(
                 name=name,
@@ -355,7 +363,7 @@ class Registry:
                     s.add(vec)
                     s.flush()
                     r.status, r.ended_at = "succeeded", utcnow()
-                    r.params = {**r.params, "lossless": lossless}
+                    r.params = {**r.params, "lossless": not inexact}
                     self._audit(
                         s,
                         f"vector.{run.kind}",
@@ -581,7 +589,7 @@ class Registry:
         vecs = [self.vector(ref, base) for ref, _ in terms]
         data = [self.store.open(v.store_key) for v in vecs]
         m = get_method(method)(params=dict(params or {}))
-        names = set(data[0].group.array_keys()) if data else set()
+        names = set(data[0].array_names()) if data else set()
         state = {}
         for n in base_w.names():
             spec = base_w.spec(n)
@@ -819,8 +827,13 @@ class Registry:
         shard_bytes: int | None = None,
         require_approved: bool = False,
         reuse: bool = True,
+        durable: bool = False,
     ) -> Materialization:
-        """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused."""
+        """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused.
+
+        `durable` fsyncs the files before the rename (power-loss safety; a killed process
+        never leaves a partial folder either way, since the rename is the commit).
+        """
         from registry.lockfile import build_card, build_lock
         from registry.materialize import (
             DEFAULT_SHARD_BYTES,
@@ -839,29 +852,36 @@ class Registry:
             raise NotApproved(
                 f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
             )
-        b, base_w = self.checked_base(r.base.name)
         t0 = time.perf_counter()
         previous = self._reusable(r, out) if reuse else None
+        if previous is not None:
+            self.checked_base(r.base.name)
         if previous is not None and Path(previous.out_path) == out:
+            files, reused = dict(previous.files), previous
+        elif previous is not None:
+            copy_folder(Path(previous.out_path), out, force)
             files, reused = dict(previous.files), previous
         else:
             prepare_out(out, force)
-            if previous is not None:
-                copy_folder(Path(previous.out_path), out, force)
-                files, reused = dict(previous.files), previous
-            else:
-                vectors = [self.store.open(t.vector.store_key, label=t.vector.ref) for t in r.terms]
+            recycle_large_blocks()
+            b = r.base
+            pins = {f.filename: f.sha256 for f in self.base(b.name).files}
+            base_w = SafetensorsFolder(b.path)
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-merge") as aside:
+                # the pins are re-hashed and the card built while the merge runs
                 plan = MergePlan(
                     base=base_w,
-                    vectors=vectors,
+                    vectors=[self.store.open(t.vector.store_key, label=t.vector.ref) for t in r.terms],
                     weights=[t.weight for t in r.terms],
                     method=get_method(r.method)(params=dict(r.params)),
                     out_tag=DTYPE_NAMES[r.dtype],
-                    copy_files=files_to_copy(Path(b.path), [f.filename for f in b.files]),
-                    card=build_card(r, b),
-                    lock=build_lock(r, b),
+                    copy_files=files_to_copy(Path(b.path), list(pins)),
+                    card=aside.submit(build_card, r, b),
+                    lock=build_lock(r, self.base(b.name)),
                     shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
                     on_bytes=on_bytes,
+                    checks=[aside.submit(check_pins, Path(b.path), pins, b.name)],
+                    durable=durable,
                 )
                 files, reused = write_folder(plan, out, force), None
         m = Materialization(

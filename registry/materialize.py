@@ -7,12 +7,14 @@ renamed into place only when complete: the output is either absent or whole.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,14 +48,17 @@ class MergePlan:
     method: MergeMethod
     out_tag: str
     copy_files: list[Path]
-    card: str
+    card: str | Future[str]
     lock: dict[str, Any]
     shard_bytes: int = DEFAULT_SHARD_BYTES
     on_bytes: Callable[[int], None] | None = None
+    # checks that run beside the merge; the output is renamed into place only if all pass
+    checks: list[Future[None]] = field(default_factory=list)
+    durable: bool = False
     vector_names: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vector_names = set(self.vectors[0].group.array_keys()) if self.vectors else set()
+        self.vector_names = set(self.vectors[0].array_names()) if self.vectors else set()
 
     def out_specs(self) -> list[TensorSpec]:
         out = []
@@ -62,22 +67,25 @@ class MergePlan:
             out.append(TensorSpec(n, self.out_tag if s.tag in FLOATS else s.tag, s.shape))
         return out
 
-    def blocks(self, out: TensorSpec) -> Iterator[np.ndarray]:
+    def jobs(self, out: TensorSpec) -> Iterator[Callable[[], np.ndarray]]:
+        """One job per row block (aligned with the store's chunks): read, merge, round."""
         src = self.base.spec(out.name)
         rows = src.shape[0] if src.shape else 1
         merged = out.name in self.vector_names
         if not merged and src.tag == out.tag:
             for a, b in src.row_blocks():
-                yield self.base.read_rows(out.name, a, b)
+                yield functools.partial(self.base.read_rows, out.name, a, b)
             return
         step = chunk_rows(src.shape) if merged and self.method.blockwise else rows
         for a in range(0, rows, step):
-            b = min(rows, a + step)
-            base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
-            if merged:
-                deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
-                base = self.method.merge(out.name, base, deltas, self.weights)
-            yield from_f32(base, out.tag)
+            yield functools.partial(self._block, out, src, merged, a, min(rows, a + step))
+
+    def _block(self, out: TensorSpec, src: TensorSpec, merged: bool, a: int, b: int) -> np.ndarray:
+        base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
+        if merged:
+            deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
+            base = self.method.merge(out.name, base, deltas, self.weights)
+        return from_f32(base, out.tag)
 
 
 def output_digest(files: dict[str, str]) -> str:
@@ -130,13 +138,15 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        files = write_sharded(tmp, plan.out_specs(), plan.blocks, plan.shard_bytes, plan.on_bytes)
+        files = write_sharded(
+            tmp, plan.out_specs(), plan.jobs, plan.shard_bytes, plan.on_bytes, durable=plan.durable
+        )
         for src in plan.copy_files:
             if src.name == "config.json":
                 (tmp / src.name).write_text(config_with_dtype(src, TAG_NAMES[plan.out_tag]))
             else:
                 shutil.copyfile(src, tmp / src.name)
-        (tmp / "README.md").write_text(plan.card)
+        (tmp / "README.md").write_text(plan.card if isinstance(plan.card, str) else plan.card.result())
         for p in sorted(tmp.iterdir()):
             if p.name not in files:
                 files[p.name] = sha256_file(p)
@@ -146,7 +156,10 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
             "output_digest": weights_digest(files),
         }
         (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-        _fsync_dir(tmp)
+        for check in plan.checks:
+            check.result()  # e.g. the base's pins: a failure discards the whole folder
+        if plan.durable:
+            _fsync_dir(tmp)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

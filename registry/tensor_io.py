@@ -3,7 +3,8 @@
 Why not the `safetensors` package: its writer needs every tensor in memory at once, and
 its torch reader costs a torch import. The format is a length-prefixed JSON header
 followed by raw little-endian bytes, so streaming it ourselves keeps memory flat and
-output byte-deterministic. bfloat16 travels as raw uint16 and is widened to float32 here.
+output byte-deterministic. bfloat16 travels as raw uint16; ml_dtypes supplies the C casts
+(numpy has no bfloat16), which round to nearest-even exactly as torch does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ml_dtypes import bfloat16 as BF16
 
 from registry.errors import IncompatibleWeights, UnsafeWeights
 
@@ -52,7 +54,7 @@ BLOCK_BYTES = 8 << 20  # rows are read and written in blocks of about this many 
 def to_f32(raw: np.ndarray, tag: str) -> np.ndarray:
     """Widen stored values to float32 exactly (every bf16/fp16 value is an fp32 value)."""
     if tag == "BF16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+        return raw.view(BF16).astype(np.float32)
     if tag == "F32":
         return raw
     return raw.astype(np.float32)
@@ -65,13 +67,7 @@ def from_f32(x: np.ndarray, tag: str) -> np.ndarray:
     if tag == "F16":
         return x.astype(np.float16)
     if tag == "BF16":
-        bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-        rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
-        out = ((bits + rounding) >> 16).astype(np.uint16)
-        nan = np.isnan(x)
-        if nan.any():
-            out[nan] = 0x7FC0
-        return out
+        return np.ascontiguousarray(x).astype(BF16).view(np.uint16)
     raise ValueError(f"cannot write dtype {tag}")
 
 
@@ -222,40 +218,57 @@ def shard_names(count: int) -> list[str]:
     return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
 
 
-BlockSource = Callable[[TensorSpec], Iterable[np.ndarray]]
+BlockJobs = Callable[[TensorSpec], Iterable[Callable[[], np.ndarray]]]
 
 
 def write_sharded(
     folder: Path,
     specs: list[TensorSpec],
-    blocks: BlockSource,
+    jobs: BlockJobs,
     max_shard_bytes: int,
     on_bytes: Callable[[int], None] | None = None,
+    workers: int = 2,
+    durable: bool = False,
 ) -> dict[str, str]:
-    """Write tensors in order, each from its stream of row blocks; return sha256 per file."""
+    """Write tensors in order from their row-block jobs; return sha256 per file.
+
+    Jobs run on a small thread pool (numpy, blosc and hashlib release the GIL) a few blocks
+    ahead of the writer, which keeps the output order, and so the bytes, fixed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.pipeline import ordered
+
     shards = plan_shards(specs, max_shard_bytes)
     names = shard_names(len(shards))
     digests: dict[str, str] = {}
-    for fname, shard in zip(names, shards, strict=True):
-        h = hashlib.sha256()
-        with open(folder / fname, "wb") as f:
-            head = _header_bytes(shard, {"format": "pt"})
-            f.write(head)
-            h.update(head)
-            for spec in shard:
-                written = 0
-                for block in blocks(spec):
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge") as pool:
+        for fname, shard in zip(names, shards, strict=True):
+            h = hashlib.sha256()
+            with open(folder / fname, "wb") as f:
+                head = _header_bytes(shard, {"format": "pt"})
+                f.write(head)
+                h.update(head)
+                written = dict.fromkeys((s.name for s in shard), 0)
+                tagged = (_tagged(spec, job) for spec in shard for job in jobs(spec))
+                # one ordered stream across tensors keeps the pool busy at tensor boundaries;
+                # the window of blocks in flight bounds memory to a few block sizes
+                for spec, block in ordered(pool, tagged, 2 * workers + 2):
                     data = memoryview(np.ascontiguousarray(block)).cast("B")
                     f.write(data)
                     h.update(data)
-                    written += data.nbytes
+                    written[spec.name] += data.nbytes
                     if on_bytes:
                         on_bytes(data.nbytes)
-                if written != spec.nbytes:
-                    raise RuntimeError(f"{spec.name}: wrote {written} bytes, expected {spec.nbytes}")
-            f.flush()
-            os.fsync(f.fileno())
-        digests[fname] = h.hexdigest()
+                for spec in shard:
+                    if written[spec.name] != spec.nbytes:
+                        raise RuntimeError(
+                            f"{spec.name}: wrote {written[spec.name]} bytes, expected {spec.nbytes}"
+                        )
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            digests[fname] = h.hexdigest()
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(s.nbytes for s in specs)},
@@ -265,6 +278,10 @@ def write_sharded(
             json.dumps(index, indent=2, sort_keys=True) + "\n"
         )
     return digests
+
+
+def _tagged(spec: TensorSpec, job: Callable[[], np.ndarray]) -> Callable[[], tuple[TensorSpec, np.ndarray]]:
+    return lambda: (spec, job())
 
 
 def sha256_file(path: Path, chunk: int = 8 << 20) -> str:

@@ -109,7 +109,8 @@ def test_gc_removes_only_unreferenced_data(loaded, cli):
     writer = loaded.store.writer()  # a crashed import: data without a row
     import numpy as np
 
-    writer.add("x", (4, 4), iter([(0, np.ones((4, 4), np.float32))]))
+    writer.add("x", (4, 4), [lambda: np.ones((4, 4), np.float32)])
+    writer.close()
     scratch = loaded.home / ".scratch" / "run99-dead"
     scratch.mkdir(parents=True)
     (scratch / "w.bin").write_bytes(b"0" * 1000)

@@ -43,12 +43,12 @@ def test_written_files_load_with_safetensors(tmp_path, tag, torch_dtype):
     }
     specs = [TensorSpec(n, tag, t.shape) for n, t in sorted(tensors.items())]
 
-    def blocks(spec):
+    def jobs(spec):
         t = tensors[spec.name]
         for a in range(0, t.shape[0], 8):
-            yield from_f32(t[a : a + 8], tag)
+            yield lambda a=a: from_f32(t[a : a + 8], tag)
 
-    digests = write_sharded(tmp_path, specs, blocks, max_shard_bytes=1 << 30)
+    digests = write_sharded(tmp_path, specs, jobs, max_shard_bytes=1 << 30)
     assert list(digests) == ["model.safetensors"]
     got = load_file(tmp_path / "model.safetensors")
     for name, t in tensors.items():

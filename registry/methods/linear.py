@@ -13,5 +13,8 @@ class Linear(MergeMethod):
     def merge(self, name, base, deltas, weights):
         acc = np.array(base, dtype=np.float32, copy=True)
         for delta, w in zip(deltas, weights, strict=True):
-            acc += np.float32(w) * delta
+            if w == 1.0:
+                acc += delta  # the common case: no temporary for w·φ
+            else:
+                acc += np.float32(w) * delta
         return acc

@@ -1,0 +1,106 @@
+"""Build a random-initialised bf16 Llama and two fine-tune-like variants, fast and seeded.
+
+Weights are written straight from numpy (no torch model is instantiated), in safetensors
+shards of about 200 MB, so a 254M-parameter model takes seconds to create.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from registry.tensor_io import TensorSpec, from_f32, write_sharded
+
+
+def llama_specs(
+    hidden: int, layers: int, vocab: int, inter: int, kv_heads: int, heads: int
+) -> list[TensorSpec]:
+    head_dim = hidden // heads
+    specs = [TensorSpec("model.embed_tokens.weight", "BF16", (vocab, hidden))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        specs += [
+            TensorSpec(p + "input_layernorm.weight", "BF16", (hidden,)),
+            TensorSpec(p + "post_attention_layernorm.weight", "BF16", (hidden,)),
+            TensorSpec(p + "self_attn.q_proj.weight", "BF16", (hidden, hidden)),
+            TensorSpec(p + "self_attn.k_proj.weight", "BF16", (kv_heads * head_dim, hidden)),
+            TensorSpec(p + "self_attn.v_proj.weight", "BF16", (kv_heads * head_dim, hidden)),
+            TensorSpec(p + "self_attn.o_proj.weight", "BF16", (hidden, hidden)),
+            TensorSpec(p + "mlp.gate_proj.weight", "BF16", (inter, hidden)),
+            TensorSpec(p + "mlp.up_proj.weight", "BF16", (inter, hidden)),
+            TensorSpec(p + "mlp.down_proj.weight", "BF16", (hidden, inter)),
+        ]
+    specs += [
+        TensorSpec("model.norm.weight", "BF16", (hidden,)),
+        TensorSpec("lm_head.weight", "BF16", (vocab, hidden)),
+    ]
+    return sorted(specs, key=lambda s: s.name)
+
+
+def write_model(
+    folder: Path, specs: list[TensorSpec], seed: int, base_seed: int | None, config: dict
+) -> None:
+    """seed: the base's noise; base_seed set: a variant = base + small noise of its own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+
+    def block(spec: TensorSpec, a: int, b: int) -> np.ndarray:
+        key = zlib.crc32(f"{spec.name}:{a}".encode())
+        shape = (b - a, *spec.shape[1:])
+        rng = np.random.default_rng([base_seed if base_seed is not None else seed, key])
+        x = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
+        if spec.name.endswith("norm.weight"):
+            x += np.float32(1.0)
+        if base_seed is not None:
+            x = to_f32(from_f32(x, "BF16"), "BF16")  # the base, as its bf16 file holds it
+            noise = np.random.default_rng([seed, key]).standard_normal(shape, dtype=np.float32)
+            x = x + noise * np.float32(2e-4)
+        return from_f32(x, "BF16")
+
+    def jobs(spec: TensorSpec):
+        rows = spec.shape[0]
+        step = max(1, (4 << 20) // (4 * (spec.numel // rows)))
+        for a in range(0, rows, step):
+            yield functools.partial(block, spec, a, min(rows, a + step))
+
+    write_sharded(folder, specs, jobs, max_shard_bytes=200_000_000)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("folder", type=Path)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--layers", type=int, default=16)
+    p.add_argument("--vocab", type=int, default=32000)
+    p.add_argument("--intermediate", type=int, default=2464)
+    args = p.parse_args()
+    heads, kv = args.hidden // 64, args.hidden // 64
+    specs = llama_specs(args.hidden, args.layers, args.vocab, args.intermediate, kv, heads)
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": args.hidden,
+        "intermediate_size": args.intermediate,
+        "num_hidden_layers": args.layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "vocab_size": args.vocab,
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "dtype": "bfloat16",
+        "torch_dtype": "bfloat16",
+    }
+    for name, seed, base_seed in (("base", 0, None), ("plus", 1, 0), ("minus", 2, 0)):
+        write_model(args.folder / name, specs, seed, base_seed, config)
+    n = sum(s.numel for s in specs)
+    print(json.dumps({"params": n, "folder": str(args.folder)}))
+
+
+if __name__ == "__main__":
+    main()
