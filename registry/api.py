@@ -12,6 +12,7 @@ import functools
 import getpass
 import hashlib
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from registry import db as dbmod
 from registry._memory import recycle_large_blocks
-from registry.basemodel import check_compatible, check_pins, inspect_folder, read_config
+from registry.basemodel import StatCache, check_compatible, check_pins, inspect_folder, read_config
 from registry.config import Config, InterferencePolicy
 from registry.errors import (
     AlreadyExists,
@@ -40,6 +41,7 @@ from registry.errors import (
     PluginError,
     RegistryError,
 )
+from registry.faults import crashpoint
 from registry.models import (
     Alias,
     AuditEvent,
@@ -55,6 +57,7 @@ from registry.models import (
     utcnow,
 )
 from registry.refs import Ref, check_alias, check_name
+from registry.schema import SCHEMA_HEAD
 from registry.store import VectorStore, chunk_rows
 from registry.tensor_io import DTYPE_NAMES, FLOATS, TAG_NAMES, SafetensorsFolder, to_f32
 
@@ -135,9 +138,9 @@ class Registry:
                 f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
                 f"{str(e).splitlines()[0]}"
             ) from None
-        if current != dbmod.SCHEMA_HEAD:
+        if current != SCHEMA_HEAD:
             dbmod.upgrade(self.engine)
-        return dbmod.SCHEMA_HEAD
+        return SCHEMA_HEAD
 
     def close(self) -> None:
         self.engine.dispose()
@@ -172,6 +175,9 @@ class Registry:
             folder = self._download(source, revision)
         folder = folder.resolve()
         info = inspect_folder(folder)
+        cache = self.stat_cache()
+        for fname, (digest, _) in info.files.items():
+            cache.remember(folder / fname, digest)
         pins = {f: d for f, (d, _) in info.files.items()}
         base = BaseModel(
             name=name,
@@ -240,8 +246,11 @@ class Registry:
     def checked_base(self, name: str) -> tuple[BaseModel, SafetensorsFolder]:
         """The base with its pins re-verified: changed bytes are refused before any use."""
         b = self.base(name)
-        check_pins(Path(b.path), {f.filename: f.sha256 for f in b.files}, b.name)
+        check_pins(Path(b.path), {f.filename: f.sha256 for f in b.files}, b.name, self.stat_cache())
         return b, SafetensorsFolder(b.path)
+
+    def stat_cache(self) -> StatCache:
+        return StatCache(self.home / ".cache" / "verified-files.json")
 
     # -- vectors ---------------------------------------------------------------------------
     def import_vector(
@@ -294,6 +303,7 @@ class Registry:
     ) -> Vector:
         """Write φ for every float tensor, then make it visible in one transaction."""
         recycle_large_blocks()
+        crashpoint("store:before-data")
         writer = self.store.writer()
         inexact: list[str] = []  # tensors whose θ− + φ does not give back θ+ exactly
         try:
@@ -318,6 +328,8 @@ class Registry:
                         inexact.append(tname)
                     return d
 
+                if tensors:
+                    crashpoint("store:mid-data")
                 writer.add(
                     tname,
                     spec.shape,
@@ -350,30 +362,44 @@ class Registry:
             )
             self._check_interference(b, vec, policy)
 
+            crashpoint("store:before-commit")
+
+            run_persisted = run.id is not None
+
             def commit() -> Vector:
+                # fresh rows on every attempt: a retried transaction must not reuse objects
+                # whose keys were assigned by the attempt that lost the race
                 with self.Session.begin() as s:
                     latest = s.scalar(
                         select(func.max(Vector.version)).where(Vector.base_id == b.id, Vector.name == name)
                     )
-                    vec.version = (latest or 0) + 1
-                    r = s.get(TrainingRun, run.id) if run.id is not None else run
-                    s.add(r)
-                    s.flush()
-                    vec.run_id = r.id
-                    s.add(vec)
-                    s.flush()
+                    if run_persisted:
+                        r = s.get(TrainingRun, run.id)
+                    else:
+                        r = TrainingRun(**{c: getattr(run, c) for c in _RUN_FIELDS})
+                        s.add(r)
                     r.status, r.ended_at = "succeeded", utcnow()
-                    r.params = {**r.params, "lossless": not inexact}
+                    r.params = {**(r.params or {}), "lossless": not inexact}
+                    s.flush()
+                    row = Vector(
+                        **{c: getattr(vec, c) for c in _VECTOR_FIELDS},
+                        version=(latest or 0) + 1,
+                        run_id=r.id,
+                        tensors=[VectorTensor(**{c: getattr(t, c) for c in _TENSOR_FIELDS}) for t in tensors],
+                    )
+                    s.add(row)
                     self._audit(
                         s,
                         f"vector.{run.kind}",
-                        f"{name}@v{vec.version}",
-                        {"base": b.name, "digest": vec.digest, "run": r.id},
+                        f"{name}@v{row.version}",
+                        {"base": b.name, "digest": row.digest, "run": r.id},
                     )
                     s.flush()
-                    return self._vector(s, Ref(name, vec.version), None, base_id=b.id)
+                    return self._vector(s, Ref(name, row.version), None, base_id=b.id)
 
-            return dbmod.retrying(commit)
+            vec = dbmod.retrying(commit)
+            crashpoint("store:after-commit")
+            return vec
         except BaseException:
             writer.abort()
             raise
@@ -397,7 +423,20 @@ class Registry:
             with contextlib.suppress(md.PackageNotFoundError):
                 versions[lib] = md.version("preference-registry" if lib == "registry" else lib)
         fields.setdefault("params", {})
-        return TrainingRun(kind=kind, base_id=b.id, vector_name=name, library_versions=versions, **fields)
+        # who runs it, so gc can tell a crashed run from one still in progress
+        fields["sources"] = {
+            **fields.get("sources", {}),
+            "process": {"host": socket.gethostname(), "pid": os.getpid()},
+        }
+        return TrainingRun(
+            kind=kind,
+            base_id=b.id,
+            vector_name=name,
+            library_versions=versions,
+            status="running",
+            started_at=utcnow(),
+            **fields,
+        )
 
     def _finish_run(self, run: TrainingRun, status: str, error: str | None = None) -> None:
         def write() -> None:
@@ -490,6 +529,7 @@ class Registry:
         try:
             log(f"run {run.id}: θ+ ({p.name}: chosen preferred)")
             plus = train_dpo(Path(b.path), pairs, options, seed, work / "plus", log)
+            crashpoint("train:after-plus")
             log(f"run {run.id}: θ− (labels switched)")
             minus = train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus", log)
             _, base_w = self.checked_base(base)  # the base must not have changed during training
@@ -807,13 +847,21 @@ class Registry:
             freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
             if not dry_run:
                 shutil.rmtree(p, ignore_errors=True)
+        interrupted = self._interrupted_runs()
+        if not dry_run:
+            for run in interrupted:
+                proc = run.sources.get("process", {})
+                self._finish_run(
+                    run, "failed", error=f"interrupted: process {proc.get('pid')} on {proc.get('host')} ended"
+                )
         report = {
             "removed": removed,
             "scratch": [p.name for p in stale],
             "freed_bytes": freed,
+            "interrupted_runs": [r.id for r in interrupted],
             "dry_run": dry_run,
         }
-        if not dry_run and (removed or stale):
+        if not dry_run and (removed or stale or interrupted):
             self._audit_now("gc", str(self.store.url), report)
         return report
 
@@ -880,10 +928,11 @@ class Registry:
                     lock=build_lock(r, self.base(b.name)),
                     shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
                     on_bytes=on_bytes,
-                    checks=[aside.submit(check_pins, Path(b.path), pins, b.name)],
+                    checks=[aside.submit(check_pins, Path(b.path), pins, b.name, self.stat_cache())],
                     durable=durable,
                 )
                 files, reused = write_folder(plan, out, force), None
+                crashpoint("materialize:after-rename")
         m = Materialization(
             recipe_id=r.id,
             out_path=str(out),
@@ -990,6 +1039,24 @@ class Registry:
                 on_item(label)
         return problems
 
+    def _interrupted_runs(self) -> list[TrainingRun]:
+        """Runs still marked running whose process on this host no longer exists."""
+        host = socket.gethostname()
+        with self.Session() as s:
+            running = list(s.scalars(select(TrainingRun).where(TrainingRun.status == "running")))
+        dead = []
+        for run in running:
+            proc = (run.sources or {}).get("process", {})
+            if proc.get("host") != host or not proc.get("pid"):
+                continue
+            try:
+                os.kill(proc["pid"], 0)
+            except ProcessLookupError:
+                dead.append(run)
+            except PermissionError:  # alive, another user's
+                continue
+        return dead
+
     def orphans(self) -> list[str]:
         with self.Session() as s:
             used = set(s.scalars(select(Vector.store_key)))
@@ -1002,6 +1069,23 @@ class Registry:
         return [
             {"name": p.name, "version": p.version, "description": p.description} for p in discover().values()
         ]
+
+
+_RUN_FIELDS = (
+    "kind", "base_id", "vector_name", "plugin", "plugin_version", "dataset_digest", "dataset_size",
+    "params", "seed", "sources", "library_versions", "status", "started_at",
+)  # fmt: skip
+_VECTOR_FIELDS = (
+    "name",
+    "base_id",
+    "store_key",
+    "digest",
+    "param_count",
+    "norm",
+    "stored_bytes",
+    "interference",
+)
+_TENSOR_FIELDS = ("name", "shape", "source_dtype", "norm", "sha256")
 
 
 def _recipe_query():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +60,23 @@ def inspect_folder(folder: Path) -> FolderInfo:
     )
 
 
-def check_pins(folder: Path, pins: dict[str, str], name: str) -> None:
-    """Re-hash every pinned file; refuse a base whose bytes changed or went missing."""
+def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache | None = None) -> None:
+    """Re-hash every pinned file; refuse a base whose bytes changed or went missing.
+
+    With a cache, a file whose stat fingerprint is unchanged since its last full hash is
+    not hashed again (git's index does the same); `registry verify` never uses the cache.
+    """
     problems = []
     for fname, digest in sorted(pins.items()):
         path = folder / fname
         if not path.is_file():
             problems.append(f"{fname} missing")
+        elif cache is not None and cache.fresh(path, digest):
+            continue
         elif sha256_file(path) != digest:
             problems.append(f"{fname} sha256 mismatch")
+        elif cache is not None:
+            cache.remember(path, digest)
     if problems:
         raise IntegrityError(
             f"base {name} at {folder} no longer matches its pins: {'; '.join(problems)}", problems
@@ -97,3 +106,37 @@ def check_compatible(
                 f"{other.folder}: tensor {n} has shape {list(other.spec(n).shape)}, "
                 f"the base has {list(base.spec(n).shape)}"
             )
+
+
+class StatCache:
+    """Stat fingerprints (size, mtime, ctime, inode) of files whose sha256 was verified.
+
+    Kept per machine under the registry home, never in the shared database: inodes and
+    paths mean nothing on another machine. Any write to a file changes its ctime.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.entries: dict[str, list] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def _fingerprint(path: Path) -> list:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+    def fresh(self, path: Path, digest: str) -> bool:
+        entry = self.entries.get(str(path))
+        return entry is not None and entry[0] == digest and entry[1:] == self._fingerprint(path)
+
+    def remember(self, path: Path, digest: str) -> None:
+        self.entries[str(path)] = [digest, *self._fingerprint(path)]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.entries))
+            os.replace(tmp, self.path)
+        except OSError:  # a read-only home only loses the shortcut
+            pass

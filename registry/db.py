@@ -58,11 +58,6 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(_alembic_config(engine), revision)
 
 
-# The newest revision in migrations/versions (a test keeps it in step with Alembic's head).
-# Knowing it lets `open` compare revisions with one query instead of importing Alembic.
-SCHEMA_HEAD = "0002"
-
-
 def current_revision(engine: Engine) -> str | None:
     from sqlalchemy import inspect, text
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from registry.basemodel import NOT_COPIED
 from registry.errors import OutputExists
+from registry.faults import crashpoint
 from registry.methods import MergeMethod
 from registry.store import StoredVector, chunk_rows
 from registry.tensor_io import (
@@ -158,6 +159,7 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
         (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
         for check in plan.checks:
             check.result()  # e.g. the base's pins: a failure discards the whole folder
+        crashpoint("materialize:before-rename")
         if plan.durable:
             _fsync_dir(tmp)
         _swap_into_place(tmp, out)

@@ -22,6 +22,7 @@ import numpy as np
 from ml_dtypes import bfloat16 as BF16
 
 from registry.errors import IncompatibleWeights, UnsafeWeights
+from registry.faults import crashpoint
 
 # safetensors dtype tag -> numpy storage dtype (BF16 is stored as its raw bits)
 STORAGE = {
@@ -258,6 +259,7 @@ def write_sharded(
                     f.write(data)
                     h.update(data)
                     written[spec.name] += data.nbytes
+                    crashpoint("write:mid-file")
                     if on_bytes:
                         on_bytes(data.nbytes)
                 for spec in shard:

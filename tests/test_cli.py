@@ -90,3 +90,13 @@ def test_init_twice_is_refused(home, cli):
     assert cli("init")[0] == 0
     code, _, err = cli("init")
     assert code != 0 and "a registry already exists" in err
+
+
+def test_fast_listings_match_the_orm_views(loaded):
+    from registry import catalog
+    from registry.views import base_view, vector_view
+
+    assert catalog.vector_rows(loaded.config) == [vector_view(v) for v in loaded.vectors()]
+    assert catalog.vector_rows(loaded.config, "tiny") == [vector_view(v) for v in loaded.vectors("tiny")]
+    assert catalog.vector_rows(loaded.config, "nosuch") == []
+    assert catalog.base_rows(loaded.config) == [base_view(b) for b in loaded.bases()]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from registry import db as dbmod
+from registry.schema import SCHEMA_HEAD
 
 
 def test_schema_head_constant_matches_alembic(reg):
-    assert dbmod.head_revision(reg.engine) == dbmod.SCHEMA_HEAD
-    assert dbmod.current_revision(reg.engine) == dbmod.SCHEMA_HEAD
+    assert dbmod.head_revision(reg.engine) == SCHEMA_HEAD
+    assert dbmod.current_revision(reg.engine) == SCHEMA_HEAD
 
 
 def test_upgrade_from_first_revision_keeps_data(home, db_url, models, tmp_path):
@@ -23,7 +24,7 @@ def test_upgrade_from_first_revision_keeps_data(home, db_url, models, tmp_path):
     reg.close()
     # opening applies the pending migration; everything written before is still there
     again = Registry.open(home)
-    assert dbmod.current_revision(again.engine) == dbmod.SCHEMA_HEAD
+    assert dbmod.current_revision(again.engine) == SCHEMA_HEAD
     assert [v.ref for v in again.vectors()] == ["helpful@v1"]
     assert again.recipe("r").status == "draft" and again.recipe("r").status_reason is None
     assert again.materializations()[0].output_digest == first.output_digest
@@ -31,6 +32,6 @@ def test_upgrade_from_first_revision_keeps_data(home, db_url, models, tmp_path):
     assert again.materialize("r", tmp_path / "b", reuse=False).output_digest == first.output_digest
     dbmod.downgrade(again.engine, "0001")
     dbmod.upgrade(again.engine)
-    assert dbmod.current_revision(again.engine) == dbmod.SCHEMA_HEAD
+    assert dbmod.current_revision(again.engine) == SCHEMA_HEAD
     assert again.vector("helpful").digest == first.recipe.terms[0].vector.digest
     again.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from registry import catalog
 from registry.cli.common import emit, pass_ctx, table
 
 
@@ -38,9 +39,11 @@ def add(ctx, name: str, source: str, revision: str | None) -> None:
 @pass_ctx
 def list_(ctx) -> None:
     """List registered bases."""
-    from registry.views import base_view
+    rows = ctx.fast(catalog.base_rows)
+    if rows is None:
+        from registry.views import base_view
 
-    rows = [base_view(b) for b in ctx.registry.bases()]
+        rows = [base_view(b) for b in ctx.registry.bases()]
     emit(
         ctx,
         rows,

@@ -14,6 +14,13 @@ class Context:
         self.as_json = as_json
         self._registry = None
 
+    def fast(self, read):
+        """A read-only listing without the ORM when possible (None: take the full path)."""
+        from registry.config import Config
+
+        home = home_path(self).resolve()
+        return read(Config.load(home))
+
     @property
     def registry(self):
         if self._registry is None:

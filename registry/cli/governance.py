@@ -100,7 +100,7 @@ def gc(ctx, grace, dry_run) -> None:
     """Remove store data no committed row references (left by crashes)."""
     report = ctx.registry.gc(grace, dry_run)
     verb = "would free" if dry_run else "freed"
-    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s)"
+    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s); {len(report['interrupted_runs'])} interrupted run(s) marked failed"
     emit(ctx, report, "\n".join([human, *(f"  {k}" for k in report["removed"])]))
 
 

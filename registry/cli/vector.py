@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from registry import catalog
 from registry.cli.common import emit, pass_ctx, table
 
 
@@ -50,9 +51,11 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None) -> N
 @pass_ctx
 def list_(ctx, base: str | None) -> None:
     """List vectors."""
-    from registry.views import vector_view
+    rows = ctx.fast(lambda config: catalog.vector_rows(config, base))
+    if rows is None:
+        from registry.views import vector_view
 
-    rows = [vector_view(v) for v in ctx.registry.vectors(base)]
+        rows = [vector_view(v) for v in ctx.registry.vectors(base)]
     for r in rows:
         r["norm"] = f"{r['norm']:.4g}"
     emit(
