@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from registry.tensor_io import sha256_file
+
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 REGISTRY = [PY, "-m", "registry.cli"]
@@ -54,13 +56,13 @@ def repeat(n: int, cmd_for, env=None) -> dict:
     }
 
 
-def bf16_ulps(a_dir: Path, b_dir: Path) -> tuple[float, int]:
-    """Max |a − b| and max distance in bf16 ulps between two folders' tensors."""
+def bf16_ulps(a_dir: Path, b_dir: Path) -> dict:
+    """Max |a − b|, max distance in bf16 ulps, and the share of values that differ."""
     from registry.tensor_io import SafetensorsFolder, to_f32
 
     a, b = SafetensorsFolder(a_dir), SafetensorsFolder(b_dir)
     assert a.names() == b.names(), "tensor names differ"
-    max_abs, max_ulp = 0.0, 0
+    max_abs, max_ulp, differ, total = 0.0, 0, 0, 0
     for n in a.names():
         x, y = a.read(n), b.read(n)
         assert a.spec(n).tag == b.spec(n).tag == "BF16", n
@@ -71,7 +73,9 @@ def bf16_ulps(a_dir: Path, b_dir: Path) -> tuple[float, int]:
         xi = np.where(xi & 0x8000, 0x8000 - xi, xi)
         yi = np.where(yi & 0x8000, 0x8000 - yi, yi)
         max_ulp = max(max_ulp, int(np.max(np.abs(xi - yi))))
-    return max_abs, max_ulp
+        differ += int(np.count_nonzero(xi != yi))
+        total += xi.size
+    return {"max_abs_diff": max_abs, "max_bf16_ulps": max_ulp, "share_differing": differ / total}
 
 
 def main() -> None:
@@ -80,7 +84,11 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--mergekit", default=shutil.which("mergekit-yaml"), help="mergekit-yaml of a side venv")
+    p.add_argument("--compare", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.compare:
+        print(json.dumps(bf16_ulps(*args.compare)))
+        return
     work = args.workdir / f"l{args.layers}"
     models = work / "models"
     if not (models / "minus" / "model.safetensors.index.json").exists():
@@ -135,26 +143,41 @@ def main() -> None:
     report["materialize"] = repeat(
         args.repeat, lambda i: [*REGISTRY, "materialize", "r", "--out", str(outs[i]), "--no-reuse"], env
     )
-    first = (outs[0] / "model.safetensors").read_bytes()
-    report["byte_identical_runs"] = all((o / "model.safetensors").read_bytes() == first for o in outs[1:])
-    del first
+    digests = {
+        sha256_file(o / "model.safetensors") for o in outs
+    }  # hashed in blocks: this process stays small
+    report["byte_identical_runs"] = len(digests) == 1
     if args.mergekit:
-        cfg = work / "mergekit.yml"
-        cfg.write_text(
-            f"merge_method: task_arithmetic\nbase_model: {models / 'base'}\nmodels:\n"
-            f"  - model: {models / 'plus'}\n    parameters: {{weight: 1.0}}\n"
-            f"  - model: {models / 'minus'}\n    parameters: {{weight: -1.0}}\ndtype: bfloat16\n"
-        )
-        mk_outs = [work / f"mergekit{i}" for i in range(args.repeat)]
-        for o in mk_outs:
-            shutil.rmtree(o, ignore_errors=True)
-        report["mergekit"] = repeat(
-            args.repeat, lambda i: [args.mergekit, str(cfg), str(mk_outs[i]), "--no-copy-tokenizer"]
-        )
-        report["speedup_vs_mergekit"] = report["mergekit"]["wall_s"] / report["materialize"]["wall_s"]
-        report["max_abs_diff_vs_mergekit"], report["max_bf16_ulps_vs_mergekit"] = bf16_ulps(
-            outs[0], mk_outs[0]
-        )
+        # bf16: mergekit's natural setting for bf16 models (computes in bf16);
+        # fp32: computes in float32 and rounds once, like registry (the accuracy peer)
+        for label, dtypes in (
+            ("bf16", "dtype: bfloat16\n"),
+            ("fp32", "dtype: float32\nout_dtype: bfloat16\n"),
+        ):
+            cfg = work / f"mergekit-{label}.yml"
+            cfg.write_text(
+                f"merge_method: task_arithmetic\nbase_model: {models / 'base'}\nmodels:\n"
+                f"  - model: {models / 'plus'}\n    parameters: {{weight: 1.0}}\n"
+                f"  - model: {models / 'minus'}\n    parameters: {{weight: -1.0}}\n{dtypes}"
+            )
+            mk_outs = [work / f"mergekit-{label}-{i}" for i in range(args.repeat)]
+            for o in mk_outs:
+                shutil.rmtree(o, ignore_errors=True)
+            report[f"mergekit_{label}"] = repeat(
+                args.repeat,
+                lambda i, c=cfg, o=mk_outs: [args.mergekit, str(c), str(o[i]), "--no-copy-tokenizer"],
+            )
+            report[f"speedup_vs_mergekit_{label}"] = (
+                report[f"mergekit_{label}"]["wall_s"] / report["materialize"]["wall_s"]
+            )
+            # compared in a child process so this one stays small (children inherit its RSS until exec)
+            diff = subprocess.run(
+                [PY, __file__, "--compare", str(outs[0]), str(mk_outs[0])],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            report[f"diff_vs_mergekit_{label}"] = json.loads(diff.stdout)
     report["help"] = repeat(5, lambda i: [*REGISTRY, "--help"], env)
     report["vector_list"] = repeat(5, lambda i: [*REGISTRY, "vector", "list"], env)
     # Gram matrix: N = 2 and N = 4 vectors (the extra ones are imports of the same folders)

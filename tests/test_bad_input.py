@@ -174,3 +174,67 @@ def test_changed_base_is_refused(loaded, models, tmp_path):
     ):
         loaded.import_vector("x", "mutable", models["plus"])
     assert any("base mutable: model.safetensors sha256 mismatch" in p for p in loaded.verify())
+
+
+def test_unreachable_database_is_one_line(home, cli, monkeypatch):
+    code, _, err = cli("init", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert code != 0 and err.count("\n") == 1
+    assert err.startswith("Error: cannot reach database postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert not (home / "registry.toml").exists() and not (home / "vectors.zarr").exists()
+
+
+def test_missing_or_foreign_store_is_refused(loaded, cli, tmp_path):
+    import shutil
+
+    from registry import Registry
+
+    other = Registry.init(tmp_path / "other")
+    store = loaded.store.path
+    shutil.move(store, tmp_path / "moved")
+    code, _, err = cli("vector", "show", "helpful")
+    assert code != 0 and err.strip() == f"Error: vector store missing at {store}"
+    shutil.copytree(other.store.path, store)
+    code, _, err = cli("vector", "show", "helpful")
+    assert code != 0 and f"vector store {store} belongs to another registry" in err
+
+
+def test_existing_output_refused_unless_forced_cli(loaded, cli, tmp_path):
+    loaded.add_recipe({"name": "r", "base": "tiny", "terms": [{"vector": "helpful", "weight": 1.0}]})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    code, _, err = cli("materialize", "r", "--out", out)
+    assert code != 0 and err.strip() == f"Error: {out} exists and is not empty (use --force to replace it)"
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    assert cli("materialize", "r", "--out", out, "--force")[0] == 0
+
+
+def test_materialize_refuses_changed_base_and_corrupt_chunk(loaded, models, tmp_path):
+    import shutil
+
+    from registry.errors import IntegrityError
+
+    copy = tmp_path / "base-copy"
+    shutil.copytree(models["base"], copy)
+    loaded.add_base("mutable", str(copy))
+    loaded.import_vector("v", "mutable", models["plus"])
+    loaded.add_recipe({"name": "m", "base": "mutable", "terms": [{"vector": "v", "weight": 1.0}]})
+    loaded.materialize("m", tmp_path / "ok")  # warms the stat cache: the next check must still see the change
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 3] ^= 0x04
+    (copy / "model.safetensors").write_bytes(data)
+    with pytest.raises(IntegrityError, match=r"base mutable .* model\.safetensors sha256 mismatch"):
+        loaded.materialize("m", tmp_path / "bad", reuse=False)
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
+    loaded.add_recipe({"name": "h", "base": "tiny", "terms": [{"vector": "helpful", "weight": 1.0}]})
+    v = loaded.vector("helpful", "tiny")
+    chunk = loaded.store.path / "data" / v.store_key / "lm_head.weight" / "c" / "0" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[10] ^= 0x80
+    chunk.write_bytes(raw)
+    with pytest.raises(
+        IntegrityError,
+        match=r"helpful@v1: array lm_head\.weight cannot be decoded \(chunk 0: crc32c mismatch\)",
+    ):
+        loaded.materialize("h", tmp_path / "bad2")
+    assert not (tmp_path / "bad2").exists()

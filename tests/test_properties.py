@@ -88,3 +88,36 @@ def test_unknown_keys_are_named(extra):
     with pytest.raises(InvalidRecipe) as e:
         parse_recipe(data)
     assert any(f"{k}: unknown key" in str(e.value) for k in unknown)
+
+
+@pytest.fixture(scope="module")
+def versions_reg(tmp_path_factory, models):
+    from registry import Registry
+
+    reg = Registry.init(tmp_path_factory.mktemp("props") / "home")
+    reg.add_base("tiny", str(models["base"]))
+    reg.import_vector("v", "tiny", models["plus"])
+    for i in range(1, 6):
+        reg.add_recipe({"name": "r", "base": "tiny", "terms": [{"vector": "v", "weight": float(i)}]})
+        reg.approve(f"r@v{i}", "property test")
+    yield reg
+    reg.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["prod", "staging", "canary"]), st.integers(1, 5)), min_size=1, max_size=6
+    )
+)
+def test_reference_resolution_follows_alias_moves(versions_reg, moves):
+    expected = {}
+    for alias, version in moves:
+        versions_reg.set_alias(f"r@v{version}", alias)
+        expected[alias] = version
+    for alias, version in expected.items():
+        assert versions_reg.recipe(f"r@{alias}").version == version
+        assert versions_reg.recipe(f"r@{alias}").terms[0].weight == float(version)
+    assert versions_reg.recipe("r").version == 5
+    for n in range(1, 6):
+        assert versions_reg.recipe(f"r@v{n}").version == n
