@@ -93,7 +93,9 @@ def main() -> None:
     models = work / "models"
     if not (models / "minus" / "model.safetensors.index.json").exists():
         subprocess.run(
-            [PY, str(HERE / "make_models.py"), str(models), "--layers", str(args.layers)], check=True
+            [PY, str(HERE / "make_models.py"), str(models), "--layers", str(args.layers)],
+            check=True,
+            stdout=sys.stderr,
         )
     params = (
         json.loads((models / "base" / "model.safetensors.index.json").read_text())["metadata"]["total_size"]

@@ -279,16 +279,7 @@ class Registry:
         pos_w, neg_w = folders
         # an import's run is committed together with its vector: a refused import leaves no trace
         run = self._new_run("import", b, name, sources=sources)
-        return self._store_vector(
-            name,
-            b,
-            run,
-            base_w,
-            lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
-            {n: pos_w.spec(n).tag for n in base_w.names()},
-            (pos_w, neg_w),
-            policy,
-        )
+        return self._store_vector(name, b, run, base_w, pos_w, neg_w, policy)
 
     def _store_vector(
         self,
@@ -296,12 +287,11 @@ class Registry:
         b: BaseModel,
         run: TrainingRun,
         base_w: SafetensorsFolder,
-        read_pair: Callable[[str, int, int], tuple[np.ndarray, np.ndarray]],
-        source_tags: dict[str, str],
-        sources: tuple[Any, Any],
+        pos_w: SafetensorsFolder,
+        neg_w: SafetensorsFolder,
         policy: InterferencePolicy | None = None,
     ) -> Vector:
-        """Write φ for every float tensor, then make it visible in one transaction."""
+        """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction."""
         recycle_large_blocks()
         crashpoint("store:before-data")
         writer = self.store.writer()
@@ -312,14 +302,16 @@ class Registry:
                 spec = base_w.spec(tname)
                 if spec.tag not in FLOATS:
                     continue
-                ptag, ntag = sources[0].spec(tname).tag, sources[1].spec(tname).tag
+                ptag, ntag = pos_w.spec(tname).tag, neg_w.spec(tname).tag
 
                 rows = spec.shape[0] if spec.shape else 1
                 step = chunk_rows(spec.shape)
 
                 def delta(tname: str, a: int, c: int, ptag: str, ntag: str) -> np.ndarray:
-                    p_raw, n_raw = read_pair(tname, a, c)
-                    p, m = to_f32(p_raw, ptag), to_f32(n_raw, ntag)
+                    p, m = (
+                        to_f32(pos_w.read_rows(tname, a, c), ptag),
+                        to_f32(neg_w.read_rows(tname, a, c), ntag),
+                    )
                     for role, x in (("positive", p), ("negative", m)):
                         if not np.isfinite(x).all():
                             raise IncompatibleWeights(f"{role} weights: tensor {tname} contains NaN or Inf")
@@ -342,7 +334,7 @@ class Registry:
                     VectorTensor(
                         name=tname,
                         shape=list(spec.shape),
-                        source_dtype=TAG_NAMES.get(source_tags[tname], source_tags[tname]),
+                        source_dtype=TAG_NAMES.get(ptag, ptag),
                         norm=writer.norms[tname],
                         sha256=writer.digests[tname],
                     )
@@ -537,16 +529,7 @@ class Registry:
             for w in (pos_w, neg_w):
                 check_compatible(base_w, w, _arch(w.folder), b.architecture)
             log(f"run {run.id}: extracting φ = θ+ − θ−")
-            return self._store_vector(
-                name,
-                b,
-                run,
-                base_w,
-                lambda n, a, c: (pos_w.read_rows(n, a, c), neg_w.read_rows(n, a, c)),
-                {n: pos_w.spec(n).tag for n in base_w.names()},
-                (pos_w, neg_w),
-                policy,
-            )
+            return self._store_vector(name, b, run, base_w, pos_w, neg_w, policy)
         except BaseException as e:
             self._finish_run(run, "failed", error=f"{type(e).__name__}: {e}".rstrip(": "))
             raise

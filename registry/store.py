@@ -83,7 +83,11 @@ class VectorStore:
 
     def group_keys(self) -> list[str]:
         base = self.path / DATA
-        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        return (
+            sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if base.is_dir()
+            else []
+        )
 
     def delete(self, key: str) -> int:
         """Remove one group; returns the bytes freed."""

@@ -38,10 +38,10 @@ def main(ctx: click.Context, home: str | None, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from registry.cli import base, governance, ops, recipe, train, vector
+    from registry.cli import base, bundle, governance, ops, recipe, train, vector
 
     vector.vector_group.add_command(train.compare)
-    for mod in (base, vector, recipe, train, governance, ops):
+    for mod in (base, vector, recipe, train, governance, bundle, ops):
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 

@@ -2,66 +2,57 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from registry.cli.common import emit, pass_ctx, table
 
-KIND = click.option(
-    "--vector",
-    "kind",
-    flag_value="vector",
-    default="recipe",
-    help="REF names a vector version, not a recipe.",
-)
+
+def lifecycle_command(name: str, status: str, why: str):
+    """approve and deprecate share their arguments; only the target status differs."""
+
+    def wrap(f):
+        @click.command(name)
+        @click.argument("ref")
+        @click.option("--reason", required=True, help=f"{why} (recorded in the audit log).")
+        @click.option("--actor", help="Who decides (default: $REGISTRY_ACTOR, else the OS user).")
+        @click.option(
+            "--vector",
+            "kind",
+            flag_value="vector",
+            default="recipe",
+            help="REF names a vector version, not a recipe.",
+        )
+        @click.option("--base", help="With --vector: disambiguates the vector's base.")
+        @pass_ctx
+        @functools.wraps(f)
+        def command(ctx, ref, reason, actor, kind, base) -> None:
+            reg = ctx.registry
+            if actor:
+                reg.actor = actor
+            obj = reg.set_status(ref, status, reason, kind, base)
+            data = {"ref": obj.ref, "kind": kind, "status": obj.status, "reason": reason, "actor": reg.actor}
+            emit(ctx, data, f"{obj.ref} is now {obj.status} ({reg.actor}: {reason})")
+
+        return command
+
+    return wrap
 
 
-def _status(
-    ctx, ref: str, status: str, reason: str, kind: str | None, base: str | None, actor: str | None
-) -> None:
-    reg = ctx.registry
-    if actor:
-        reg.actor = actor
-    obj = reg.set_status(ref, status, reason, kind or "recipe", base)
-    emit(
-        ctx,
-        {
-            "ref": obj.ref,
-            "kind": kind or "recipe",
-            "status": obj.status,
-            "reason": reason,
-            "actor": reg.actor,
-        },
-        f"{obj.ref} is now {obj.status} ({reg.actor}: {reason})",
-    )
-
-
-@click.command("approve")
-@click.argument("ref")
-@click.option("--reason", required=True, help="Why this version may ship (recorded in the audit log).")
-@click.option("--actor", help="Who approves (default: $REGISTRY_ACTOR, else the OS user).")
-@KIND
-@click.option("--base", help="With --vector: disambiguates the vector's base.")
-@pass_ctx
-def approve(ctx, ref, reason, actor, kind, base) -> None:
+@lifecycle_command("approve", "approved", "Why this version may ship")
+def approve() -> None:
     """Approve a recipe version (or with --vector, a vector version).
 
     \b
     Example:
       registry approve helpful-safe@v2 --reason "eval 2024-06 passed"
     """
-    _status(ctx, ref, "approved", reason, kind, base, actor)
 
 
-@click.command("deprecate")
-@click.argument("ref")
-@click.option("--reason", required=True, help="Why this version must no longer ship.")
-@click.option("--actor", help="Who deprecates (default: $REGISTRY_ACTOR, else the OS user).")
-@KIND
-@click.option("--base", help="With --vector: disambiguates the vector's base.")
-@pass_ctx
-def deprecate(ctx, ref, reason, actor, kind, base) -> None:
+@lifecycle_command("deprecate", "deprecated", "Why this version must no longer ship")
+def deprecate() -> None:
     """Deprecate a recipe version (or with --vector, a vector version)."""
-    _status(ctx, ref, "deprecated", reason, kind, base, actor)
 
 
 @click.command("log")

@@ -16,11 +16,13 @@ def _walk(cmd: click.Command, path: list[str], ctx: click.Context):
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
             if sub is not None:
-                yield from _walk(sub, [*path, name], click.Context(sub, info_name=name, parent=ctx))
+                yield from _walk(
+                    sub, [*path, name], sub.make_context(name, [], parent=ctx, resilient_parsing=True)
+                )
 
 
 def render() -> str:
-    root = click.Context(main, info_name="registry")
+    root = main.make_context("registry", [], resilient_parsing=True)
     parts = [
         "# CLI reference\n",
         "Generated from the commands by `python -m registry.cli.reference > docs/cli.md`"

@@ -1,0 +1,64 @@
+"""`registry export` and `registry import-bundle`: move registry content between homes."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx
+
+
+@click.command("export")
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Bundle file to write (a tar).")
+@pass_ctx
+def export(ctx, refs: tuple[str, ...], out: str) -> None:
+    """Export recipes (with their vectors and base pins) and vectors to a bundle FILE.
+
+    \b
+    Example (into an air-gapped registry):
+      registry export helpful-safe@prod verbose@v2 --out release.bundle
+    """
+    from registry.bundle import export_bundle
+
+    report = export_bundle(ctx.registry, list(refs), out)
+    emit(
+        ctx,
+        report,
+        f"exported {len(report['recipes'])} recipe(s), {len(report['vectors'])} vector(s) to {out}",
+    )
+
+
+@click.command("import-bundle")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--base-path",
+    "base_paths",
+    multiple=True,
+    metavar="NAME=DIR",
+    help="Local folder of a base the bundle needs and this registry lacks.",
+)
+@pass_ctx
+def import_bundle(ctx, file: str, base_paths: tuple[str, ...]) -> None:
+    """Verify a bundle by digest and add its contents (identical ones are skipped).
+
+    \b
+    Example:
+      registry import-bundle release.bundle --base-path tiny=/models/tiny
+    """
+    from registry.bundle import import_bundle as run
+
+    paths = {}
+    for item in base_paths:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise click.BadParameter(f"expected NAME=DIR, not {item!r}", param_hint="--base-path")
+        paths[name] = folder
+    report = run(ctx.registry, file, paths)
+    emit(
+        ctx,
+        report,
+        f"imported {len(report['vectors'])} vector(s) and {len(report['recipes'])} recipe(s) from {file}",
+    )
+
+
+COMMANDS = [export, import_bundle]
