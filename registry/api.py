@@ -485,13 +485,23 @@ class Registry:
         plugin_options: dict[str, Any] | None = None,
         policy: InterferencePolicy | None = None,
         log: Callable[[str], None] = lambda _msg: None,
-    ) -> Vector:
-        """Train θ+ (DPO) and θ− (labels switched) from a pinned base; store φ = θ+ − θ−."""
+    ) -> Vector | None:
+        """Train θ+ (DPO) and θ− (labels switched) from a pinned base; store φ = θ+ − θ−.
+
+        Returns None in the non-main processes of a distributed launch.
+        """
         import shutil
         import tempfile
 
         from registry.plugins import load
-        from registry.training import TrainingOptions, check_pairs, dataset_digest, scratch_dir, train_dpo
+        from registry.training import (
+            TrainingOptions,
+            check_pairs,
+            dataset_digest,
+            is_main_process,
+            scratch_dir,
+            train_dpo,
+        )
 
         options = options or TrainingOptions()
         plugin_options = plugin_options or {}
@@ -505,6 +515,10 @@ class Registry:
         except Exception as e:
             raise PluginError(f"plugin {plugin} failed to supply pairs: {type(e).__name__}: {e}") from e
         check_pairs(pairs, plugin)
+        if not is_main_process():
+            # under `accelerate launch` every process trains (the collectives need them all);
+            # only the main one records the run and writes the vector
+            return self._train_as_worker(b, pairs, options, seed)
         run = self._start_run(
             "dpo",
             b,
@@ -535,6 +549,20 @@ class Registry:
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _train_as_worker(self, b: BaseModel, pairs, options, seed: int) -> None:
+        import shutil
+        import tempfile
+
+        from registry.training import scratch_dir, train_dpo
+
+        work = Path(tempfile.mkdtemp(prefix="worker-", dir=scratch_dir(self.home)))
+        try:
+            train_dpo(Path(b.path), pairs, options, seed, work / "plus")
+            train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return None
 
     # -- interference ----------------------------------------------------------------------
     def _check_interference(self, b: BaseModel, vec: Vector, policy: InterferencePolicy | None) -> None:

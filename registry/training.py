@@ -154,6 +154,11 @@ def _config_dtype(base: Path) -> str:
     return dtype if dtype in {"bfloat16", "float16", "float32"} else "float32"
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / `accelerate launch` job, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def scratch_dir(home: Path) -> Path:
     d = home / ".scratch"
     d.mkdir(exist_ok=True)

@@ -92,6 +92,8 @@ def _train(ctx, plugin: str, kw: dict) -> None:
         policy=policy,
         log=lambda m: click.echo(m, err=True),
     )
+    if v is None:  # a non-main process of a distributed launch: the main one reports
+        return
     d = vector_view(v, detail=True)
     lines = [
         f"added {v.ref} for base {kw['base']} (run {v.run.id}, {d['lineage']['seconds']:.1f}s, norm {v.norm:.4g})"
