@@ -108,7 +108,7 @@ class Registry:
                 s.add(Meta(key="registry_id", value=reg.id))
             else:  # joining a shared database: the store must be the one it uses
                 reg.id = row.value
-        if (Path(reg.store.url) / "zarr.json").exists():
+        if reg.store.exists():
             reg.store.check(reg.id)
         else:
             reg.store.create(reg.id)
@@ -941,6 +941,7 @@ class Registry:
                     on_bytes=on_bytes,
                     checks=[aside.submit(check_pins, Path(b.path), pins, b.name, self.stat_cache())],
                     durable=durable,
+                    workers=self.store.workers,
                 )
                 files, reused = write_folder(plan, out, force), None
                 crashpoint("materialize:after-rename")

@@ -23,7 +23,6 @@ import numpy as np
 
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.refs import Ref
-from registry.store import DATA
 
 if TYPE_CHECKING:
     from registry.api import Registry
@@ -121,7 +120,11 @@ def export_bundle(reg: Registry, refs: list[str], out: str | Path) -> dict[str, 
             info.size = len(raw)
             tar.addfile(info, fileobj=_BytesReader(raw))
             for entry, v in zip(entries, vectors.values(), strict=True):
-                tar.add(reg.store.path / DATA / v.store_key, arcname=entry["data"])
+                for rel in reg.store.files(v.store_key):
+                    data = reg.store.read_file(v.store_key, rel)
+                    info = tarfile.TarInfo(f"{entry['data']}/{rel}")
+                    info.size = len(data)
+                    tar.addfile(info, fileobj=_BytesReader(data))
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -166,7 +169,9 @@ def import_bundle(
 
     base_paths = base_paths or {}
     path = Path(path)
-    work = Path(tempfile.mkdtemp(prefix=".bundle-", dir=reg.store.path / DATA))
+    from registry.training import scratch_dir
+
+    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=scratch_dir(reg.home)))
     created_keys: list[str] = []
     try:
         try:
@@ -211,7 +216,7 @@ def import_bundle(
                 continue
             src = work / e["data"]
             key = uuid.uuid4().hex
-            shutil.move(src, reg.store.path / DATA / key)
+            reg.store.put_group(src, key)
             created_keys.append(key)
             stored = reg.store.open(key, label=f"bundle vector {e['name']}@v{e['version']}")
             digests = {}

@@ -56,6 +56,7 @@ class MergePlan:
     # checks that run beside the merge; the output is renamed into place only if all pass
     checks: list[Future[None]] = field(default_factory=list)
     durable: bool = False
+    workers: int = 2
     vector_names: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,7 +141,7 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
     tmp.mkdir()
     try:
         files = write_sharded(
-            tmp, plan.out_specs(), plan.jobs, plan.shard_bytes, plan.on_bytes, durable=plan.durable
+            tmp, plan.out_specs(), plan.jobs, plan.shard_bytes, plan.on_bytes, plan.workers, plan.durable
         )
         for src in plan.copy_files:
             if src.name == "config.json":

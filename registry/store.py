@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -38,6 +37,11 @@ def _codecs():
     return [BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle="shuffle", typesize=4), Crc32cCodec()]
 
 
+def chunk_key(name: str, i: int, ndim: int) -> str:
+    """Zarr v3 default chunk key of row-chunk i: `c/i/0/…`."""
+    return "/".join([name, "c", str(i), *["0"] * (max(ndim, 1) - 1)])
+
+
 def chunk_rows(shape: tuple[int, ...], block_bytes: int = BLOCK_BYTES) -> int:
     rows = shape[0] if shape else 1
     row_elems = max(1, int(np.prod(shape[1:])) if len(shape) > 1 else 1)
@@ -46,31 +50,40 @@ def chunk_rows(shape: tuple[int, ...], block_bytes: int = BLOCK_BYTES) -> int:
 
 class VectorStore:
     def __init__(self, url: str | Path):
+        from registry.blobs import open_blobs
+
         self.url = str(url)
-        self.path = Path(self.url)
+        self.blobs = open_blobs(self.url)
+        self.remote = self.blobs.remote
+        # local stores keep a Path for callers that hand folders to other tools
+        self.path = Path(self.url) if not self.remote else None
 
     # -- lifecycle -------------------------------------------------------------------------
     def create(self, registry_id: str) -> None:
         import zarr
 
-        if self.path.exists() and any(self.path.iterdir()):
-            raise NotInitialized(f"store {self.path} already exists and is not empty")
-        root = zarr.open_group(store=str(self.path), mode="w", zarr_format=3)
+        if self.blobs.nonempty():
+            raise NotInitialized(f"store {self.url} already exists and is not empty")
+        root = zarr.open_group(store=self.url, mode="w", zarr_format=3)
         root.attrs["registry_id"] = registry_id
         root.require_group(DATA)
 
+    def exists(self) -> bool:
+        return self.blobs.exists("zarr.json")
+
     def check(self, registry_id: str) -> None:
         """Refuse a missing store or one that belongs to another registry."""
-        meta = self.path / "zarr.json"
-        if not meta.is_file():
-            raise NotInitialized(f"vector store missing at {self.path}")
         try:
-            found = json.loads(meta.read_text()).get("attributes", {}).get("registry_id")
+            raw = self.blobs.read("zarr.json")
+        except FileNotFoundError:
+            raise NotInitialized(f"vector store missing at {self.url}") from None
+        try:
+            found = json.loads(raw).get("attributes", {}).get("registry_id")
         except ValueError as e:
-            raise NotInitialized(f"vector store {self.path} is unreadable ({e})") from None
+            raise NotInitialized(f"vector store {self.url} is unreadable ({e})") from None
         if found != registry_id:
             raise NotInitialized(
-                f"vector store {self.path} belongs to another registry ({found} != {registry_id})"
+                f"vector store {self.url} belongs to another registry ({found} != {registry_id})"
             )
 
     # -- writing ---------------------------------------------------------------------------
@@ -82,27 +95,34 @@ class VectorStore:
         return StoredVector(self, key, label)
 
     def group_keys(self) -> list[str]:
-        base = self.path / DATA
-        return (
-            sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if base.is_dir()
-            else []
-        )
+        return [k for k in self.blobs.dirs(DATA) if not k.startswith(".")]
 
     def delete(self, key: str) -> int:
         """Remove one group; returns the bytes freed."""
-        target = self.path / DATA / key
-        freed = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-        shutil.rmtree(target, ignore_errors=True)
+        freed = self.nbytes(key)
+        self.blobs.delete(f"{DATA}/{key}")
         return freed
 
     def mtime(self, key: str) -> float:
         """Last write to a group (its newest file), for gc's grace period."""
-        files = [p.stat().st_mtime for p in (self.path / DATA / key).rglob("*") if p.is_file()]
-        return max(files, default=(self.path / DATA / key).stat().st_mtime)
+        return self.blobs.mtime(f"{DATA}/{key}")
 
     def nbytes(self, key: str) -> int:
-        return sum(p.stat().st_size for p in (self.path / DATA / key).rglob("*") if p.is_file())
+        return self.blobs.size(f"{DATA}/{key}")
+
+    def files(self, key: str) -> list[str]:
+        return self.blobs.files(f"{DATA}/{key}")
+
+    def read_file(self, key: str, rel: str) -> bytes:
+        return self.blobs.read(f"{DATA}/{key}/{rel}")
+
+    def put_group(self, local: Path, key: str) -> None:
+        self.blobs.put_tree(local, f"{DATA}/{key}")
+
+    @property
+    def workers(self) -> int:
+        """Threads for chunk I/O: object stores are latency-bound, so fetch more at once."""
+        return 8 if self.remote else 2
 
 
 class VectorWriter:
@@ -112,18 +132,17 @@ class VectorWriter:
     chain (blosc, then a little-endian crc32c), so any zarr reader reads them.
     """
 
-    def __init__(self, store: VectorStore, key: str, workers: int = 2):
+    def __init__(self, store: VectorStore, key: str, workers: int | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         import zarr
 
         self.store, self.key = store, key
-        self.group = zarr.open_group(store=str(store.path), mode="a").require_group(f"{DATA}/{key}")
-        self.root = store.path / DATA / key
+        self.group = zarr.open_group(store=store.url, mode="a").require_group(f"{DATA}/{key}")
         self.digests: dict[str, str] = {}
         self.norms: dict[str, float] = {}
-        self.workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode")
+        self.workers = workers or store.workers
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="encode")
 
     def add(self, name: str, shape: tuple[int, ...], jobs: Iterable[Callable[[], np.ndarray]]) -> None:
         """Store one tensor from its chunk-row blocks (float32), given as jobs in row order."""
@@ -157,11 +176,10 @@ class VectorWriter:
         if chunk.shape[0] < full[0]:  # edge chunks are stored at full chunk size
             chunk = np.concatenate([chunk, np.zeros((full[0] - chunk.shape[0], *full[1:]), np.float32)])
         body = blosc.compress(chunk, CNAME.encode(), CLEVEL, blosc.SHUFFLE)
-        path = self.root / name / "c" / str(i)
-        if len(full) > 1:
-            path = path.joinpath(*["0"] * (len(full) - 1))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body + google_crc32c.value(body).to_bytes(4, "little"))
+        self.store.blobs.write(
+            f"{DATA}/{self.key}/{chunk_key(name, i, len(full))}",
+            body + google_crc32c.value(body).to_bytes(4, "little"),
+        )
         flat = block.ravel()
         return block, float(np.dot(flat, flat.astype(np.float64)))
 
@@ -179,19 +197,22 @@ class StoredVector:
     def __init__(self, store: VectorStore, key: str, label: str | None = None):
         self.key = key
         self.label = label or f"vector data {key}"
-        self.root = store.path / DATA / key
-        if not (self.root / "zarr.json").is_file():
+        self.blobs = store.blobs
+        self.prefix = f"{DATA}/{key}"
+        if not self.blobs.exists(f"{self.prefix}/zarr.json"):
             raise IntegrityError(f"{self.label}: data missing from the store")
         self._meta: dict[str, dict] = {}
+        self._names: list[str] | None = None
 
     def array_names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / "zarr.json").is_file())
+        if self._names is None:
+            self._names = self.blobs.dirs(self.prefix)
+        return self._names
 
     def meta(self, name: str) -> dict:
         if name not in self._meta:
-            path = self.root / name / "zarr.json"
             try:
-                meta = json.loads(path.read_text())
+                meta = json.loads(self.blobs.read(f"{self.prefix}/{name}/zarr.json"))
             except (OSError, ValueError) as e:
                 raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
             codecs = [c["name"] for c in meta.get("codecs", [])]
@@ -223,11 +244,8 @@ class StoredVector:
         from numcodecs import blosc
 
         rows = min(step, shape[0] - i * step)
-        path = self.root / name / "c" / str(i)
-        if len(shape) > 1:
-            path = path.joinpath(*["0"] * (len(shape) - 1))
         try:
-            data = path.read_bytes()
+            data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape))}")
         except FileNotFoundError:  # zarr does not write chunks equal to the fill value
             return np.zeros((rows, *shape[1:]), np.float32)
         body, crc = data[:-4], int.from_bytes(data[-4:], "little")
