@@ -32,7 +32,7 @@ FORMAT = 1
 
 
 def _vector_entry(v: Vector, index: int) -> dict[str, Any]:
-    from registry.views import run_view
+    from registry.views import run_view, tensor_view
 
     return {
         "name": v.name,
@@ -44,16 +44,7 @@ def _vector_entry(v: Vector, index: int) -> dict[str, Any]:
         "status": v.status,
         "interference": v.interference,
         "lineage": run_view(v.run),
-        "tensors": [
-            {
-                "name": t.name,
-                "shape": t.shape,
-                "source_dtype": t.source_dtype,
-                "norm": t.norm,
-                "sha256": t.sha256,
-            }
-            for t in v.tensors
-        ],
+        "tensors": [tensor_view(t) for t in v.tensors],
         "data": f"vectors/{index}",
     }
 

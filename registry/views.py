@@ -13,6 +13,7 @@ from registry.models import (
     Recipe,
     TrainingRun,
     Vector,
+    VectorTensor,
 )
 
 
@@ -59,6 +60,17 @@ def run_view(r: TrainingRun | None) -> dict[str, Any] | None:
     }
 
 
+def tensor_view(t: VectorTensor) -> dict[str, Any]:
+    """Also the bundle format's tensor entry: keys are VectorTensor's columns."""
+    return {
+        "name": t.name,
+        "shape": t.shape,
+        "source_dtype": t.source_dtype,
+        "norm": t.norm,
+        "sha256": t.sha256,
+    }
+
+
 def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
     out = {
         "ref": v.ref,
@@ -76,16 +88,7 @@ def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
     if detail:
         out["lineage"] = run_view(v.run)
         out["interference"] = v.interference
-        out["tensors"] = [
-            {
-                "name": t.name,
-                "shape": t.shape,
-                "source_dtype": t.source_dtype,
-                "norm": t.norm,
-                "sha256": t.sha256,
-            }
-            for t in v.tensors
-        ]
+        out["tensors"] = [tensor_view(t) for t in v.tensors]
     return out
 
 
