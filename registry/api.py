@@ -893,7 +893,7 @@ class Registry:
         `durable` fsyncs the files before the rename (power-loss safety; a killed process
         never leaves a partial folder either way, since the rename is the commit).
         """
-        from registry.lockfile import build_card, build_lock
+        from registry.lockfile import build_lock, cached_card
         from registry.materialize import (
             DEFAULT_SHARD_BYTES,
             MergePlan,
@@ -935,7 +935,7 @@ class Registry:
                     method=get_method(r.method)(params=dict(r.params)),
                     out_tag=DTYPE_NAMES[r.dtype],
                     copy_files=files_to_copy(Path(b.path), list(pins)),
-                    card=aside.submit(build_card, r, b),
+                    card=aside.submit(cached_card, r, b, self.home / ".cache"),
                     lock=build_lock(r, self.base(b.name)),
                     shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
                     on_bytes=on_bytes,

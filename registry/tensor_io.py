@@ -14,6 +14,7 @@ import json
 import math
 import os
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,9 +244,14 @@ def write_sharded(
     shards = plan_shards(specs, max_shard_bytes)
     names = shard_names(len(shards))
     digests: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge") as pool:
+    window = 2 * workers + 2
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher,
+    ):
         for fname, shard in zip(names, shards, strict=True):
             h = hashlib.sha256()
+            hashing: deque = deque()  # one hashing thread takes blocks in order, beside the writes
             with open(folder / fname, "wb") as f:
                 head = _header_bytes(shard, {"format": "pt"})
                 f.write(head)
@@ -254,10 +260,12 @@ def write_sharded(
                 tagged = (_tagged(spec, job) for spec in shard for job in jobs(spec))
                 # one ordered stream across tensors keeps the pool busy at tensor boundaries;
                 # the window of blocks in flight bounds memory to a few block sizes
-                for spec, block in ordered(pool, tagged, 2 * workers + 2):
+                for spec, block in ordered(pool, tagged, window):
                     data = memoryview(np.ascontiguousarray(block)).cast("B")
+                    hashing.append(hasher.submit(h.update, data))
                     f.write(data)
-                    h.update(data)
+                    while len(hashing) > window:
+                        hashing.popleft().result()
                     written[spec.name] += data.nbytes
                     crashpoint("write:mid-file")
                     if on_bytes:
@@ -270,6 +278,8 @@ def write_sharded(
                 if durable:
                     f.flush()
                     os.fsync(f.fileno())
+            for fut in hashing:
+                fut.result()
             digests[fname] = h.hexdigest()
     if len(shards) > 1:
         index = {
