@@ -33,7 +33,8 @@ say registry approve verbose-helpful@v1 --reason "demo: held-out margins checked
 say registry recipe alias verbose-helpful@v1 prod
 say registry vector list
 say registry materialize verbose-helpful@prod --out "$WORK/merged"
-say registry materialize verbose-helpful@prod --out "$WORK/merged-again"
+say registry materialize verbose-helpful@prod --out "$WORK/merged-again" --no-reuse   # recomputed: same bytes
+say registry materialize verbose-helpful@prod --out "$WORK/merged"                    # verified and reused
 say cmp "$WORK/merged/model.safetensors" "$WORK/merged-again/model.safetensors"
 say registry verify
 say registry verify --lock "$WORK/merged/registry-lock.json"

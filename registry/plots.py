@@ -14,13 +14,14 @@ def heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, title: str 
     import matplotlib.pyplot as plt
 
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(2 + 0.9 * n, 1.5 + 0.8 * n))
+    fig, ax = plt.subplots(figsize=(3 + 0.9 * n, 1.8 + 0.8 * n))
     im = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
     ax.set_yticks(range(n), labels)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
+            shade = "white" if abs(matrix[i, j]) > 0.6 else "black"
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8, color=shade)
     fig.colorbar(im, ax=ax, label="cosine")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
