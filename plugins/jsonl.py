@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import PluginError
+from registry.plugin_spec import Plugin, PreferencePair
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...]) -> Iterator[dict[str, Any]]:
@@ -26,6 +27,19 @@ def read_jsonl(path: str | Path, required: tuple[str, ...]) -> Iterator[dict[str
             if missing:
                 raise PluginError(f"{path.name}:{n}: missing field(s) {', '.join(missing)}")
             yield row
+
+
+class SplitPlugin(Plugin):
+    """A plugin with one pool of pairs: every fifth is held out for the evaluator."""
+
+    def all_pairs(self, **options: Any) -> list[PreferencePair]:
+        raise NotImplementedError
+
+    def pairs(self, **options: Any) -> list[PreferencePair]:
+        return split_heldout(self.all_pairs(**options))[0]
+
+    def heldout(self, **options: Any) -> list[PreferencePair]:
+        return split_heldout(self.all_pairs(**options))[1]
 
 
 def split_heldout(items: list, fraction: float = 0.2) -> tuple[list, list]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from registry_plugins.jsonl import read_jsonl, split_heldout
 
 from registry.plugin_spec import Plugin, PreferencePair
+from registry_plugins.jsonl import read_jsonl, split_heldout
 
 
 class Pairs(Plugin):

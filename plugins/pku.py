@@ -7,20 +7,20 @@ Rows: prompt, response_0, response_1, better_response_id (helpfulness), safer_re
 from __future__ import annotations
 
 import click
-from registry_plugins.jsonl import read_jsonl, split_heldout
 
 from registry.errors import PluginError
-from registry.plugin_spec import Plugin, PreferencePair
+from registry.plugin_spec import PreferencePair
+from registry_plugins.jsonl import SplitPlugin, read_jsonl
 
 FIELDS = ("prompt", "response_0", "response_1")
 
 
-class PkuSafeRLHF(Plugin):
+class PkuSafeRLHF(SplitPlugin):
     def __init__(self, *, label: str, **kw):
         super().__init__(**kw)
         self.label = label
 
-    def _all(self, data: str) -> list[PreferencePair]:
+    def all_pairs(self, data: str, **_) -> list[PreferencePair]:
         out = []
         for n, row in enumerate(read_jsonl(data, (*FIELDS, self.label)), start=1):
             best = row[self.label]
@@ -32,12 +32,6 @@ class PkuSafeRLHF(Plugin):
                 )
             )
         return out
-
-    def pairs(self, data: str, **_) -> list[PreferencePair]:
-        return split_heldout(self._all(data))[0]
-
-    def heldout(self, data: str, **_) -> list[PreferencePair]:
-        return split_heldout(self._all(data))[1]
 
 
 def _options():

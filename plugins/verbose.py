@@ -8,23 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from registry_plugins.jsonl import read_jsonl, split_heldout
 
-from registry.plugin_spec import Plugin, PreferencePair
+from registry.plugin_spec import PreferencePair
+from registry_plugins.jsonl import SplitPlugin, read_jsonl
 
 DATA = Path(__file__).parent / "data" / "verbose.jsonl"
 
 
-class Verbose(Plugin):
-    def _all(self, data: str | None) -> list[PreferencePair]:
+class Verbose(SplitPlugin):
+    def all_pairs(self, data: str | None = None, **_) -> list[PreferencePair]:
         rows = read_jsonl(data or DATA, ("prompt", "detailed", "terse"))
         return [PreferencePair(r["prompt"], " " + r["detailed"], " " + r["terse"]) for r in rows]
-
-    def pairs(self, data: str | None = None, **_) -> list[PreferencePair]:
-        return split_heldout(self._all(data))[0]
-
-    def heldout(self, data: str | None = None, **_) -> list[PreferencePair]:
-        return split_heldout(self._all(data))[1]
 
 
 plugin = Verbose(

@@ -34,8 +34,9 @@ def make_engine(url: str) -> Engine:
 
 
 def _alembic_config(engine: Engine):
-    import registry_migrations
     from alembic.config import Config
+
+    import registry_migrations
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(registry_migrations.__file__).parent))

@@ -215,3 +215,27 @@ def test_interrupted_training_is_recorded_failed(sqlite_reg, monkeypatch):
         run = s.scalar(select(TrainingRun))
     assert run.status == "failed" and run.error == "KeyboardInterrupt" and run.ended_at is not None
     assert sqlite_reg.vectors() == [] and sqlite_reg.store.group_keys() == []
+
+
+def test_pairs_plugin_reads_any_jsonl(tmp_path):
+    from registry.plugins import load
+
+    data = tmp_path / "p.jsonl"
+    rows = [{"prompt": f"q{i}", "chosen": f" good {i}", "rejected": f" bad {i}"} for i in range(10)]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    plugin = load("pairs")
+    assert [(p.prompt, p.chosen, p.rejected) for p in plugin.pairs(data=str(data))] == [
+        (r["prompt"], r["chosen"], r["rejected"]) for r in rows
+    ]
+    assert plugin.heldout(data=str(data)) == []
+    train, held = (
+        plugin.pairs(data=str(data), heldout_fraction=0.2),
+        plugin.heldout(data=str(data), heldout_fraction=0.2),
+    )
+    assert len(train) == 8 and len(held) == 2 and not set(train) & set(held)
+    data.write_text('{"prompt": "q", "chosen": "a"}\n')
+    with pytest.raises(PluginError, match=r"p\.jsonl:1: missing field\(s\) rejected"):
+        plugin.pairs(data=str(data))
+    data.write_text("not json\n")
+    with pytest.raises(PluginError, match=r"p\.jsonl:1: invalid JSON"):
+        plugin.pairs(data=str(data))
