@@ -59,7 +59,7 @@ from registry.models import (
 from registry.refs import Ref, check_alias, check_name
 from registry.schema import SCHEMA_HEAD
 from registry.store import VectorStore, chunk_rows
-from registry.tensor_io import DTYPE_NAMES, FLOATS, TAG_NAMES, SafetensorsFolder, to_f32
+from registry.tensor_io import DTYPE_NAMES, FLOATS, TAG_NAMES, SafetensorsFolder, sha256_file, to_f32
 
 if TYPE_CHECKING:
     from registry.training import TrainingOptions
@@ -275,7 +275,7 @@ class Registry:
             w = SafetensorsFolder(path)
             check_compatible(base_w, w, _arch(path), b.architecture)
             folders.append(w)
-            sources[role] = {"path": str(path), "files": {f.name: _sha(f) for f in w.files}}
+            sources[role] = {"path": str(path), "files": {f.name: sha256_file(f) for f in w.files}}
         pos_w, neg_w = folders
         # an import's run is committed together with its vector: a refused import leaves no trace
         run = self._new_run("import", b, name, sources=sources)
@@ -923,8 +923,8 @@ class Registry:
         else:
             prepare_out(out, force)
             recycle_large_blocks()
-            b = r.base
-            pins = {f.filename: f.sha256 for f in self.base(b.name).files}
+            b = self.base(r.base.name)  # with its pinned files
+            pins = {f.filename: f.sha256 for f in b.files}
             base_w = SafetensorsFolder(b.path)
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-merge") as aside:
                 # the pins are re-hashed and the card built while the merge runs
@@ -936,7 +936,7 @@ class Registry:
                     out_tag=DTYPE_NAMES[r.dtype],
                     copy_files=files_to_copy(Path(b.path), list(pins)),
                     card=aside.submit(cached_card, r, b, self.home / ".cache"),
-                    lock=build_lock(r, self.base(b.name)),
+                    lock=build_lock(r, b),
                     shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
                     on_bytes=on_bytes,
                     checks=[aside.submit(check_pins, Path(b.path), pins, b.name, self.stat_cache())],
@@ -1007,8 +1007,6 @@ class Registry:
     # -- verify ----------------------------------------------------------------------------
     def verify(self, on_item: Callable[[str], None] | None = None) -> list[str]:
         """Re-hash every pinned base file and every stored array; returns the problems."""
-        import hashlib as h
-
         problems: list[str] = []
         for b in self.bases():
             try:
@@ -1029,23 +1027,14 @@ class Registry:
                 problems.append(f"{label}: {e}")
                 continue
             for t in v.tensors:
-                digest = h.sha256()
                 try:
-                    spec = data.spec(t.name)
-                    rows = spec.shape[0] if spec.shape else 1
-                    step = data.chunk_rows(t.name)
-                    for a in range(0, rows, step):
-                        digest.update(
-                            memoryview(
-                                np.ascontiguousarray(data.read_rows(t.name, a, min(rows, a + step)))
-                            ).cast("B")
-                        )
+                    digest = data.sha256(t.name)
                 except IntegrityError as e:
                     problems.append(
                         f"{label}: array {t.name}: cannot be read ({str(e).split('(')[-1].rstrip(')')})"
                     )
                     continue
-                if digest.hexdigest() != t.sha256:
+                if digest != t.sha256:
                     problems.append(f"{label}: array {t.name}: sha256 mismatch")
             if on_item:
                 on_item(label)
@@ -1111,9 +1100,3 @@ def _arch(folder: Path) -> str:
     from registry.basemodel import architecture_of
 
     return architecture_of(read_config(folder))
-
-
-def _sha(path: Path) -> str:
-    from registry.tensor_io import sha256_file
-
-    return sha256_file(path)

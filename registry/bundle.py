@@ -10,7 +10,6 @@ and their pins must match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -18,8 +17,6 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.refs import Ref
@@ -138,16 +135,6 @@ class _BytesReader:
         return chunk
 
 
-def _array_digest(stored, name: str) -> str:
-    h = hashlib.sha256()
-    spec = stored.spec(name)
-    rows = spec.shape[0] if spec.shape else 1
-    step = stored.chunk_rows(name)
-    for a in range(0, rows, step):
-        h.update(memoryview(np.ascontiguousarray(stored.read_rows(name, a, min(rows, a + step)))).cast("B"))
-    return h.hexdigest()
-
-
 def import_bundle(
     reg: Registry, path: str | Path, base_paths: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -212,7 +199,7 @@ def import_bundle(
             stored = reg.store.open(key, label=f"bundle vector {e['name']}@v{e['version']}")
             digests = {}
             for t in e["tensors"]:
-                got = _array_digest(stored, t["name"])
+                got = stored.sha256(t["name"])
                 if got != t["sha256"]:
                     raise IntegrityError(
                         f"bundle vector {e['name']}@v{e['version']}: array {t['name']} sha256 mismatch"

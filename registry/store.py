@@ -229,6 +229,16 @@ class StoredVector:
     def chunk_rows(self, name: str) -> int:
         return self.meta(name)["chunk_grid"]["configuration"]["chunk_shape"][0]
 
+    def sha256(self, name: str) -> str:
+        """sha256 of an array's float32 bytes, chunk by chunk (what the database records)."""
+        h = hashlib.sha256()
+        shape = self.spec(name).shape
+        rows = shape[0] if shape else 1
+        step = self.chunk_rows(name)
+        for a in range(0, rows, step):
+            h.update(memoryview(np.ascontiguousarray(self.read_rows(name, a, min(rows, a + step)))).cast("B"))
+        return h.hexdigest()
+
     def read_rows(self, name: str, a: int, b: int) -> np.ndarray:
         """Rows [a, b): every chunk checked against its crc32c, then decompressed."""
         meta = self.meta(name)
