@@ -1065,11 +1065,9 @@ class Registry:
 
     # -- plugins ---------------------------------------------------------------------------
     def plugins(self) -> list[dict[str, str]]:
-        from registry.plugins import discover
+        from registry.plugins import describe
 
-        return [
-            {"name": p.name, "version": p.version, "description": p.description} for p in discover().values()
-        ]
+        return describe()
 
 
 _RUN_FIELDS = (

@@ -48,3 +48,8 @@ def load(name: str) -> Plugin:
 
 def discover() -> dict[str, Plugin]:
     return {n: load(n) for n in names()}
+
+
+def describe() -> list[dict[str, str]]:
+    """name, version and description of every installed plugin (loading each)."""
+    return [{"name": p.name, "version": p.version, "description": p.description} for p in discover().values()]

@@ -178,9 +178,9 @@ def plugins_group() -> None:
 @pass_ctx
 def plugins_list(ctx) -> None:
     """List installed preference plugins."""
-    from registry.plugins import discover
+    from registry.plugins import describe
 
-    rows = [{"name": p.name, "version": p.version, "description": p.description} for p in discover().values()]
+    rows = describe()
     emit(
         ctx,
         rows,
