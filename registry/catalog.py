@@ -67,52 +67,30 @@ def _datetime(x: Any) -> datetime | None:
     return datetime.fromisoformat(x) if isinstance(x, str) else x
 
 
+def _objects(rows: list[tuple], keys: str) -> list[SimpleNamespace]:
+    """Rows as attribute objects shaped like the ORM's, so `views` renders both paths."""
+    out = []
+    for r in rows:
+        row = SimpleNamespace(**dict(zip(keys.split(), r, strict=True)))
+        row.created_at = _datetime(row.created_at)
+        if isinstance(getattr(row, "base", None), str):
+            row.base = SimpleNamespace(name=row.base)
+        out.append(row)
+    return out
+
+
 def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
     from registry.views import vector_view
 
     where, params = ("WHERE b.name = ?", (base,)) if base else ("", ())
     rows = _query(config, VECTORS.format(where=where), params)
-    if rows is None:
-        return None
-    keys = (
-        "name",
-        "version",
-        "base",
-        "status",
-        "digest",
-        "param_count",
-        "norm",
-        "stored_bytes",
-        "created_at",
-    )
-    out = []
-    for r in rows:
-        row = SimpleNamespace(**dict(zip(keys, r, strict=True)))
-        row.base, row.created_at = SimpleNamespace(name=row.base), _datetime(row.created_at)
-        out.append(vector_view(row))
-    return out
+    keys = "name version base status digest param_count norm stored_bytes created_at"
+    return None if rows is None else [vector_view(v) for v in _objects(rows, keys)]
 
 
 def base_rows(config: Config) -> list[dict[str, Any]] | None:
     from registry.views import base_view
 
     rows = _query(config, BASES)
-    if rows is None:
-        return None
-    keys = (
-        "name",
-        "source",
-        "revision",
-        "path",
-        "architecture",
-        "dtype",
-        "param_count",
-        "digest",
-        "created_at",
-    )
-    out = []
-    for r in rows:
-        row = SimpleNamespace(**dict(zip(keys, r, strict=True)))
-        row.created_at = _datetime(row.created_at)
-        out.append(base_view(row))
-    return out
+    keys = "name source revision path architecture dtype param_count digest created_at"
+    return None if rows is None else [base_view(b) for b in _objects(rows, keys)]
