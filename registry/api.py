@@ -21,6 +21,8 @@ from registry.errors import AlreadyExists, NotInitialized
 from registry.models import AuditEvent, BaseModel, Materialization, Meta, Recipe, Vector
 from registry.schema import SCHEMA_HEAD
 
+from registry import interference as interference_mod  # isort: skip
+
 if TYPE_CHECKING:
     from registry.interference import Gram
     from registry.tensor_io import SafetensorsFolder
@@ -213,6 +215,9 @@ class Registry(Core):
 
     def gc(self, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
         return maintenance.gc(self, grace_seconds, dry_run)
+
+    # -- beyond the paper: verbs bound as they are (each takes the registry as its core) ---
+    recipe_interference = interference_mod.recipe_interference
 
     def plugins(self) -> list[dict[str, str]]:
         from registry.plugins import describe
