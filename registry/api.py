@@ -22,6 +22,7 @@ from registry.models import AuditEvent, BaseModel, Materialization, Meta, Recipe
 from registry.schema import SCHEMA_HEAD
 
 from registry import interference as interference_mod  # isort: skip
+from registry import lineage as lineage_mod  # isort: skip
 
 if TYPE_CHECKING:
     from registry.interference import Gram
@@ -218,6 +219,8 @@ class Registry(Core):
 
     # -- beyond the paper: verbs bound as they are (each takes the registry as its core) ---
     recipe_interference = interference_mod.recipe_interference
+    lineage = lineage_mod.lineage
+    lineage_of_lock = lineage_mod.lineage_of_lock
 
     def plugins(self) -> list[dict[str, str]]:
         from registry.plugins import describe

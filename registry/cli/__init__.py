@@ -45,6 +45,7 @@ def _register() -> None:
         governance,
         init,
         interference,
+        lineage,
         maintenance,
         materialize,
         plugins,
@@ -55,7 +56,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins,
+        maintenance, bundle, plugins, lineage,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
