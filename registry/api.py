@@ -23,6 +23,7 @@ from registry.schema import SCHEMA_HEAD
 
 from registry import interference as interference_mod  # isort: skip
 from registry import lineage as lineage_mod  # isort: skip
+from registry import publish as publish_mod  # isort: skip
 
 if TYPE_CHECKING:
     from registry.interference import Gram
@@ -221,6 +222,7 @@ class Registry(Core):
     recipe_interference = interference_mod.recipe_interference
     lineage = lineage_mod.lineage
     lineage_of_lock = lineage_mod.lineage_of_lock
+    push = publish_mod.push
 
     def plugins(self) -> list[dict[str, str]]:
         from registry.plugins import describe

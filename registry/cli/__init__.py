@@ -49,6 +49,7 @@ def _register() -> None:
         maintenance,
         materialize,
         plugins,
+        publish,
         recipe,
         sweep,
         vector,
@@ -56,7 +57,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins, lineage,
+        maintenance, bundle, plugins, lineage, publish,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
