@@ -105,3 +105,26 @@ def lineage_plot(tree: dict, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def tune_plot(record: dict, path: str | Path) -> None:
+    """The evaluations of a tune search, the target and the chosen η."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((e["eta"], e["value"]) for e in record["evaluations"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color="#3182bd", label="evaluations")
+    for i, e in enumerate(record["evaluations"]):
+        ax.annotate(str(i + 1), (e["eta"], e["value"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(record["target"], color="grey", ls="--", lw=0.8, label=f"target {record['target']:g}")
+    ax.axvline(record["eta"], color="#e6550d", lw=0.8, label=f"chosen η = {record['eta']:g}")
+    ax.set_xlabel(f"η ({record['vary']})")
+    ax.set_ylabel(record["metric"])
+    ax.legend(fontsize=8)
+    ax.set_title(f"tune {record['from']} → {record['recipe']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

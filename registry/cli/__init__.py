@@ -52,12 +52,13 @@ def _register() -> None:
         publish,
         recipe,
         sweep,
+        tune,
         vector,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins, lineage, publish,
+        maintenance, bundle, plugins, lineage, publish, tune,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
