@@ -47,13 +47,16 @@ def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, flo
     from registry import evaluators
     from registry.evaluate import completion_logprobs, load_model, merged_state
     from registry.plugins import load, names
-    from registry.sweep import evaluators_for
 
     base = r.base
     tok = AutoTokenizer.from_pretrained(base.path)
     model = load_model(base.path)
     if metric.endswith("_margin") and metric[: -len("_margin")] in names():
-        plugin, opts = evaluators_for(core, [t.vector.ref for t in r.terms], base.name, [metric[:-7]])[metric]
+        plugin = metric[: -len("_margin")]
+        from registry.vectors import get_vector
+
+        runs = [get_vector(core, t.vector.ref, base.name).run for t in r.terms]  # its training options
+        opts = next((x.params.get("plugin_options", {}) for x in runs if x and x.plugin == plugin), {})
         pairs = load(plugin).heldout(**opts)
         if not pairs:
             raise RegistryError(f"plugin {plugin} has no held-out pairs to evaluate on")
