@@ -21,6 +21,13 @@ from registry.errors import AlreadyExists, NotInitialized
 from registry.models import AuditEvent, BaseModel, Materialization, Meta, Recipe, Vector
 from registry.schema import SCHEMA_HEAD
 
+from registry import consistency as consistency_mod  # isort: skip
+from registry import interference as interference_mod  # isort: skip
+from registry import lineage as lineage_mod  # isort: skip
+from registry import publish as publish_mod  # isort: skip
+from registry import retention as retention_mod  # isort: skip
+from registry import tune as tune_mod  # isort: skip
+
 if TYPE_CHECKING:
     from registry.interference import Gram
     from registry.tensor_io import SafetensorsFolder
@@ -193,9 +200,10 @@ class Registry(Core):
         require_approved: bool = False,
         reuse: bool = True,
         durable: bool = False,
+        max_ppl_drift: float | None = None,
     ) -> Materialization:
         return materialize.materialize(
-            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable
+            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift
         )
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
@@ -213,6 +221,15 @@ class Registry(Core):
 
     def gc(self, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
         return maintenance.gc(self, grace_seconds, dry_run)
+
+    # -- beyond the paper: verbs bound as they are (each takes the registry as its core) ---
+    recipe_interference = interference_mod.recipe_interference
+    lineage = lineage_mod.lineage
+    lineage_of_lock = lineage_mod.lineage_of_lock
+    push = publish_mod.push
+    retention = retention_mod.measure
+    tune = tune_mod.tune
+    consistency = consistency_mod.consistency
 
     def plugins(self) -> list[dict[str, str]]:
         from registry.plugins import describe

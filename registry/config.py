@@ -33,6 +33,7 @@ class Config:
     db: str = "sqlite:///registry.db"
     store: str = "vectors.zarr"
     interference: InterferencePolicy = field(default_factory=InterferencePolicy)
+    retention_corpus: str | None = None  # passages for the retention gate (default: shipped)
 
     @property
     def db_url(self) -> str:
@@ -62,6 +63,7 @@ class Config:
             home=home,
             db=data.get("db", cls.db),
             store=data.get("store", cls.store),
+            retention_corpus=data.get("retention_corpus"),
             interference=InterferencePolicy(
                 action=pol.get("policy", "warn"), threshold=float(pol.get("threshold", 0.9))
             ),
@@ -70,7 +72,9 @@ class Config:
     def save(self) -> None:
         text = (
             "# Preference-vector registry. No secrets here: credentials come from the environment.\n"
-            f"db = {_q(self.db)}\nstore = {_q(self.store)}\n\n[interference]\n"
+            f"db = {_q(self.db)}\nstore = {_q(self.store)}\n"
+            + (f"retention_corpus = {_q(self.retention_corpus)}\n" if self.retention_corpus else "")
+            + "\n[interference]\n"
             f"policy = {_q(self.interference.action)}\nthreshold = {self.interference.threshold}\n"
         )
         (self.home / CONFIG_NAME).write_text(text)

@@ -71,3 +71,15 @@ class NotApproved(RegistryError):
 
 class InvalidTransition(RegistryError, ValueError):
     """A lifecycle change that the draft → approved → deprecated order does not allow."""
+
+
+class PublishError(RegistryError):
+    """The Hub refused or could not be reached while pushing a materialized variant."""
+
+
+class TargetUnreachable(RegistryError, ValueError):
+    """`tune`: the target metric value lies outside what the η range reaches."""
+
+
+class RetentionRefused(RegistryError):
+    """The merged model's perplexity drifted from the base's beyond the allowed threshold."""

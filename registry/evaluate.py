@@ -91,3 +91,25 @@ def merged_state(
             x = m.merge(n, x, [read_whole(d, n).reshape(x.shape) for d in data], [w for _, w in terms])
         state[n] = torch.from_numpy(np.ascontiguousarray(x))
     return state
+
+
+def heldout_margin(
+    core: Core,
+    base: str,
+    terms: list[tuple[str, float]],
+    plugin: str,
+    method: str = "linear",
+    params: dict | None = None,
+    plugin_options: dict | None = None,
+) -> float:
+    """The mean held-out DPO margin (vs the base) of a plugin's pairs under an in-memory merge."""
+    from transformers import AutoTokenizer
+
+    from registry.bases import get_base
+    from registry.plugins import load
+
+    pairs = load(plugin).heldout(**(plugin_options or {}))
+    path = get_base(core, base).path
+    tok = AutoTokenizer.from_pretrained(path)
+    merged = load_model(path, merged_state(core, base, terms, method, params))
+    return dpo_margin(merged, load_model(path), tok, pairs)

@@ -157,3 +157,33 @@ def compare(core: Core, a: str, b: str, base: str | None = None) -> dict[str, An
     if va.base_id != vb.base_id:
         raise IncompatibleWeights(f"{va.ref} and {vb.ref} belong to different bases")
     return {"a": va.ref, "b": vb.ref, "base": va.base.name, **summary(vector_gram(core, [va, vb]), 0, 1)}
+
+
+def orthogonal_removed(g: Gram) -> dict[str, float]:
+    """Per vector (in the Gram's order), the share of its norm `orthogonal` merging removes.
+
+    Projections are per tensor, as the method does them: 1 − ‖Σₜ uₖ,ₜ‖ / ‖φₖ‖ over all tensors.
+    """
+    from registry.methods.orthogonal import residuals
+
+    kept = np.zeros(len(g.labels))
+    total = np.zeros(len(g.labels))
+    for name in sorted(g.per_tensor):
+        gt = g.per_tensor[name]
+        r = residuals(gt)
+        kept += np.einsum("ki,ij,kj->k", r, gt, r)
+        total += np.diag(gt)
+    frac = np.divide(
+        np.sqrt(np.clip(kept, 0, None)), np.sqrt(total), out=np.ones_like(total), where=total > 0
+    )
+    return {label: float(1.0 - f) for label, f in zip(g.labels, frac, strict=True)}
+
+
+def recipe_interference(core: Core, ref: str) -> tuple[list[Vector], Gram]:
+    """The Gram data of one recipe's vectors, in term order (the order `orthogonal` uses)."""
+    from registry.recipes import get_recipe
+    from registry.vectors import get_vector
+
+    r = get_recipe(core, ref)
+    vecs = [get_vector(core, t.vector.ref, r.base.name) for t in r.terms]
+    return vecs, vector_gram(core, vecs)

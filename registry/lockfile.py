@@ -18,8 +18,9 @@ from registry.version import VERSION
 LOCK_VERSION = 1
 
 
-def build_lock(r: Recipe, b: BaseModel) -> dict[str, Any]:
-    return {
+def build_lock(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`notes`: measurements recorded with the output (a tune search, a retention check)."""
+    lock = {
         "lock_version": LOCK_VERSION,
         "generator": f"registry {VERSION}",
         "recipe": {
@@ -48,23 +49,29 @@ def build_lock(r: Recipe, b: BaseModel) -> dict[str, Any]:
             "files": {f.filename: f.sha256 for f in b.files},
         },
     }
+    if notes:
+        lock["notes"] = notes
+    return lock
 
 
-def cached_card(r: Recipe, b: BaseModel, cache: Path) -> str:
+def cached_card(r: Recipe, b: BaseModel, cache: Path, notes: dict[str, Any] | None = None) -> str:
     """The card is a pure function of the recipe and base: build it once per content.
 
     Building it imports huggingface_hub's Hub client (~0.7 s here), which would otherwise
     compete with every materialization's merge for the CPU.
     """
     key = hashlib.sha256(
-        json.dumps([VERSION, r.name, r.version, r.content_digest, b.name, b.source, b.architecture]).encode()
+        json.dumps(
+            [VERSION, r.name, r.version, r.content_digest, b.name, b.source, b.architecture, notes],
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     path = cache / f"card-{key[:32]}.md"
     try:
         return path.read_text()
     except OSError:
         pass
-    text = build_card(r, b)
+    text = build_card(r, b, notes)
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -75,7 +82,28 @@ def cached_card(r: Recipe, b: BaseModel, cache: Path) -> str:
     return text
 
 
-def build_card(r: Recipe, b: BaseModel) -> str:
+def recipe_metadata(r: Recipe) -> dict[str, Any]:
+    """The recipe as the card's machine-readable metadata (`preference_recipe`)."""
+    return {
+        "name": r.name,
+        "version": r.version,
+        "method": r.method,
+        "parameters": r.params,
+        "dtype": r.dtype,
+        "content_digest": r.content_digest,
+        "terms": [
+            {
+                "vector": t.vector.name,
+                "version": t.vector.version,
+                "weight": t.weight,
+                "digest": t.vector.digest,
+            }
+            for t in r.terms
+        ],
+    }
+
+
+def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
     base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
@@ -83,6 +111,8 @@ def build_card(r: Recipe, b: BaseModel) -> str:
         base_model=base_model,
         base_model_relation="merge",
         tags=["preference-vectors", "merge", f"method-{r.method}"],
+        preference_recipe=recipe_metadata(r),
+        **({"preference_notes": notes} if notes else {}),
     )
     rows = "\n".join(
         f"| {t.vector.name} | v{t.vector.version} | {t.weight:+g} | `{t.vector.digest[:16]}` |"
@@ -103,4 +133,6 @@ Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (m
 
 `registry-lock.json` lists every input and output digest; `registry verify --lock` re-checks it.
 """
+    for key, note in sorted((notes or {}).items()):
+        body += f"\n## {key}\n\n" + "\n".join(f"- {k}: `{json.dumps(v)}`" for k, v in note.items()) + "\n"
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))

@@ -98,8 +98,12 @@ def materialize(
     require_approved: bool = False,
     reuse: bool = True,
     durable: bool = False,
+    max_ppl_drift: float | None = None,
 ) -> Materialization:
     """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused.
+
+    `max_ppl_drift` (a fraction) gates on `retention`: measured on the in-memory merge first,
+    refused above it with nothing written, recorded in the card and the lock otherwise.
 
     `durable` fsyncs the files before the rename (power-loss safety; a killed process
     never leaves a partial folder either way, since the rename is the commit).
@@ -114,8 +118,11 @@ def materialize(
         raise NotApproved(
             f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
         )
+    from registry.notes import output_notes
+
+    notes = output_notes(core, r, max_ppl_drift)  # may refuse (retention gate)
     t0 = time.perf_counter()
-    previous = reusable(core, r, out) if reuse else None
+    previous = reusable(core, r, out) if reuse and "retention" not in notes else None
     if previous is not None:
         checked_base(core, r.base.name)
     if previous is not None and Path(previous.out_path) == out:
@@ -139,8 +146,8 @@ def materialize(
                 method=get_method(r.method)(params=dict(r.params)),
                 out_tag=DTYPE_NAMES[r.dtype],
                 copy_files=files_to_copy(Path(b.path), list(pins)),
-                card=aside.submit(cached_card, r, b, core.home / ".cache"),
-                lock=build_lock(r, b),
+                card=aside.submit(cached_card, r, b, core.home / ".cache", notes),
+                lock=build_lock(r, b, notes),
                 shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
                 on_bytes=on_bytes,
                 checks=[aside.submit(check_pins, Path(b.path), pins, b.name, core.stat_cache())],

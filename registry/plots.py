@@ -65,3 +65,66 @@ def sweep_plot(result, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def lineage_plot(tree: dict, path: str | Path) -> None:
+    """The lineage DAG in columns: base → runs → vectors → recipes → outputs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from registry.lineage import nodes_and_edges
+
+    nodes, edges = nodes_and_edges(tree)
+    columns = ["base", "run", "vector", "recipe", "output"]
+    colours = dict(zip(columns, ["#d9d9d9", "#c6dbef", "#c7e9c0", "#fdd0a2", "#dadaeb"], strict=True))
+    place: dict[str, tuple[float, float]] = {}
+    tall = max(sum(1 for n in nodes if n[1] == c) for c in columns)
+    for x, c in enumerate(columns):
+        col = [n for n in nodes if n[1] == c]
+        for i, (nid, _c, _label) in enumerate(col):
+            place[nid] = (
+                x * 3.0,
+                (tall - 1) / 2 - i + (len(col) - 1) / 2 - (tall - 1) / 2 + (tall - len(col)) / 2,
+            )
+    fig, ax = plt.subplots(figsize=(15, 1.2 + 1.1 * tall))
+    for a, b in edges:
+        (x0, y0), (x1, y1) = place[a], place[b]
+        ax.annotate("", (x1 - 1.1, y1), (x0 + 1.1, y0), arrowprops={"arrowstyle": "->", "color": "grey"})
+    for nid, c, label in nodes:
+        x, y = place[nid]
+        ax.text(x, y, label, ha="center", va="center", fontsize=7,
+                bbox={"boxstyle": "round", "fc": colours[c], "ec": "grey"})  # fmt: skip
+    for x, c in enumerate(columns):
+        ax.text(x * 3.0, tall / 2 + 0.3, c, ha="center", fontsize=9, weight="bold")
+    ax.set_xlim(-1.5, 13.5)
+    ax.set_ylim(-tall / 2 - 0.3, tall / 2 + 0.6)
+    ax.axis("off")
+    ax.set_title(f"lineage of {tree['ref']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tune_plot(record: dict, path: str | Path) -> None:
+    """The evaluations of a tune search, the target and the chosen η."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((e["eta"], e["value"]) for e in record["evaluations"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color="#3182bd", label="evaluations")
+    for i, e in enumerate(record["evaluations"]):
+        ax.annotate(str(i + 1), (e["eta"], e["value"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(record["target"], color="grey", ls="--", lw=0.8, label=f"target {record['target']:g}")
+    ax.axvline(record["eta"], color="#e6550d", lw=0.8, label=f"chosen η = {record['eta']:g}")
+    ax.set_xlabel(f"η ({record['vary']})")
+    ax.set_ylabel(record["metric"])
+    ax.legend(fontsize=8)
+    ax.set_title(f"tune {record['from']} → {record['recipe']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -45,17 +45,20 @@ def _register() -> None:
         governance,
         init,
         interference,
+        lineage,
         maintenance,
         materialize,
         plugins,
+        publish,
         recipe,
         sweep,
+        tune,
         vector,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins,
+        maintenance, bundle, plugins, lineage, publish, tune,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

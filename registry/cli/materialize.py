@@ -50,9 +50,21 @@ def byte_progress(description: str, total: int):
     "--require-approved", is_flag=True, help="Refuse a recipe version that is not approved (pipelines)."
 )
 @click.option("--no-reuse", is_flag=True, help="Recompute even if an identical verified output exists.")
+@click.option(
+    "--max-ppl-drift",
+    metavar="PCT",
+    help="Retention gate: refuse if perplexity on the retention corpus rises more than PCT (e.g. 5%).",
+)
 @pass_ctx
 def materialize(
-    ctx, ref: str, out: str, force: bool, shard_size: str, require_approved: bool, no_reuse: bool
+    ctx,
+    ref: str,
+    out: str,
+    force: bool,
+    shard_size: str,
+    require_approved: bool,
+    no_reuse: bool,
+    max_ppl_drift: str | None,
 ) -> None:
     """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
 
@@ -60,10 +72,12 @@ def materialize(
     Example:
       registry materialize helpful-safe@prod --out ./models/helpful-safe
     """
+    from registry.retention import parse_drift
     from registry.views import materialization_view
 
     reg = ctx.registry
     r = reg.recipe(ref)
+    gate = parse_drift(max_ppl_drift) if max_ppl_drift is not None else None
     with byte_progress(f"materialize {r.ref}", _out_bytes(r)) as advance:
         m = reg.materialize(
             ref,
@@ -73,14 +87,25 @@ def materialize(
             shard_bytes=parse_size(shard_size),
             require_approved=require_approved,
             reuse=not no_reuse,
+            max_ppl_drift=gate,
         )
+    view = materialization_view(m)
+    if gate is not None:
+        import json
+        from pathlib import Path
+
+        view["retention"] = json.loads((Path(m.out_path) / "registry-lock.json").read_text())["notes"][
+            "retention"
+        ]
     if m.reused_from_id:
         human = f"reused verified output of {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, nothing recomputed)"
     else:
         human = (
             f"materialized {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, {m.seconds:.2f}s)"
         )
-    emit(ctx, materialization_view(m), human)
+    if gate is not None:
+        human += f"; perplexity drift {view['retention']['drift']:+.2%} (limit {gate:.2%})"
+    emit(ctx, view, human)
 
 
 def _out_bytes(r) -> int:

@@ -69,7 +69,10 @@ def show(ctx, ref: str) -> None:
 
     reg = ctx.registry
     r = reg.recipe(ref)
+    from registry.notes import recorded_notes
+
     v = recipe_view(r, reg.aliases(r.name))
+    v["notes"] = recorded_notes(reg, r.ref)  # tune search, newest retention check
     emit(ctx, v, yaml.safe_dump(v, sort_keys=False).rstrip())
 
 

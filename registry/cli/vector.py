@@ -99,4 +99,28 @@ def compare(ctx, a: str, b: str, base: str | None) -> None:
     emit(ctx, d, "\n".join(lines))
 
 
+@vector_group.command("consistency")
+@click.argument("name")
+@click.option(
+    "--seeds", default=3, show_default=True, help="Number of seeds (the vector's own is the first)."
+)
+@click.option("--base", help="Base of the vector (when the name exists on several).")
+@pass_ctx
+def consistency(ctx, name: str, seeds: int, base: str | None) -> None:
+    """Retrain NAME's plugin with other seeds; pairwise cosines, global and per layer.
+
+    \b
+    Example:
+      registry vector consistency verbose --seeds 3
+    """
+    res = ctx.registry.consistency(name, seeds, base, log=lambda m: click.echo(m, err=True))
+    rows = [
+        {"a": p["a"], "b": p["b"], "global": f"{p['global']:+.4f}",
+         **{k: f"{c:+.3f}" for k, c in p["per_layer"].items()}}
+        for p in res["pairs"]
+    ]  # fmt: skip
+    layers = list(res["pairs"][0]["per_layer"])
+    emit(ctx, res, table(rows, ["a", "b", "global", *layers]) + f"\nmean cosine {res['mean_global']:+.4f}")
+
+
 COMMANDS = [vector_group]

@@ -54,9 +54,10 @@ class MergeMethod:
 def methods() -> dict[str, type[MergeMethod]]:
     from registry.methods.dare import Dare
     from registry.methods.linear import Linear
+    from registry.methods.orthogonal import Orthogonal
     from registry.methods.ties import Ties
 
-    return {m.name: m for m in (Linear, Ties, Dare)}
+    return {m.name: m for m in (Linear, Ties, Dare, Orthogonal)}
 
 
 def get_method(name: str) -> type[MergeMethod]:

@@ -1,0 +1,78 @@
+"""`registry lineage`: where a recipe, vector or materialized folder comes from, as a tree."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx
+
+
+def render(tree: dict) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.tree import Tree
+
+    b = tree["base"]
+    root = Tree(f"base {b['name']}  {b['digest'][:12]}  ({b['source']})")
+    for run in tree["runs"]:
+        opts = run.get("options") or {}
+        what = f"{run.get('plugin')} {run.get('plugin_version')}" if run.get("plugin") else run["kind"]
+        libs = " ".join(f"{k} {v}" for k, v in sorted((run.get("library_versions") or {}).items()))
+        rn = root.add(f"run {run['id']}: {what}, seed {run.get('seed')}, {run.get('status')}")
+        if run.get("dataset_digest"):
+            rn.add(f"data {run['dataset_digest'][:12]} ({run.get('dataset_size')} pairs)")
+        if opts:
+            rn.add("options " + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())))
+        if libs:
+            rn.add(f"libraries {libs}")
+        for v in run["vectors"]:
+            vn = rn.add(f"vector {v['ref']}  {v['digest'][:12]}  {v['status']}")
+            for a in v["approvals"]:
+                vn.add(f"{a['status']} by {a['actor']} at {a['at']}: {a['reason']}")
+            for r in v["recipes"]:
+                terms = " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"])
+                cn = vn.add(f"recipe {r['ref']} ({r['method']}: {terms})  {r['status']}")
+                for a in r["aliases"]:
+                    cn.add(f"alias {a}")
+                for a in r["approvals"]:
+                    cn.add(f"{a['status']} by {a['actor']} at {a['at']}: {a['reason']}")
+                for m in r["materializations"]:
+                    cn.add(f"materialized {m['out_path']}  {m['output_digest'][:12]}  {m['at']}")
+    buf = StringIO()
+    Console(file=buf, width=160, color_system=None).print(root)
+    text = buf.getvalue().rstrip()
+    lock = tree.get("lock")
+    if lock:
+        match = "matches" if lock["content_matches"] else "DOES NOT match"
+        text = (
+            f"{lock['path']}: recipe {lock['recipe']} ({match} the registry's content), "
+            f"materialization {lock['materialization'] or 'not recorded here'}\n{text}"
+        )
+    return text
+
+
+@click.command("lineage")
+@click.argument("ref", required=False)
+@click.option("--lock", "lock", type=click.Path(exists=True), help="Walk upward from a registry-lock.json.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the lineage as a PNG.")
+@pass_ctx
+def lineage(ctx, ref: str | None, lock: str | None, plot: str | None) -> None:
+    """Lineage of a recipe, vector or base: runs, vectors, recipes, aliases, approvals, outputs.
+
+    \b
+    Example:
+      registry lineage helpful-safe@prod
+      registry lineage --lock ./merged/registry-lock.json --plot lineage.png
+    """
+    if bool(ref) == bool(lock):
+        raise click.UsageError("give exactly one of REF or --lock FILE")
+    tree = ctx.registry.lineage_of_lock(lock) if lock else ctx.registry.lineage(ref)
+    if plot:
+        from registry.plots import lineage_plot
+
+        lineage_plot(tree, plot)
+    emit(ctx, {**tree, "plot": plot}, render(tree) + (f"\nplot written to {plot}" if plot else ""))
+
+
+COMMANDS = [lineage]

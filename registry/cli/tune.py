@@ -1,0 +1,47 @@
+"""`registry tune`: find the η of one term that brings a held-out metric to a target."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx
+
+
+@click.command("tune")
+@click.argument("recipe")
+@click.option(
+    "--target", required=True, metavar="METRIC=VALUE", help="e.g. verbose_margin=5 or answer_length=20."
+)
+@click.option("--vary", help="The term whose η is searched (default: the only term).")
+@click.option("--range", "range_", default="0:2", show_default=True, metavar="LO:HI", help="η bracket.")
+@click.option("--max-evals", default=12, show_default=True, help="Merged models evaluated at most.")
+@click.option("--tol", type=float, help="Accepted |metric − target| (default: 0.5% of the range's span).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the search curve as a PNG.")
+@pass_ctx
+def tune(ctx, recipe, target, vary, range_, max_evals, tol, plot) -> None:
+    """Search η for one term of RECIPE (others fixed) and add the result as a new version.
+
+    Metrics: PLUGIN_margin (a plugin's held-out DPO margin vs the base) or an evaluator
+    from the `registry.evaluators` entry points (e.g. answer_length).
+
+    \b
+    Example:
+      registry tune helpful-safe --target verbose_margin=5 --vary verbose --range 0:2
+    """
+    from registry.tune import parse_range, parse_target
+
+    metric, value = parse_target(target)
+    lo, hi = parse_range(range_)
+    res = ctx.registry.tune(recipe, metric, value, vary=vary, lo=lo, hi=hi, tol=tol, max_evals=max_evals)
+    if plot:
+        from registry.plots import tune_plot
+
+        tune_plot(res, plot)
+    human = (
+        f"{'added' if res['created'] else 'unchanged, already'} {res['recipe']}: η[{res['vary']}] = {res['eta']:g} "
+        f"gives {metric} = {res['value']:.4g} (target {value:g}, {len(res['evaluations'])} evaluations)"
+    )
+    emit(ctx, {**res, "plot": plot}, human + (f"\nplot written to {plot}" if plot else ""))
+
+
+COMMANDS = [tune]

@@ -1,0 +1,72 @@
+"""Interference-aware merging: each later term loses its projection onto the earlier ones.
+
+Per tensor, Gram–Schmidt on the deltas in term order: u₁ = φ₁, uₖ = φₖ − proj(φₖ, span(φ₁…φₖ₋₁)),
+θ = θbase + Σ ηₖ·uₖ. The projections are computed from the float64 Gram matrix G = ΦΦᵀ alone
+(`coefficients`), so θ is a plain weighted sum of the raw deltas whose weights a streaming pass
+over Gram blocks can supply; the sum is then accumulated in float32 like `linear`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from registry.methods import MergeMethod
+
+# a term whose residual keeps less than this share of its squared norm is fully dependent
+DEPENDENT = 1e-12
+
+
+def residuals(gram: np.ndarray) -> np.ndarray:
+    """R (n×n): row k holds the coefficients of uₖ over the raw deltas φ₁…φₙ.
+
+    Modified Gram–Schmidt in coefficient space, inner products ⟨a, b⟩ = aᵀ G b, float64
+    throughout; a pure, deterministic function of G.
+    """
+    g = np.asarray(gram, dtype=np.float64)
+    n = g.shape[0]
+    r = np.eye(n)
+    basis: list[tuple[np.ndarray, float]] = []
+    for k in range(n):
+        c = r[k].copy()
+        for q, qq in basis:
+            c -= (q @ g @ c) / qq * q
+        norm2 = float(c @ g @ c)
+        if norm2 <= DEPENDENT * max(float(g[k, k]), 0.0) or norm2 <= 0.0:
+            c[:] = 0.0
+        else:
+            basis.append((c, norm2))
+        r[k] = c
+    return r
+
+
+def coefficients(gram: np.ndarray, weights: list[float]) -> np.ndarray:
+    """Effective weight of each raw delta: Σₖ ηₖ·R[k] (float64)."""
+    return np.asarray(weights, dtype=np.float64) @ residuals(gram)
+
+
+def removed_fraction(gram: np.ndarray) -> np.ndarray:
+    """Per term, 1 − ‖uₖ‖/‖φₖ‖: the share of its norm the projection removes (0 for the first)."""
+    g = np.asarray(gram, dtype=np.float64)
+    r = residuals(g)
+    kept = np.einsum("ki,ij,kj->k", r, g, r)
+    norms = np.diag(g)
+    out = np.zeros(len(norms))
+    ok = norms > 0
+    out[ok] = 1.0 - np.sqrt(np.clip(kept[ok], 0, None) / norms[ok])
+    return out
+
+
+class Orthogonal(MergeMethod):
+    name = "orthogonal"
+    blockwise = False  # G needs the whole tensor (a streaming pre-pass could supply it)
+
+    def merge(self, name, base, deltas, weights):
+        acc = np.array(base, dtype=np.float32, copy=True)
+        if not deltas:
+            return acc
+        x = np.stack([d.ravel() for d in deltas]).astype(np.float64)
+        eff = coefficients(x @ x.T, weights).astype(np.float32)
+        for delta, w in zip(deltas, eff, strict=True):
+            if w != 0.0:
+                acc += w * delta
+        return acc
