@@ -14,10 +14,10 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from registry.tensor_io import (
     write_sharded,
 )
 
+T = TypeVar("T")
 DEFAULT_SHARD_BYTES = 2 << 30
 LOCK_NAME = "registry-lock.json"
 
@@ -58,6 +59,7 @@ class MergePlan:
     durable: bool = False
     workers: int = 2
     vector_names: set[str] = field(init=False)
+    _pool: ThreadPoolExecutor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.vector_names = set(self.vectors[0].array_names()) if self.vectors else set()
@@ -70,7 +72,11 @@ class MergePlan:
         return out
 
     def jobs(self, out: TensorSpec) -> Iterator[Callable[[], np.ndarray]]:
-        """One job per row block (aligned with the store's chunks): read, merge, round."""
+        """One job per row block (aligned with the store's chunks): read, merge, round.
+
+        A method's pre-pass (`prepare`, e.g. TIES's thresholds) streams the tensor's deltas
+        first, on this plan's own pool; every method then merges block by block.
+        """
         src = self.base.spec(out.name)
         rows = src.shape[0] if src.shape else 1
         merged = out.name in self.vector_names
@@ -79,15 +85,55 @@ class MergePlan:
                 yield functools.partial(self.base.read_rows, out.name, a, b)
             return
         step = chunk_rows(src.shape) if merged and self.method.blockwise else rows
+        state = self.method.prepare(out.name, self.reader(out.name), rows) if merged else None
         for a in range(0, rows, step):
-            yield functools.partial(self._block, out, src, merged, a, min(rows, a + step))
+            yield functools.partial(self._block, out, src, merged, state, a, min(rows, a + step))
 
-    def _block(self, out: TensorSpec, src: TensorSpec, merged: bool, a: int, b: int) -> np.ndarray:
+    def reader(self, name: str) -> StoreDeltas:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare")
+        return StoreDeltas(self.vectors, name, self._pool, 2 * self.workers)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _block(
+        self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
+    ) -> np.ndarray:
         base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
         if merged:
             deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
-            base = self.method.merge(out.name, base, deltas, self.weights)
+            start = a * (src.numel // (src.shape[0] if src.shape else 1))
+            base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
         return from_f32(base, out.tag)
+
+
+class StoreDeltas:
+    """The DeltaReader of one tensor of stored vectors: chunk-aligned row blocks, in order."""
+
+    def __init__(self, vectors: list[StoredVector], name: str, pool: ThreadPoolExecutor, window: int):
+        from math import prod
+
+        self.vectors, self.name, self.pool, self.window = vectors, name, pool, window
+        shape = vectors[0].spec(name).shape
+        self.rows = shape[0] if shape else 1
+        self.size = prod(shape)
+        self.terms = len(vectors)
+        self.step = chunk_rows(shape)
+
+    def _read(self, fn: Callable[[list[np.ndarray]], T], a: int, b: int) -> T:
+        return fn([v.read_rows(self.name, a, b).reshape(-1) for v in self.vectors])
+
+    def map(self, fn: Callable[[list[np.ndarray]], T]) -> Iterator[T]:
+        from registry.pipeline import ordered
+
+        jobs = (
+            functools.partial(self._read, fn, a, min(self.rows, a + self.step))
+            for a in range(0, self.rows, self.step)
+        )
+        yield from ordered(self.pool, jobs, self.window)
 
 
 def output_digest(files: dict[str, str]) -> str:
@@ -140,9 +186,12 @@ def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, s
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        files = write_sharded(
-            tmp, plan.out_specs(), plan.jobs, plan.shard_bytes, plan.on_bytes, plan.workers, plan.durable
-        )
+        try:
+            files = write_sharded(
+                tmp, plan.out_specs(), plan.jobs, plan.shard_bytes, plan.on_bytes, plan.workers, plan.durable
+            )
+        finally:
+            plan.close()
         for src in plan.copy_files:
             if src.name == "config.json":
                 (tmp / src.name).write_text(config_with_dtype(src, TAG_NAMES[plan.out_tag]))
