@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.tensor_io import sha256_file
+from registry.digests import file_sha256 as sha256_file
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable

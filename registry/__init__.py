@@ -6,7 +6,7 @@ that importing the package (and `registry --help`) stays fast.
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from registry.version import VERSION as __version__
 
 if TYPE_CHECKING:
     from registry.api import Registry

@@ -18,12 +18,15 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
+from registry.models import Recipe
 from registry.refs import Ref
 
 if TYPE_CHECKING:
-    from registry.api import Registry
-    from registry.models import Recipe, Vector
+    from registry.core import Core
+    from registry.models import Vector
 
 FORMAT = 1
 
@@ -62,27 +65,31 @@ def _recipe_entry(r: Recipe) -> dict[str, Any]:
     }
 
 
-def export_bundle(reg: Registry, refs: list[str], out: str | Path) -> dict[str, Any]:
+def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any]:
     """Write recipes (with their vectors and bases) and vectors named by `refs` to `out`."""
     recipes: dict[str, Recipe] = {}
     vectors: dict[tuple[str, str], Vector] = {}
+    from registry.bases import get_base
+    from registry.recipes import get_recipe
+    from registry.vectors import get_vector
+
     for ref in refs:
         try:
-            r = reg.recipe(ref)
+            r = get_recipe(core, ref)
             recipes[r.ref] = r
             for t in r.terms:
-                v = reg.vector(t.vector.ref, r.base.name)
+                v = get_vector(core, t.vector.ref, r.base.name)
                 vectors[(v.base.name, v.ref)] = v
         except NotFound:
-            v = reg.vector(ref)
+            v = get_vector(core, ref)
             vectors[(v.base.name, v.ref)] = v
-    bases = {name: reg.base(name) for name, _ in vectors}
+    bases = {name: get_base(core, name) for name, _ in vectors}
     for r in recipes.values():
-        bases[r.base.name] = reg.base(r.base.name)
+        bases[r.base.name] = get_base(core, r.base.name)
     entries = [_vector_entry(v, i) for i, v in enumerate(vectors.values())]
     manifest = {
         "format": FORMAT,
-        "source_registry": reg.id,
+        "source_registry": core.id,
         "bases": [
             {
                 "name": b.name,
@@ -108,8 +115,8 @@ def export_bundle(reg: Registry, refs: list[str], out: str | Path) -> dict[str, 
             info.size = len(raw)
             tar.addfile(info, fileobj=_BytesReader(raw))
             for entry, v in zip(entries, vectors.values(), strict=True):
-                for rel in reg.store.files(v.store_key):
-                    data = reg.store.read_file(v.store_key, rel)
+                for rel in core.store.files(v.store_key):
+                    data = core.store.read_file(v.store_key, rel)
                     info = tarfile.TarInfo(f"{entry['data']}/{rel}")
                     info.size = len(data)
                     tar.addfile(info, fileobj=_BytesReader(data))
@@ -135,21 +142,17 @@ class _BytesReader:
         return chunk
 
 
-def import_bundle(
-    reg: Registry, path: str | Path, base_paths: dict[str, str] | None = None
-) -> dict[str, Any]:
+def import_bundle(core: Core, path: str | Path, base_paths: dict[str, str] | None = None) -> dict[str, Any]:
     """Verify and add a bundle's contents; identical objects are skipped, conflicts refused."""
-    from sqlalchemy import select
-
-    from registry import db as dbmod
-    from registry.api import vector_digest
-    from registry.models import Recipe, RecipeTerm, TrainingRun, Vector, VectorTensor, utcnow
+    from registry.bases import add_base, get_base, lookup_base
+    from registry.digests import named_digest
+    from registry.recipes import recipe_row
+    from registry.runs import run_from_lineage
+    from registry.vectors import get_vector, lookup_vector, vector_row
 
     base_paths = base_paths or {}
     path = Path(path)
-    from registry.training import scratch_dir
-
-    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=scratch_dir(reg.home)))
+    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=core.scratch()))
     created_keys: list[str] = []
     try:
         try:
@@ -167,13 +170,13 @@ def import_bundle(
         # bases: must already be here with the same pins, or be registered from a local folder
         for b in manifest["bases"]:
             try:
-                here = reg.base(b["name"])
+                here = get_base(core, b["name"])
             except NotFound:
                 if b["name"] not in base_paths:
                     raise NotFound(
                         "base", b["name"], f"pass --base-path {b['name']}=DIR with its files"
                     ) from None
-                here = reg.add_base(b["name"], base_paths[b["name"]])
+                here = add_base(core, b["name"], base_paths[b["name"]])
             if here.digest != b["digest"]:
                 raise AlreadyExists(
                     f"base {b['name']} here has other files than the bundle's (digest {here.digest[:12]} != {b['digest'][:12]})"
@@ -182,123 +185,88 @@ def import_bundle(
         # vectors: verify every array before anything becomes visible
         todo = []
         for e in manifest["vectors"]:
+            ref = f"{e['name']}@v{e['version']}"
             try:
-                existing = reg.vector(f"{e['name']}@v{e['version']}", e["base"])
+                existing = get_vector(core, ref, e["base"])
             except NotFound:
                 existing = None
             if existing is not None:
                 if existing.digest != e["digest"]:
-                    raise AlreadyExists(
-                        f"vector {e['name']}@v{e['version']} of base {e['base']} exists here with other data"
-                    )
+                    raise AlreadyExists(f"vector {ref} of base {e['base']} exists here with other data")
                 continue
-            src = work / e["data"]
             key = uuid.uuid4().hex
-            reg.store.put_group(src, key)
+            core.store.put_group(work / e["data"], key)
             created_keys.append(key)
-            stored = reg.store.open(key, label=f"bundle vector {e['name']}@v{e['version']}")
+            stored = core.store.open(key, label=f"bundle vector {ref}")
             digests = {}
             for t in e["tensors"]:
                 got = stored.sha256(t["name"])
                 if got != t["sha256"]:
-                    raise IntegrityError(
-                        f"bundle vector {e['name']}@v{e['version']}: array {t['name']} sha256 mismatch"
-                    )
+                    raise IntegrityError(f"bundle vector {ref}: array {t['name']} sha256 mismatch")
                 digests[t["name"]] = got
-            if vector_digest(digests) != e["digest"]:
-                raise IntegrityError(f"bundle vector {e['name']}@v{e['version']}: digest mismatch")
+            if named_digest(digests) != e["digest"]:
+                raise IntegrityError(f"bundle vector {ref}: digest mismatch")
             todo.append((e, key))
 
         def write() -> dict[str, Any]:
             added_vectors, added_recipes = [], []
-            with reg.Session.begin() as s:
+            with core.Session.begin() as s:
                 for e, key in todo:
-                    base = reg._base(s, e["base"])
-                    lin = e.get("lineage") or {}
-                    run = TrainingRun(
-                        kind=lin.get("kind") or "import",
-                        base_id=base.id,
-                        vector_name=e["name"],
-                        plugin=lin.get("plugin"),
-                        plugin_version=lin.get("plugin_version"),
-                        dataset_digest=lin.get("dataset_digest"),
-                        dataset_size=lin.get("dataset_size"),
-                        params=lin.get("params") or {},
-                        seed=lin.get("seed"),
-                        sources={
-                            **(lin.get("sources") or {}),
-                            "bundle": str(path),
-                            "source_run": lin.get("id"),
-                        },
-                        library_versions=lin.get("library_versions") or {},
-                        status="succeeded",
-                        started_at=utcnow(),
-                        ended_at=utcnow(),
-                    )
+                    base = lookup_base(s, e["base"])
+                    origin = {"bundle": str(path), "source_run": (e.get("lineage") or {}).get("id")}
+                    run = run_from_lineage(e.get("lineage") or {}, base.id, e["name"], origin)
                     s.add(run)
                     s.flush()
+                    fields = {
+                        **e,
+                        "base_id": base.id,
+                        "store_key": key,
+                        "stored_bytes": core.store.nbytes(key),
+                    }
                     s.add(
-                        Vector(
-                            name=e["name"],
-                            version=e["version"],
-                            base_id=base.id,
-                            run_id=run.id,
-                            store_key=key,
-                            digest=e["digest"],
-                            param_count=e["param_count"],
-                            norm=e["norm"],
-                            stored_bytes=reg.store.nbytes(key),
-                            status=e["status"],
-                            interference=e["interference"],
-                            tensors=[VectorTensor(**t) for t in e["tensors"]],
+                        vector_row(
+                            fields, e["tensors"], version=e["version"], run_id=run.id, status=e["status"]
                         )
                     )
-                    reg._audit(
-                        s,
-                        "vector.import-bundle",
-                        f"{e['name']}@v{e['version']}",
-                        {"bundle": str(path), "digest": e["digest"]},
-                    )
-                    added_vectors.append(f"{e['name']}@v{e['version']}")
+                    ref = f"{e['name']}@v{e['version']}"
+                    core.audit(s, "vector.import-bundle", ref, {"bundle": str(path), "digest": e["digest"]})
+                    added_vectors.append(ref)
                 s.flush()
                 for rc in manifest["recipes"]:
+                    ref = f"{rc['name']}@v{rc['version']}"
                     existing = s.scalar(
                         select(Recipe).where(Recipe.name == rc["name"], Recipe.version == rc["version"])
                     )
                     if existing is not None:
                         if existing.content_digest != rc["content_digest"]:
-                            raise AlreadyExists(
-                                f"recipe {rc['name']}@v{rc['version']} exists here with other content"
-                            )
+                            raise AlreadyExists(f"recipe {ref} exists here with other content")
                         continue
-                    base = reg._base(s, rc["base"])
-                    terms = []
-                    for i, t in enumerate(rc["terms"]):
-                        v = reg._vector(s, Ref(t["vector"], t["version"]), None, base_id=base.id)
-                        terms.append(RecipeTerm(position=i, vector_id=v.id, weight=t["weight"]))
+                    base = lookup_base(s, rc["base"])
+                    terms = [
+                        (lookup_vector(s, Ref(t["vector"], t["version"]), base_id=base.id), t["weight"])
+                        for t in rc["terms"]
+                    ]
                     s.add(
-                        Recipe(
-                            name=rc["name"],
-                            version=rc["version"],
-                            base_id=base.id,
-                            method=rc["method"],
-                            dtype=rc["dtype"],
-                            params=rc["parameters"],
-                            content_digest=rc["content_digest"],
+                        recipe_row(
+                            rc["name"],
+                            rc["version"],
+                            base.id,
+                            rc["method"],
+                            rc["dtype"],
+                            rc["parameters"],
+                            rc["content_digest"],
+                            terms,
                             status=rc["status"],
-                            terms=terms,
                         )
                     )
-                    reg._audit(
-                        s, "recipe.import-bundle", f"{rc['name']}@v{rc['version']}", {"bundle": str(path)}
-                    )
-                    added_recipes.append(f"{rc['name']}@v{rc['version']}")
+                    core.audit(s, "recipe.import-bundle", ref, {"bundle": str(path)})
+                    added_recipes.append(ref)
             return {"vectors": added_vectors, "recipes": added_recipes}
 
-        result = dbmod.retrying(write, attempts=3)
+        result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
         return result
     finally:
         for key in created_keys:
-            reg.store.delete(key)
+            core.store.delete(key)
         shutil.rmtree(work, ignore_errors=True)

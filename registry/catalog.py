@@ -1,5 +1,7 @@
 """Read-only listings straight through the DB-API, for commands that must answer at once.
 
+Rows are rendered by the same `views` functions as the ORM objects, so both paths agree.
+
 Importing SQLAlchemy's ORM alone takes longer than a listing may; `vector list` and
 `base list` therefore read with sqlite3 / psycopg and the same column names the ORM maps.
 Anything unusual (another backend, a schema not at head) returns None and the caller
@@ -9,6 +11,7 @@ takes the full path, which also applies pending migrations.
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from registry.config import Config
@@ -60,52 +63,34 @@ def _query(config: Config, sql: str, params: tuple = ()) -> list[tuple] | None:
         conn.close()
 
 
-def _time(x: Any) -> str | None:
-    if x is None:
-        return None
-    if isinstance(x, str):
-        x = datetime.fromisoformat(x)
-    return x.isoformat(timespec="seconds") + "Z"
+def _datetime(x: Any) -> datetime | None:
+    return datetime.fromisoformat(x) if isinstance(x, str) else x
 
 
-def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
-    where, params = ("WHERE b.name = ?", (base,)) if base else ("", ())
-    rows = _query(config, VECTORS.format(where=where), params)
-    if rows is None:
-        return None
+def _objects(rows: list[tuple], keys: str) -> list[SimpleNamespace]:
+    """Rows as attribute objects shaped like the ORM's, so `views` renders both paths."""
     out = []
-    for name, version, base_name, status, digest, count, norm, stored, created in rows:
-        out.append(
-            {
-                "ref": f"{name}@v{version}",
-                "name": name,
-                "version": version,
-                "base": base_name,
-                "status": status,
-                "digest": digest,
-                "param_count": count,
-                "norm": norm,
-                "stored_bytes": stored,
-                "bytes_per_param": stored / max(count, 1),
-                "created_at": _time(created),
-            }
-        )
+    for r in rows:
+        row = SimpleNamespace(**dict(zip(keys.split(), r, strict=True)))
+        row.created_at = _datetime(row.created_at)
+        if isinstance(getattr(row, "base", None), str):
+            row.base = SimpleNamespace(name=row.base)
+        out.append(row)
     return out
 
 
+def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
+    from registry.views import vector_view
+
+    where, params = ("WHERE b.name = ?", (base,)) if base else ("", ())
+    rows = _query(config, VECTORS.format(where=where), params)
+    keys = "name version base status digest param_count norm stored_bytes created_at"
+    return None if rows is None else [vector_view(v) for v in _objects(rows, keys)]
+
+
 def base_rows(config: Config) -> list[dict[str, Any]] | None:
+    from registry.views import base_view
+
     rows = _query(config, BASES)
-    if rows is None:
-        return None
-    keys = (
-        "name",
-        "source",
-        "revision",
-        "path",
-        "architecture",
-        "dtype",
-        "param_count",
-        "digest",
-        "created_at",
-    )
-    return [{**dict(zip(keys, r, strict=True)), "created_at": _time(r[-1])} for r in rows]
+    keys = "name source revision path architecture dtype param_count digest created_at"
+    return None if rows is None else [base_view(b) for b in _objects(rows, keys)]

@@ -1,5 +1,8 @@
 """Scoring models on held-out preference pairs, and building merged models in memory.
 
+Sweeps (and later automatic η) evaluate many merges: they are built here as float32
+state dicts, never written as folders.
+
 The DPO margin of a policy π against the base on a pair (x, c, r) is
 [log π(c|x) − log πbase(c|x)] − [log π(r|x) − log πbase(r|x)]: zero at η = 0, larger when
 the policy prefers what the preference prefers.
@@ -8,8 +11,12 @@ the policy prefers what the preference prefers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.plugin_spec import PreferencePair
+
+if TYPE_CHECKING:
+    from registry.core import Core
 
 
 def completion_logprobs(model, tok, pairs: list[PreferencePair], which: str) -> list[float]:
@@ -55,3 +62,32 @@ def load_model(folder: str | Path, state: dict | None = None):
         if unexpected:
             raise ValueError(f"unexpected tensors {unexpected[:3]}")
     return model
+
+
+def merged_state(
+    core: Core, base: str, terms: list[tuple[str, float]], method: str = "linear", params: dict | None = None
+):
+    """θ in memory (float32 torch tensors) for evaluation and sweeps: no folder written."""
+    import numpy as np
+    import torch
+
+    from registry.bases import checked_base
+    from registry.methods import get_method
+    from registry.tensor_io import FLOATS, read_whole, to_f32
+    from registry.vectors import get_vector
+
+    _b, base_w = checked_base(core, base)
+    vecs = [get_vector(core, ref, base) for ref, _ in terms]
+    data = [core.store.open(v.store_key, label=f"vector {v.ref}") for v in vecs]
+    m = get_method(method)(params=dict(params or {}))
+    names = set(data[0].names()) if data else set()
+    state = {}
+    for n in base_w.names():
+        spec = base_w.spec(n)
+        x = read_whole(base_w, n)
+        if spec.tag in FLOATS:
+            x = to_f32(x, spec.tag)
+        if n in names:
+            x = m.merge(n, x, [read_whole(d, n).reshape(x.shape) for d in data], [w for _, w in terms])
+        state[n] = torch.from_numpy(np.ascontiguousarray(x))
+    return state

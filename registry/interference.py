@@ -13,10 +13,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from registry.store import StoredVector, chunk_rows
+from registry.store import StoredVector
+from registry.tensor_io import row_blocks
+
+if TYPE_CHECKING:
+    from registry.config import InterferencePolicy
+    from registry.core import Core
+    from registry.models import BaseModel, Vector
 
 _LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
@@ -86,10 +93,9 @@ def gram(vectors: list[StoredVector], labels: list[str], shapes: dict[str, tuple
     remote = getattr(vectors[0].blobs, "remote", False)
     workers = 8 if remote else max(2, os.cpu_count() or 2)
     jobs = (
-        functools.partial(_block_gram, vectors, name, a, min(rows, a + step))
+        functools.partial(_block_gram, vectors, name, a, b)
         for name, shape in sorted(shapes.items())
-        for rows, step in [(shape[0] if shape else 1, chunk_rows(shape))]
-        for a in range(0, rows, step)
+        for a, b in row_blocks(shape)
     )
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gram") as pool:
         for name, g in ordered(pool, jobs, 2 * workers):
@@ -104,3 +110,81 @@ def summary(g: Gram, i: int, j: int) -> dict:
         "per_layer": {k: float(c[i, j]) for k, c in g.grouped(layer_of).items()},
         "per_module": {k: float(c[i, j]) for k, c in g.grouped(module_of).items()},
     }
+
+
+# -- verbs -------------------------------------------------------------------------------
+def vector_gram(core: Core, vecs: list[Vector], labels: list[str] | None = None) -> Gram:
+    shapes = {t.name: tuple(t.shape) for t in vecs[0].tensors}
+    data = [core.store.open(v.store_key, label=f"vector {v.ref}") for v in vecs]
+    return gram(data, labels or [v.ref for v in vecs], shapes)
+
+
+def check_interference(
+    core: Core, b: BaseModel, vec: Vector, policy: InterferencePolicy | None
+) -> dict[str, Any]:
+    """Cosines of a new vector with the base's others, judged by the policy (warn/refuse/off)."""
+    from registry.errors import InterferenceRefused
+    from registry.vectors import list_vectors
+
+    policy = policy or core.config.interference
+    others = list_vectors(core, b.name)
+    if not others or policy.action == "off":
+        return {"cosines": {}, "policy": policy.action, "threshold": policy.threshold}
+    g = vector_gram(core, [vec, *others], ["new"] + [o.ref for o in others])
+    cosines = {o.ref: summary(g, 0, i + 1) for i, o in enumerate(others)}
+    worst = max(cosines.items(), key=lambda kv: abs(kv[1]["global"]))
+    report = {
+        "cosines": cosines,
+        "max_abs_cosine": abs(worst[1]["global"]),
+        "most_similar": worst[0],
+        "policy": policy.action,
+        "threshold": policy.threshold,
+    }
+    if abs(worst[1]["global"]) > policy.threshold:
+        message = (
+            f"vector {vec.name} interferes with {worst[0]}: |cosine| {abs(worst[1]['global']):.4f} "
+            f"> threshold {policy.threshold}"
+        )
+        if policy.action == "refuse":
+            raise InterferenceRefused(message + " (policy: refuse)")
+        report["warning"] = message
+    return report
+
+
+def interference(core: Core, base: str | None = None) -> tuple[list[Vector], Gram]:
+    """All vectors of a base and their Gram data (one streaming pass over the store)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from registry.bases import list_bases, lookup_base
+    from registry.errors import NotFound, RegistryError
+    from registry.models import Vector
+
+    if base is None:
+        bases = list_bases(core)
+        if len(bases) != 1:
+            raise RegistryError(f"{len(bases)} bases registered; pass --base")
+        base = bases[0].name
+    with core.Session() as s:
+        b = lookup_base(s, base)
+        vecs = list(
+            s.scalars(
+                select(Vector)
+                .options(selectinload(Vector.tensors), selectinload(Vector.base))
+                .where(Vector.base_id == b.id)
+                .order_by(Vector.name, Vector.version)
+            )
+        )
+    if not vecs:
+        raise NotFound("vectors of base", base)
+    return vecs, vector_gram(core, vecs)
+
+
+def compare(core: Core, a: str, b: str, base: str | None = None) -> dict[str, Any]:
+    from registry.errors import IncompatibleWeights
+    from registry.vectors import get_vector
+
+    va, vb = get_vector(core, a, base), get_vector(core, b, base)
+    if va.base_id != vb.base_id:
+        raise IncompatibleWeights(f"{va.ref} and {vb.ref} belong to different bases")
+    return {"a": va.ref, "b": vb.ref, "base": va.base.name, **summary(vector_gram(core, [va, vb]), 0, 1)}

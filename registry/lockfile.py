@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from registry import __version__
 from registry.models import BaseModel, Recipe
+from registry.version import VERSION
 
 LOCK_VERSION = 1
 
@@ -21,7 +21,7 @@ LOCK_VERSION = 1
 def build_lock(r: Recipe, b: BaseModel) -> dict[str, Any]:
     return {
         "lock_version": LOCK_VERSION,
-        "generator": f"registry {__version__}",
+        "generator": f"registry {VERSION}",
         "recipe": {
             "name": r.name,
             "version": r.version,
@@ -57,9 +57,7 @@ def cached_card(r: Recipe, b: BaseModel, cache: Path) -> str:
     compete with every materialization's merge for the CPU.
     """
     key = hashlib.sha256(
-        json.dumps(
-            [__version__, r.name, r.version, r.content_digest, b.name, b.source, b.architecture]
-        ).encode()
+        json.dumps([VERSION, r.name, r.version, r.content_digest, b.name, b.source, b.architecture]).encode()
     ).hexdigest()
     path = cache / f"card-{key[:32]}.md"
     try:

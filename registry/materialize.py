@@ -1,45 +1,51 @@
 """Writing θ = merge(θbase, φ…) as a loadable Hugging Face folder, deterministically.
 
 Tensors stream one row block at a time (aligned with the store's chunks), so memory stays
-flat whatever the model size. Everything is written into a temporary sibling folder and
-renamed into place only when complete: the output is either absent or whole.
+flat whatever the model size; `outputs` writes the folder all or nothing. An identical
+earlier output that still verifies is reused instead of recomputed.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
-import shutil
-import uuid
+import math
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from registry.basemodel import NOT_COPIED
-from registry.errors import OutputExists
+from registry._memory import recycle_large_blocks
+from registry.bases import check_pins, checked_base, get_base, pins_of
+from registry.digests import weights_digest
+from registry.errors import IntegrityError, NotApproved, NotFound
 from registry.faults import crashpoint
 from registry.methods import MergeMethod
+from registry.models import Materialization, Recipe
+from registry.recipes import get_recipe, lookup_recipe
+from registry.refs import Ref
 from registry.store import StoredVector, chunk_rows
 from registry.tensor_io import (
+    DTYPE_NAMES,
     FLOATS,
-    TAG_NAMES,
     SafetensorsFolder,
     TensorSpec,
     from_f32,
-    sha256_file,
+    row_blocks,
     to_f32,
-    write_sharded,
 )
+
+if TYPE_CHECKING:
+    from registry.core import Core
 
 T = TypeVar("T")
 DEFAULT_SHARD_BYTES = 2 << 30
-LOCK_NAME = "registry-lock.json"
 
 
 @dataclass
@@ -59,10 +65,9 @@ class MergePlan:
     durable: bool = False
     workers: int = 2
     vector_names: set[str] = field(init=False)
-    _pool: ThreadPoolExecutor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.vector_names = set(self.vectors[0].array_names()) if self.vectors else set()
+        self.vector_names = set(self.vectors[0].names()) if self.vectors else set()
 
     def out_specs(self) -> list[TensorSpec]:
         out = []
@@ -75,7 +80,7 @@ class MergePlan:
         """One job per row block (aligned with the store's chunks): read, merge, round.
 
         A method's pre-pass (`prepare`, e.g. TIES's thresholds) streams the tensor's deltas
-        first, on this plan's own pool; every method then merges block by block.
+        first, on a pool of its own; every built-in method then merges block by block.
         """
         src = self.base.spec(out.name)
         rows = src.shape[0] if src.shape else 1
@@ -85,19 +90,11 @@ class MergePlan:
                 yield functools.partial(self.base.read_rows, out.name, a, b)
             return
         step = chunk_rows(src.shape) if merged and self.method.blockwise else rows
-        state = self.method.prepare(out.name, self.reader(out.name), rows) if merged else None
+        state = None
+        if merged:
+            state = self.method.prepare(out.name, StoreDeltas(self.vectors, out.name, self.workers), rows)
         for a in range(0, rows, step):
             yield functools.partial(self._block, out, src, merged, state, a, min(rows, a + step))
-
-    def reader(self, name: str) -> StoreDeltas:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare")
-        return StoreDeltas(self.vectors, name, self._pool, 2 * self.workers)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
 
     def _block(
         self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
@@ -105,23 +102,25 @@ class MergePlan:
         base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
         if merged:
             deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
-            start = a * (src.numel // (src.shape[0] if src.shape else 1))
+            start = a * (src.numel // rows_of(src.shape))
             base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
         return from_f32(base, out.tag)
 
 
+def rows_of(shape: tuple[int, ...]) -> int:
+    return shape[0] if shape else 1
+
+
 class StoreDeltas:
-    """The DeltaReader of one tensor of stored vectors: chunk-aligned row blocks, in order."""
+    """The DeltaReader of one tensor of stored vectors: chunk-aligned row blocks, in order,
+    read and handed to `fn` on a small pool of their own (alive only while a pass runs)."""
 
-    def __init__(self, vectors: list[StoredVector], name: str, pool: ThreadPoolExecutor, window: int):
-        from math import prod
-
-        self.vectors, self.name, self.pool, self.window = vectors, name, pool, window
+    def __init__(self, vectors: list[StoredVector], name: str, workers: int):
+        self.vectors, self.name, self.workers = vectors, name, workers
         shape = vectors[0].spec(name).shape
-        self.rows = shape[0] if shape else 1
-        self.size = prod(shape)
+        self.shape = shape
+        self.size = math.prod(shape)
         self.terms = len(vectors)
-        self.step = chunk_rows(shape)
 
     def _read(self, fn: Callable[[list[np.ndarray]], T], a: int, b: int) -> T:
         return fn([v.read_rows(self.name, a, b).reshape(-1) for v in self.vectors])
@@ -129,123 +128,148 @@ class StoreDeltas:
     def map(self, fn: Callable[[list[np.ndarray]], T]) -> Iterator[T]:
         from registry.pipeline import ordered
 
-        jobs = (
-            functools.partial(self._read, fn, a, min(self.rows, a + self.step))
-            for a in range(0, self.rows, self.step)
+        jobs = (functools.partial(self._read, fn, a, b) for a, b in row_blocks(self.shape))
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare") as pool:
+            yield from ordered(pool, jobs, 2 * self.workers)
+
+
+# -- verbs -------------------------------------------------------------------------------
+def materialize(
+    core: Core,
+    ref: str,
+    out: str | Path,
+    force: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+    shard_bytes: int | None = None,
+    require_approved: bool = False,
+    reuse: bool = True,
+    durable: bool = False,
+) -> Materialization:
+    """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused.
+
+    `durable` fsyncs the files before the rename (power-loss safety; a killed process
+    never leaves a partial folder either way, since the rename is the commit).
+    """
+    from registry.lockfile import build_lock, cached_card
+    from registry.methods import get_method
+    from registry.outputs import copy_folder, files_to_copy, prepare_out, write_folder
+
+    out = Path(out).resolve()
+    r = get_recipe(core, ref)
+    if require_approved and r.status != "approved":
+        raise NotApproved(
+            f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
         )
-        yield from ordered(self.pool, jobs, self.window)
-
-
-def output_digest(files: dict[str, str]) -> str:
-    """One digest for a folder: sha256 over its sorted (file, sha256) pairs."""
-    text = "".join(f"{name}\0{digest}\n" for name, digest in sorted(files.items()))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def weights_digest(files: dict[str, str]) -> str:
-    """The recorded output digest: over the weight files, which carry the model."""
-    return output_digest({f: d for f, d in files.items() if f.endswith(".safetensors")})
-
-
-def verify_files(folder: Path, files: dict[str, str]) -> list[str]:
-    """Re-hash a folder against its recorded files; extra or missing files are problems too."""
-    present = {p.name for p in folder.iterdir() if p.is_file()} - {LOCK_NAME} if folder.is_dir() else set()
-    problems = []
-    for name, digest in sorted(files.items()):
-        if name not in present:
-            problems.append(f"{name}: missing")
-        elif sha256_file(folder / name) != digest:
-            problems.append(f"{name}: sha256 mismatch")
-    return problems + [f"{name}: not recorded" for name in sorted(present - set(files))]
-
-
-def copy_folder(src: Path, out: Path, force: bool) -> None:
-    """Copy a verified earlier output into place, with the same all-or-nothing rename."""
-    prepare_out(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        shutil.copytree(src, tmp)
-        _fsync_dir(tmp)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")
-
-
-def write_folder(plan: MergePlan, out: Path, force: bool = False) -> dict[str, str]:
-    """Write the whole folder; return sha256 of every file in it except the lock."""
-    out = out.resolve()
-    prepare_out(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        try:
-            files = write_sharded(
-                tmp, plan.out_specs(), plan.jobs, plan.shard_bytes, plan.on_bytes, plan.workers, plan.durable
+    t0 = time.perf_counter()
+    previous = reusable(core, r, out) if reuse else None
+    if previous is not None:
+        checked_base(core, r.base.name)
+    if previous is not None and Path(previous.out_path) == out:
+        files, reused = dict(previous.files), previous
+    elif previous is not None:
+        copy_folder(Path(previous.out_path), out, force)
+        files, reused = dict(previous.files), previous
+    else:
+        prepare_out(out, force)
+        recycle_large_blocks()
+        b = get_base(core, r.base.name)  # with its pinned files
+        pins = pins_of(b)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-merge") as aside:
+            # the pins are re-hashed and the card built while the merge runs
+            plan = MergePlan(
+                base=SafetensorsFolder(b.path),
+                vectors=[
+                    core.store.open(t.vector.store_key, label=f"vector {t.vector.ref}") for t in r.terms
+                ],
+                weights=[t.weight for t in r.terms],
+                method=get_method(r.method)(params=dict(r.params)),
+                out_tag=DTYPE_NAMES[r.dtype],
+                copy_files=files_to_copy(Path(b.path), list(pins)),
+                card=aside.submit(cached_card, r, b, core.home / ".cache"),
+                lock=build_lock(r, b),
+                shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
+                on_bytes=on_bytes,
+                checks=[aside.submit(check_pins, Path(b.path), pins, b.name, core.stat_cache())],
+                durable=durable,
+                workers=core.store.workers,
             )
-        finally:
-            plan.close()
-        for src in plan.copy_files:
-            if src.name == "config.json":
-                (tmp / src.name).write_text(config_with_dtype(src, TAG_NAMES[plan.out_tag]))
-            else:
-                shutil.copyfile(src, tmp / src.name)
-        (tmp / "README.md").write_text(plan.card if isinstance(plan.card, str) else plan.card.result())
-        for p in sorted(tmp.iterdir()):
-            if p.name not in files:
-                files[p.name] = sha256_file(p)
-        lock = {
-            **plan.lock,
-            "files": dict(sorted(files.items())),
-            "output_digest": weights_digest(files),
-        }
-        (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-        for check in plan.checks:
-            check.result()  # e.g. the base's pins: a failure discards the whole folder
-        crashpoint("materialize:before-rename")
-        if plan.durable:
-            _fsync_dir(tmp)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return files
+            files, reused = write_folder(plan, out, force), None
+            crashpoint("materialize:after-rename")
+    m = Materialization(
+        recipe_id=r.id,
+        out_path=str(out),
+        output_digest=weights_digest(files),
+        inputs_digest=r.content_digest,
+        files=files,
+        seconds=time.perf_counter() - t0,
+        reused_from_id=reused.id if reused else None,
+    )
+
+    def write() -> Materialization:
+        with core.Session.begin() as s:
+            s.add(m)
+            details = {"out": str(out), "output_digest": m.output_digest}
+            if reused:
+                details["reused_from"] = reused.out_path
+            core.audit(s, "materialize", r.ref, details)
+        return m
+
+    m = core.write(write)
+    m.recipe = r
+    return m
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-    os.rename(tmp, out)
-    _fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def reusable(core: Core, r: Recipe, out: Path) -> Materialization | None:
+    """The newest earlier output of the same inputs whose files still match their digests."""
+    from registry.outputs import verify_files
+
+    with core.Session() as s:
+        candidates = list(
+            s.scalars(
+                select(Materialization)
+                .where(Materialization.recipe_id == r.id, Materialization.inputs_digest == r.content_digest)
+                .order_by(Materialization.id.desc())
+            )
+        )
+    candidates.sort(key=lambda m: Path(m.out_path) != out)  # the folder asked for, then the newest
+    seen = set()
+    for m in candidates:
+        if m.out_path in seen or not Path(m.out_path).is_dir():
+            continue
+        seen.add(m.out_path)
+        if not verify_files(Path(m.out_path), m.files):
+            return m
+    return None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def list_materializations(core: Core, ref: str | None = None) -> list[Materialization]:
+    with core.Session() as s:
+        q = select(Materialization).options(selectinload(Materialization.recipe)).order_by(Materialization.id)
+        if ref:
+            q = q.where(Materialization.recipe_id == lookup_recipe(s, Ref.parse(ref)).id)
+        return list(s.scalars(q))
+
+
+def verify_lock(core: Core, lock_path: str | Path) -> list[str]:
+    """Re-hash a materialized folder against its lock and the registry's own record."""
+    from registry.outputs import verify_files
+
+    lock_path = Path(lock_path)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def files_to_copy(base_folder: Path, pinned: list[str]) -> list[Path]:
-    return [base_folder / f for f in sorted(pinned) if f not in NOT_COPIED and not f.endswith(".safetensors")]
-
-
-def config_with_dtype(path: Path, dtype: str) -> str:
-    """The base's config.json with its dtype set to the output's, so loaders pick it up."""
-    config = json.loads(path.read_text())
-    keys = [k for k in ("dtype", "torch_dtype") if k in config] or ["torch_dtype"]
-    for k in keys:
-        config[k] = dtype
-    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+        lock = json.loads(lock_path.read_text())
+        files, recorded, rec = lock["files"], lock["output_digest"], lock["recipe"]
+        rec_ref = f"{rec['name']}@v{rec['version']}"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IntegrityError(f"{lock_path}: not a registry lock file ({e})") from None
+    problems = verify_files(lock_path.parent, files)
+    if weights_digest(files) != recorded:
+        problems.append("lock: output_digest does not match its own file list")
+    try:
+        r = get_recipe(core, rec_ref)
+    except NotFound:
+        return [*problems, f"registry: recipe {rec_ref} is unknown here"]
+    if r.content_digest != rec.get("content_digest"):
+        problems.append(f"registry: recipe {r.ref} content differs from the lock's")
+    if not any(m.output_digest == recorded for m in list_materializations(core, r.ref)):
+        problems.append(f"registry: no materialization of {r.ref} with output digest {recorded[:16]}…")
+    return problems

@@ -15,7 +15,6 @@ earlier versions (bytes → blosc lz4hc → crc32c) still read. Any other chain 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from registry.digests import ArrayHasher
 from registry.errors import IntegrityError, NotInitialized
-from registry.tensor_io import BLOCK_BYTES, TensorSpec
+from registry.tensor_io import TensorSpec, block_rows, row_blocks
 
 DATA = "data"
 # codec chains, by the names in each array's zarr.json: new arrays are written with SPLIT16;
@@ -66,10 +66,9 @@ def chunk_key(name: str, i: int, ndim: int) -> str:
     return "/".join([name, "c", str(i), *["0"] * (max(ndim, 1) - 1)])
 
 
-def chunk_rows(shape: tuple[int, ...], block_bytes: int = BLOCK_BYTES) -> int:
-    rows = shape[0] if shape else 1
-    row_elems = max(1, int(np.prod(shape[1:])) if len(shape) > 1 else 1)
-    return max(1, min(rows, block_bytes // (4 * row_elems)))
+def chunk_rows(shape: tuple[int, ...]) -> int:
+    """Rows per stored chunk: one row block, so readers and writers align with the chunks."""
+    return block_rows(shape)
 
 
 class VectorStore:
@@ -173,12 +172,12 @@ class VectorWriter:
         full = (chunk_rows(shape), *shape[1:]) if shape else (1,)
         meta = _array_meta(shape if shape else (1,), full, not shape)
         self.store.blobs.write(f"{DATA}/{self.key}/{name}/zarr.json", json.dumps(meta, indent=2).encode())
-        h = hashlib.sha256()
+        h = ArrayHasher()
         sq = 0.0
         encoded = (functools.partial(self._encode, name, i, full, job) for i, job in enumerate(jobs))
         # the digest (over the float32 bytes, in order) runs here while the pool encodes ahead
         for block, block_sq in ordered(self._pool, encoded, 2 * self.workers + 2):
-            h.update(memoryview(block).cast("B"))
+            h.update(block)
             sq += block_sq
         self.digests[name] = h.hexdigest()
         self.norms[name] = sq**0.5
@@ -208,7 +207,7 @@ class VectorWriter:
 
 
 class StoredVector:
-    """Same surface as SafetensorsFolder (`names / spec / read_rows`), values in float32."""
+    """A stored φ as a TensorReader (`names / spec / read_rows`), values in float32."""
 
     def __init__(self, store: VectorStore, key: str, label: str | None = None):
         self.key = key
@@ -220,7 +219,8 @@ class StoredVector:
         self._meta: dict[str, dict] = {}
         self._names: list[str] | None = None
 
-    def array_names(self) -> list[str]:
+    def names(self) -> list[str]:
+        """Arrays present in the store (the database's tensor rows say which must be)."""
         if self._names is None:
             self._names = self.blobs.dirs(self.prefix)
         return self._names
@@ -248,13 +248,10 @@ class StoredVector:
 
     def sha256(self, name: str) -> str:
         """sha256 of an array's float32 bytes, chunk by chunk (what the database records)."""
-        h = hashlib.sha256()
+        from registry.digests import array_sha256
+
         shape = self.spec(name).shape
-        rows = shape[0] if shape else 1
-        step = self.chunk_rows(name)
-        for a in range(0, rows, step):
-            h.update(memoryview(np.ascontiguousarray(self.read_rows(name, a, min(rows, a + step)))).cast("B"))
-        return h.hexdigest()
+        return array_sha256(self.read_rows(name, a, b) for a, b in row_blocks(shape, self.chunk_rows(name)))
 
     def read_rows(self, name: str, a: int, b: int) -> np.ndarray:
         """Rows [a, b): every chunk checked against its crc32c, then decompressed."""

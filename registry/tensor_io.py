@@ -9,7 +9,6 @@ output byte-deterministic. bfloat16 travels as raw uint16; ml_dtypes supplies th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from ml_dtypes import bfloat16 as BF16
@@ -97,13 +97,42 @@ class TensorSpec:
     def nbytes(self) -> int:
         return self.numel * STORAGE[self.tag].itemsize
 
-    def row_blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int]]:
-        """Row ranges [a, b) along dim 0 of about block_bytes fp32 bytes each."""
-        rows = self.shape[0] if self.shape else 1
-        row_elems = max(1, self.numel // max(rows, 1))
-        step = max(1, block_bytes // (4 * row_elems))
-        for a in range(0, rows, step):
-            yield a, min(rows, a + step)
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    def row_blocks(self) -> Iterator[tuple[int, int]]:
+        return row_blocks(self.shape)
+
+
+def block_rows(shape: tuple[int, ...], block_bytes: int = BLOCK_BYTES) -> int:
+    """Rows per block: about block_bytes of float32 (the store's chunks use the same count)."""
+    rows = shape[0] if shape else 1
+    row_elems = max(1, math.prod(shape[1:]) if len(shape) > 1 else 1)
+    return max(1, min(rows, block_bytes // (4 * row_elems)))
+
+
+def row_blocks(shape: tuple[int, ...], step: int | None = None) -> Iterator[tuple[int, int]]:
+    """The one row-block iterator: ranges [a, b) along dim 0 (a scalar is one row)."""
+    rows = shape[0] if shape else 1
+    step = step or block_rows(shape)
+    for a in range(0, rows, step):
+        yield a, min(rows, a + step)
+
+
+class TensorReader(Protocol):
+    """What every source of tensors offers: a safetensors folder, a stored vector."""
+
+    def names(self) -> list[str]: ...
+
+    def spec(self, name: str) -> TensorSpec: ...
+
+    def read_rows(self, name: str, a: int, b: int) -> np.ndarray: ...
+
+
+def read_whole(reader: TensorReader, name: str) -> np.ndarray:
+    spec = reader.spec(name)
+    return reader.read_rows(name, 0, spec.rows).reshape(spec.shape)
 
 
 class SafetensorsFile:
@@ -182,8 +211,7 @@ class SafetensorsFolder:
         return self._where[name].read_rows(name, a, b)
 
     def read(self, name: str) -> np.ndarray:
-        spec = self.spec(name)
-        return self.read_rows(name, 0, spec.shape[0] if spec.shape else 1).reshape(spec.shape)
+        return read_whole(self, name)
 
 
 def _header_bytes(specs: list[TensorSpec], metadata: dict[str, str]) -> bytes:
@@ -239,6 +267,7 @@ def write_sharded(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from registry.digests import stream_hasher
     from registry.pipeline import ordered
 
     shards = plan_shards(specs, max_shard_bytes)
@@ -250,7 +279,7 @@ def write_sharded(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher,
     ):
         for fname, shard in zip(names, shards, strict=True):
-            h = hashlib.sha256()
+            h = stream_hasher()
             hashing: deque = deque()  # one hashing thread takes blocks in order, beside the writes
             with open(folder / fname, "wb") as f:
                 head = _header_bytes(shard, {"format": "pt"})
@@ -294,11 +323,3 @@ def write_sharded(
 
 def _tagged(spec: TensorSpec, job: Callable[[], np.ndarray]) -> Callable[[], tuple[TensorSpec, np.ndarray]]:
     return lambda: (spec, job())
-
-
-def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -1,4 +1,4 @@
-"""DPO training of θ+ and the label-switched θ− with trl, from a pinned base.
+"""Training: DPO θ+ and the label-switched θ− with trl from a pinned base, stored as φ.
 
 The core owns training so every plugin gets the same recipe: same base, same seed, same
 hyper-parameters for both halves; only the labels differ. θ± are saved in the base's dtype
@@ -8,7 +8,6 @@ hyper-parameters for both halves; only the labels differ. θ± are saved in the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sys
@@ -16,10 +15,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import TrainingFailed
+from registry.faults import crashpoint
 from registry.plugin_spec import PreferencePair
+
+if TYPE_CHECKING:
+    from registry.config import InterferencePolicy
+    from registry.core import Core
+    from registry.models import BaseModel, Vector
 
 
 @dataclass
@@ -51,10 +56,9 @@ class TrainingOptions:
 
 
 def dataset_digest(pairs: list[PreferencePair]) -> str:
-    h = hashlib.sha256()
-    for p in pairs:
-        h.update(json.dumps([p.prompt, p.chosen, p.rejected], ensure_ascii=False).encode() + b"\n")
-    return h.hexdigest()
+    from registry.digests import pairs_digest
+
+    return pairs_digest((p.prompt, p.chosen, p.rejected) for p in pairs)
 
 
 def check_pairs(pairs: list[PreferencePair], plugin: str) -> None:
@@ -159,7 +163,90 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def scratch_dir(home: Path) -> Path:
-    d = home / ".scratch"
-    d.mkdir(exist_ok=True)
-    return Path(os.path.realpath(d))
+# -- verbs -------------------------------------------------------------------------------
+def add_preference(
+    core: Core,
+    plugin: str,
+    base: str,
+    name: str | None = None,
+    seed: int = 0,
+    options: TrainingOptions | None = None,
+    plugin_options: dict[str, Any] | None = None,
+    policy: InterferencePolicy | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> Vector | None:
+    """Train θ+ (DPO) and θ− (labels switched) from a pinned base; store φ = θ+ − θ−.
+
+    Returns None in the non-main processes of a distributed launch.
+    """
+    import shutil
+    import tempfile
+
+    from registry.bases import architecture_at, check_compatible, checked_base
+    from registry.errors import PluginError, RegistryError
+    from registry.plugins import load
+    from registry.refs import check_name
+    from registry.runs import finish_run, start_run
+    from registry.tensor_io import SafetensorsFolder
+    from registry.vectors import store_vector
+
+    options = options or TrainingOptions()
+    plugin_options = plugin_options or {}
+    p = load(plugin)
+    name = check_name(name or p.name, "vector name")
+    b, _ = checked_base(core, base)
+    try:
+        pairs = list(p.pairs(**plugin_options))
+    except RegistryError:
+        raise
+    except Exception as e:
+        raise PluginError(f"plugin {plugin} failed to supply pairs: {type(e).__name__}: {e}") from e
+    check_pairs(pairs, plugin)
+    if not is_main_process():
+        # under `accelerate launch` every process trains (the collectives need them all);
+        # only the main one records the run and writes the vector
+        return _train_as_worker(core, b, pairs, options, seed)
+    run = start_run(
+        core,
+        "dpo",
+        b,
+        name,
+        plugin=p.name,
+        plugin_version=p.version,
+        dataset_digest=dataset_digest(pairs),
+        dataset_size=len(pairs),
+        params={**options.as_dict(), "plugin_options": plugin_options},
+        seed=seed,
+        sources={"base": b.name, "base_digest": b.digest},
+    )
+    work = Path(tempfile.mkdtemp(prefix=f"run{run.id}-", dir=core.scratch()))
+    try:
+        log(f"run {run.id}: θ+ ({p.name}: chosen preferred)")
+        plus = train_dpo(Path(b.path), pairs, options, seed, work / "plus", log)
+        crashpoint("train:after-plus")
+        log(f"run {run.id}: θ− (labels switched)")
+        minus = train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus", log)
+        _, base_w = checked_base(core, base)  # the base must not have changed during training
+        pos_w, neg_w = SafetensorsFolder(plus), SafetensorsFolder(minus)
+        for w in (pos_w, neg_w):
+            check_compatible(base_w, w, architecture_at(w.folder), b.architecture)
+        log(f"run {run.id}: extracting φ = θ+ − θ−")
+        return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy)
+    except BaseException as e:
+        finish_run(core, run, "failed", error=f"{type(e).__name__}: {e}".rstrip(": "))
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _train_as_worker(core: Core, b: BaseModel, pairs, options: TrainingOptions, seed: int) -> None:
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="worker-", dir=core.scratch()))
+    try:
+        train_dpo(Path(b.path), pairs, options, seed, work / "plus")
+        train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return None

@@ -1,4 +1,7 @@
-"""Plain, JSON-ready views of registry objects for `--json` and tables."""
+"""Plain, JSON-ready views of registry objects for `--json`, tables and bundles.
+
+The one renderer of rows: ORM objects and the fast DB-API listings (`catalog`) alike.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +76,7 @@ def tensor_view(t: VectorTensor) -> dict[str, Any]:
 
 def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
     out = {
-        "ref": v.ref,
+        "ref": f"{v.name}@v{v.version}",
         "name": v.name,
         "version": v.version,
         "base": v.base.name,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.errors import InvalidName, InvalidRecipe
-from registry.recipe import parse_recipe
+from registry.recipes import parse_recipe
 from registry.refs import Ref
 
 names = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=40).filter(

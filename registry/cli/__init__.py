@@ -38,10 +38,25 @@ def main(ctx: click.Context, home: str | None, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from registry.cli import base, bundle, governance, ops, recipe, train, vector
+    from registry.cli import (
+        add_preference,
+        base,
+        bundle,
+        governance,
+        init,
+        interference,
+        maintenance,
+        materialize,
+        plugins,
+        recipe,
+        sweep,
+        vector,
+    )
 
-    vector.vector_group.add_command(train.compare)
-    for mod in (base, vector, recipe, train, governance, bundle, ops):
+    for mod in (
+        init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
+        maintenance, bundle, plugins,
+    ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 

@@ -86,4 +86,17 @@ def show(ctx, ref: str, base: str | None) -> None:
     emit(ctx, v, "\n".join(lines))
 
 
+@vector_group.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--base", help="Disambiguates names used with several bases.")
+@pass_ctx
+def compare(ctx, a: str, b: str, base: str | None) -> None:
+    """Global and per-layer cosine of vectors A and B (e.g. two seeds of one preference)."""
+    d = ctx.registry.compare(a, b, base)
+    lines = [f"{d['a']} vs {d['b']}: cosine {d['global']:+.6f}"]
+    lines += [f"  {k}: {c:+.6f}" for k, c in d["per_layer"].items()]
+    emit(ctx, d, "\n".join(lines))
+
+
 COMMANDS = [vector_group]

@@ -1,4 +1,4 @@
-"""`registry add-preference PLUGIN`, `registry interference`, `registry vector compare`.
+"""`registry add-preference PLUGIN`: train a new preference vector with a plugin.
 
 Each installed plugin becomes a sub-command of `add-preference`, carrying its own options
 next to the shared training options; plugins load only when their command is used.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from registry.cli.common import emit, pass_ctx, table
+from registry.cli.common import emit, pass_ctx
 
 TRAINING_OPTIONS = [
     click.Option(["--base"], required=True, help="Registered base to train from (its pins are re-checked)."),
@@ -116,42 +116,4 @@ def add_preference() -> None:
     """
 
 
-@click.command("interference")
-@click.option("--base", help="Base whose vectors to compare (default: the only one).")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a heatmap PNG of the cosine matrix.")
-@pass_ctx
-def interference(ctx, base: str | None, plot: str | None) -> None:
-    """Cosine similarity (Gram matrix) of all vectors of a base, in one streaming pass.
-
-    \b
-    Example:
-      registry interference --base tiny --plot interference.png
-    """
-    vecs, g = ctx.registry.interference(base)
-    labels = [v.ref for v in vecs]
-    cos = g.cosine()
-    if plot:
-        from registry.plots import heatmap
-
-        heatmap(cos, labels, plot, title=f"cosine similarity of preference vectors ({vecs[0].base.name})")
-    data = {"base": vecs[0].base.name, "vectors": labels, "cosine": cos.round(6).tolist(), "plot": plot}
-    rows = [
-        {"vector": a, **{b: f"{cos[i, j]:+.4f}" for j, b in enumerate(labels)}} for i, a in enumerate(labels)
-    ]
-    emit(ctx, data, table(rows, ["vector", *labels]) + (f"\nheatmap written to {plot}" if plot else ""))
-
-
-@click.command("compare")
-@click.argument("a")
-@click.argument("b")
-@click.option("--base", help="Disambiguates names used with several bases.")
-@pass_ctx
-def compare(ctx, a: str, b: str, base: str | None) -> None:
-    """Global and per-layer cosine of vectors A and B (e.g. two seeds of one preference)."""
-    d = ctx.registry.compare(a, b, base)
-    lines = [f"{d['a']} vs {d['b']}: cosine {d['global']:+.6f}"]
-    lines += [f"  {k}: {c:+.6f}" for k, c in d["per_layer"].items()]
-    emit(ctx, d, "\n".join(lines))
-
-
-COMMANDS = [add_preference, interference]
+COMMANDS = [add_preference]

@@ -1,4 +1,4 @@
-"""Base models: what a folder contains, and the sha256 pins that guard it."""
+"""Base models: registered by name, pinned by the sha256 of every file, re-checked before use."""
 
 from __future__ import annotations
 
@@ -6,9 +6,19 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from registry.errors import IncompatibleWeights, IntegrityError
-from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, sha256_file
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from registry.digests import file_sha256, named_digest
+from registry.errors import AlreadyExists, IncompatibleWeights, IntegrityError, NotFound
+from registry.models import BaseFile, BaseModel
+from registry.refs import check_name
+from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder
+
+if TYPE_CHECKING:
+    from registry.core import Core
 
 # copied into every materialized folder; weights and the index are written anew
 NOT_COPIED = {"README.md", "model.safetensors.index.json", ".gitattributes"}
@@ -50,7 +60,7 @@ def inspect_folder(folder: Path) -> FolderInfo:
     if not float_tags:
         raise IncompatibleWeights(f"{folder}: no floating-point tensors")
     dominant = max(set(float_tags), key=float_tags.count)
-    files = {p.name: (sha256_file(p), p.stat().st_size) for p in pinned_files(folder)}
+    files = {p.name: (file_sha256(p), p.stat().st_size) for p in pinned_files(folder)}
     return FolderInfo(
         architecture=architecture_of(config),
         model_type=config.get("model_type"),
@@ -73,7 +83,7 @@ def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache |
             problems.append(f"{fname} missing")
         elif cache is not None and cache.fresh(path, digest):
             continue
-        elif sha256_file(path) != digest:
+        elif file_sha256(path) != digest:
             problems.append(f"{fname} sha256 mismatch")
         elif cache is not None:
             cache.remember(path, digest)
@@ -140,3 +150,87 @@ class StatCache:
             os.replace(tmp, self.path)
         except OSError:  # a read-only home only loses the shortcut
             pass
+
+
+# -- verbs -------------------------------------------------------------------------------
+def add_base(core: Core, name: str, source: str, revision: str | None = None) -> BaseModel:
+    check_name(name, "base name")
+    folder = Path(source).expanduser()
+    if not folder.exists():
+        folder = download(source, revision)
+    folder = folder.resolve()
+    info = inspect_folder(folder)
+    cache = core.stat_cache()
+    for fname, (digest, _) in info.files.items():
+        cache.remember(folder / fname, digest)
+    pins = {f: d for f, (d, _) in info.files.items()}
+    base = BaseModel(
+        name=name,
+        source=source,
+        revision=revision,
+        path=str(folder),
+        architecture=info.architecture,
+        model_type=info.model_type,
+        dtype=info.dtype,
+        param_count=info.param_count,
+        digest=named_digest(pins),
+        files=[BaseFile(filename=f, sha256=d, size=n) for f, (d, n) in info.files.items()],
+    )
+
+    def write() -> BaseModel:
+        with core.Session.begin() as s:
+            if s.scalar(select(BaseModel.id).where(BaseModel.name == name)) is not None:
+                raise AlreadyExists(f"base {name} already exists")
+            s.add(base)
+            core.audit(s, "base.add", name, {"source": source, "digest": base.digest})
+            s.flush()
+            return lookup_base(s, name)
+
+    return core.write(write)
+
+
+def download(repo_id: str, revision: str | None) -> Path:
+    """A Hub repo id: fetch safetensors + config + tokenizer files through huggingface_hub."""
+    if "/" not in repo_id:
+        raise NotFound("base source", repo_id, "neither a local folder nor a Hub repo id")
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.safetensors", "*.json", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except Exception as e:
+        raise NotFound("base source", repo_id, f"Hub download failed: {str(e).splitlines()[0]}") from None
+
+
+def list_bases(core: Core) -> list[BaseModel]:
+    with core.Session() as s:
+        return list(
+            s.scalars(select(BaseModel).options(selectinload(BaseModel.files)).order_by(BaseModel.name))
+        )
+
+
+def get_base(core: Core, name: str) -> BaseModel:
+    with core.Session() as s:
+        return lookup_base(s, name)
+
+
+def lookup_base(s: Session, name: str) -> BaseModel:
+    b = s.scalar(select(BaseModel).options(selectinload(BaseModel.files)).where(BaseModel.name == name))
+    if b is None:
+        raise NotFound("base", name)
+    return b
+
+
+def checked_base(core: Core, name: str) -> tuple[BaseModel, SafetensorsFolder]:
+    """The base with its pins re-verified: changed bytes are refused before any use."""
+    b = get_base(core, name)
+    check_pins(Path(b.path), pins_of(b), b.name, core.stat_cache())
+    return b, SafetensorsFolder(b.path)
+
+
+def pins_of(b: BaseModel) -> dict[str, str]:
+    return {f.filename: f.sha256 for f in b.files}
+
+
+def architecture_at(folder: Path) -> str:
+    return architecture_of(read_config(folder))

@@ -1,4 +1,4 @@
-"""Top-level commands: init, materialize, verify, plugins, db."""
+"""`registry materialize`: write a recipe version as a Hugging Face folder."""
 
 from __future__ import annotations
 
@@ -7,29 +7,7 @@ from contextlib import contextmanager
 
 import click
 
-from registry.cli.common import emit, pass_ctx, table
-
-
-@click.command("init")
-@click.option("--db", help="SQLAlchemy URL (default: sqlite:///registry.db under home).")
-@click.option("--store", help="Vector store location (default: vectors.zarr under home).")
-@pass_ctx
-def init(ctx, db: str | None, store: str | None) -> None:
-    """Create a registry (database schema through Alembic, and the vector store).
-
-    \b
-    Example:
-      registry --home ./reg init --db postgresql+psycopg://postgres@127.0.0.1/test
-    """
-    from registry.api import Registry
-    from registry.cli.common import home_path
-
-    reg = Registry.init(home_path(ctx), db=db, store=store)
-    emit(
-        ctx,
-        {"home": str(reg.home), "db": reg.config.db, "store": reg.config.store, "id": reg.id},
-        f"initialized registry {reg.id[:8]} at {reg.home}",
-    )
+from registry.cli.common import emit, pass_ctx
 
 
 @contextmanager
@@ -132,73 +110,4 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-@click.command("verify")
-@click.option(
-    "--lock",
-    "lock",
-    type=click.Path(dir_okay=False),
-    help="Check a materialized folder's registry-lock.json instead.",
-)
-@pass_ctx
-def verify(ctx, lock: str | None) -> None:
-    """Re-hash every pinned base file and every stored vector array.
-
-    \b
-    Example (in a deployment pipeline):
-      registry verify --lock models/helpful-safe/registry-lock.json
-    """
-    reg = ctx.registry
-    if lock:
-        problems = reg.verify_lock(lock)
-        emit(
-            ctx,
-            {"ok": not problems, "problems": problems},
-            "\n".join(problems) or f"ok: {lock} matches its folder and the registry",
-        )
-        if problems:
-            raise click.ClickException(f"lock check found {len(problems)} problem(s)")
-        return
-    problems = reg.verify()
-    orphans = reg.orphans()
-    data = {"ok": not problems, "problems": problems, "orphans": orphans}
-    human = "\n".join(problems) if problems else "ok: every pinned file and stored array matches its digest"
-    if orphans:
-        human += f"\n{len(orphans)} unreferenced store group(s) (left by interrupted writes; `registry gc` removes them)"
-    emit(ctx, data, human)
-    if problems:
-        raise click.ClickException(f"verify found {len(problems)} problem(s)")
-
-
-@click.group("plugins")
-def plugins_group() -> None:
-    """Preference plugins (entry-point group `registry.plugins`)."""
-
-
-@plugins_group.command("list")
-@pass_ctx
-def plugins_list(ctx) -> None:
-    """List installed preference plugins."""
-    from registry.plugins import describe
-
-    rows = describe()
-    emit(
-        ctx,
-        rows,
-        table(rows, ["name", "version", "description"]) if rows else "no plugins installed",
-    )
-
-
-@click.group("db")
-def db_group() -> None:
-    """Database maintenance."""
-
-
-@db_group.command("upgrade")
-@pass_ctx
-def db_upgrade(ctx) -> None:
-    """Apply pending Alembic migrations (also done automatically on open)."""
-    rev = ctx.registry.upgrade()
-    emit(ctx, {"revision": rev}, f"database at revision {rev}")
-
-
-COMMANDS = [init, materialize, verify, plugins_group, db_group]
+COMMANDS = [materialize]

@@ -1,0 +1,78 @@
+"""`registry verify`, `registry gc`, `registry db …`: keeping the registry sound."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx
+
+
+@click.command("verify")
+@click.option(
+    "--lock",
+    "lock",
+    type=click.Path(dir_okay=False),
+    help="Check a materialized folder's registry-lock.json instead.",
+)
+@pass_ctx
+def verify(ctx, lock: str | None) -> None:
+    """Re-hash every pinned base file and every stored vector array.
+
+    \b
+    Example (in a deployment pipeline):
+      registry verify --lock models/helpful-safe/registry-lock.json
+    """
+    reg = ctx.registry
+    if lock:
+        problems = reg.verify_lock(lock)
+        emit(
+            ctx,
+            {"ok": not problems, "problems": problems},
+            "\n".join(problems) or f"ok: {lock} matches its folder and the registry",
+        )
+        if problems:
+            raise click.ClickException(f"lock check found {len(problems)} problem(s)")
+        return
+    problems = reg.verify()
+    orphans = reg.orphans()
+    data = {"ok": not problems, "problems": problems, "orphans": orphans}
+    human = "\n".join(problems) if problems else "ok: every pinned file and stored array matches its digest"
+    if orphans:
+        human += f"\n{len(orphans)} unreferenced store group(s) (left by interrupted writes; `registry gc` removes them)"
+    emit(ctx, data, human)
+    if problems:
+        raise click.ClickException(f"verify found {len(problems)} problem(s)")
+
+
+@click.command("gc")
+@click.option(
+    "--grace",
+    type=float,
+    default=3600,
+    show_default=True,
+    help="Keep data younger than this many seconds (writes in progress).",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@pass_ctx
+def gc(ctx, grace, dry_run) -> None:
+    """Remove store data no committed row references (left by crashes)."""
+    report = ctx.registry.gc(grace, dry_run)
+    verb = "would free" if dry_run else "freed"
+    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s); {len(report['interrupted_runs'])} interrupted run(s) marked failed"
+    emit(ctx, report, "\n".join([human, *(f"  {k}" for k in report["removed"])]))
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx) -> None:
+    """Apply pending Alembic migrations (also done automatically on open)."""
+    rev = ctx.registry.upgrade()
+    emit(ctx, {"revision": rev}, f"database at revision {rev}")
+
+
+COMMANDS = [verify, gc, db_group]

@@ -1,0 +1,50 @@
+"""`registry sweep`: score merged models over a grid of η, in memory."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.common import emit, pass_ctx, table
+
+
+@click.command("sweep")
+@click.argument("recipe")
+@click.option("--vary", multiple=True, required=True, help="Vector whose weight η is varied (once or twice).")
+@click.option("--etas", default="-1,-0.5,0,0.5,1", show_default=True, help="Comma-separated η values.")
+@click.option("--evaluator", multiple=True, help="Extra plugin whose held-out pairs score each model.")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Folder for sweep.csv/json/png (default: sweep-RECIPE)."
+)
+@pass_ctx
+def sweep(ctx, recipe, vary, etas, evaluator, out) -> None:
+    """Score merged models over a grid of η, in memory (no folders written).
+
+    \b
+    Example:
+      registry sweep verbose-helpful --vary verbose --etas -1,-0.5,0,0.5,1
+      registry sweep verbose-helpful --vary verbose --vary helpful --etas -1,0,1
+    """
+    from pathlib import Path
+
+    from registry.sweep import run_sweep
+
+    try:
+        values = [float(x) for x in etas.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of numbers: {etas!r}", param_hint="--etas") from None
+    if not values or len(vary) > 2:
+        raise click.UsageError("give at least one η and at most two --vary vectors")
+    result = run_sweep(
+        ctx.registry, recipe, list(vary), values, list(evaluator), log=lambda m: click.echo(m, err=True)
+    )
+    files = result.write(Path(out or f"sweep-{recipe.replace('@', '-')}"))
+    rows = [{k: f"{v:+.4g}" for k, v in r.items()} for r in result.rows]
+    cols = [*(f"eta[{v}]" for v in result.varied), *result.metrics]
+    emit(
+        ctx,
+        {**result.as_dict(), "files": files},
+        table(rows, cols) + f"\nwritten: {', '.join(files.values())}",
+    )
+
+
+COMMANDS = [sweep]

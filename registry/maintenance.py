@@ -1,0 +1,106 @@
+"""Maintenance: re-verify everything the registry recorded, and collect what nothing references."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from registry.bases import check_pins, list_bases, pins_of
+from registry.errors import IntegrityError
+from registry.models import Vector
+from registry.runs import finish_run, interrupted_runs
+
+if TYPE_CHECKING:
+    from registry.core import Core
+
+
+def verify(core: Core, on_item: Callable[[str], None] | None = None) -> list[str]:
+    """Re-hash every pinned base file and every stored array; returns the problems."""
+    problems: list[str] = []
+    for b in list_bases(core):
+        try:
+            check_pins(Path(b.path), pins_of(b), b.name)
+        except IntegrityError as e:
+            problems += [f"base {b.name}: {p}" for p in e.problems]
+        if on_item:
+            on_item(f"base {b.name}")
+    with core.Session() as s:
+        vecs = list(
+            s.scalars(select(Vector).options(selectinload(Vector.tensors), selectinload(Vector.base)))
+        )
+    for v in vecs:
+        label = f"vector {v.ref} (base {v.base.name})"
+        try:
+            data = core.store.open(v.store_key)
+        except IntegrityError as e:
+            problems.append(f"{label}: {e}")
+            continue
+        for t in v.tensors:
+            try:
+                digest = data.sha256(t.name)
+            except IntegrityError as e:
+                problems.append(
+                    f"{label}: array {t.name}: cannot be read ({str(e).split('(')[-1].rstrip(')')})"
+                )
+                continue
+            if digest != t.sha256:
+                problems.append(f"{label}: array {t.name}: sha256 mismatch")
+        if on_item:
+            on_item(label)
+    return problems
+
+
+def orphans(core: Core) -> list[str]:
+    with core.Session() as s:
+        used = set(s.scalars(select(Vector.store_key)))
+    return [k for k in core.store.group_keys() if k not in used]
+
+
+def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+    """Remove store groups and scratch folders no committed row references.
+
+    A grace period protects writes in progress: their data exists before their row does.
+    """
+    now = time.time()
+    removed, freed = [], 0
+    for key in orphans(core):
+        if now - core.store.mtime(key) < grace_seconds:
+            continue
+        freed += core.store.nbytes(key)
+        removed.append(key)
+        if not dry_run:
+            core.store.delete(key)
+    scratch = core.home / ".scratch"
+    stale = (
+        [p for p in scratch.iterdir() if now - p.stat().st_mtime >= grace_seconds] if scratch.is_dir() else []
+    )
+    for p in stale:
+        freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        if not dry_run:
+            shutil.rmtree(p, ignore_errors=True)
+    interrupted = interrupted_runs(core)
+    if not dry_run:
+        for run in interrupted:
+            proc = run.sources.get("process", {})
+            finish_run(
+                core,
+                run,
+                "failed",
+                error=f"interrupted: process {proc.get('pid')} on {proc.get('host')} ended",
+            )
+    report = {
+        "removed": removed,
+        "scratch": [p.name for p in stale],
+        "freed_bytes": freed,
+        "interrupted_runs": [r.id for r in interrupted],
+        "dry_run": dry_run,
+    }
+    if not dry_run and (removed or stale or interrupted):
+        core.audit_now("gc", str(core.store.url), report)
+    return report

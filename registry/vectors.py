@@ -1,0 +1,216 @@
+"""Vectors: φ = θ+ − θ− written to the store first, then made visible by one committed row.
+
+Data is written under a random key before the row exists, so a crash leaves only an
+unreferenced group for `gc`, never a visible half-vector.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from registry._memory import recycle_large_blocks
+from registry.bases import architecture_at, check_compatible, checked_base, lookup_base
+from registry.config import InterferencePolicy
+from registry.digests import file_sha256, named_digest
+from registry.errors import IncompatibleWeights, NotFound, RegistryError
+from registry.faults import crashpoint
+from registry.models import BaseModel, TrainingRun, Vector, VectorTensor, utcnow
+from registry.refs import Ref, check_name
+from registry.runs import copy_run, new_run
+from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, row_blocks, to_f32
+
+if TYPE_CHECKING:
+    from registry.core import Core
+
+VECTOR_FIELDS = (
+    "name",
+    "base_id",
+    "store_key",
+    "digest",
+    "param_count",
+    "norm",
+    "stored_bytes",
+    "interference",
+)
+TENSOR_FIELDS = ("name", "shape", "source_dtype", "norm", "sha256")
+
+
+def vector_row(fields: dict[str, Any], tensors: list[dict[str, Any]], **overrides: Any) -> Vector:
+    """A new Vector row with its tensor rows (used by import, training and bundles alike)."""
+    return Vector(
+        **{c: fields[c] for c in VECTOR_FIELDS if c in fields},
+        **overrides,
+        tensors=[VectorTensor(**{c: t[c] for c in TENSOR_FIELDS}) for t in tensors],
+    )
+
+
+def import_vector(
+    core: Core,
+    name: str,
+    base: str,
+    positive: str | Path,
+    negative: str | Path | None = None,
+    policy: InterferencePolicy | None = None,
+) -> Vector:
+    """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block."""
+    check_name(name, "vector name")
+    b, base_w = checked_base(core, base)
+    sources: dict[str, Any] = {}
+    folders = []
+    for role, path in (("positive", positive), ("negative", negative)):
+        if path is None:
+            folders.append(base_w)
+            sources[role] = {"base": b.name, "digest": b.digest}
+            continue
+        path = Path(path).resolve()
+        w = SafetensorsFolder(path)
+        check_compatible(base_w, w, architecture_at(path), b.architecture)
+        folders.append(w)
+        sources[role] = {"path": str(path), "files": {f.name: file_sha256(f) for f in w.files}}
+    pos_w, neg_w = folders
+    # an import's run is committed together with its vector: a refused import leaves no trace
+    run = new_run("import", b, name, sources=sources)
+    return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy)
+
+
+def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inexact: list[str]) -> np.ndarray:
+    p, m = (
+        to_f32(pos.read_rows(name, a, b), pos.spec(name).tag),
+        to_f32(neg.read_rows(name, a, b), neg.spec(name).tag),
+    )
+    for role, x in (("positive", p), ("negative", m)):
+        if not np.isfinite(x).all():
+            raise IncompatibleWeights(f"{role} weights: tensor {name} contains NaN or Inf")
+    d = p - m
+    if not np.array_equal(m + d, p):
+        inexact.append(name)
+    return d
+
+
+def store_vector(
+    core: Core,
+    name: str,
+    b: BaseModel,
+    run: TrainingRun,
+    base_w: TensorReader,
+    pos_w: TensorReader,
+    neg_w: TensorReader,
+    policy: InterferencePolicy | None = None,
+) -> Vector:
+    """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction."""
+    from registry.interference import check_interference
+
+    recycle_large_blocks()
+    crashpoint("store:before-data")
+    writer = core.store.writer()
+    inexact: list[str] = []  # tensors whose θ− + φ does not give back θ+ exactly
+    try:
+        tensors = []
+        for tname in base_w.names():
+            spec = base_w.spec(tname)
+            if spec.tag not in FLOATS:
+                continue
+            if tensors:
+                crashpoint("store:mid-data")
+            jobs = (
+                functools.partial(_delta, pos_w, neg_w, tname, a, c, inexact)
+                for a, c in row_blocks(spec.shape)
+            )
+            writer.add(tname, spec.shape, jobs)
+            tensors.append(
+                {
+                    "name": tname,
+                    "shape": list(spec.shape),
+                    "source_dtype": TAG_NAMES.get(pos_w.spec(tname).tag, pos_w.spec(tname).tag),
+                    "norm": writer.norms[tname],
+                    "sha256": writer.digests[tname],
+                }
+            )
+        writer.close()
+        fields = {
+            "name": name,
+            "base_id": b.id,
+            "store_key": writer.key,
+            "digest": named_digest(writer.digests),
+            "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),
+            "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
+            "stored_bytes": core.store.nbytes(writer.key),
+        }
+        fields["interference"] = check_interference(core, b, vector_row(fields, tensors, version=0), policy)
+        crashpoint("store:before-commit")
+        run_persisted = run.id is not None
+
+        def commit() -> Vector:
+            # fresh rows on every attempt: a retried transaction must not reuse objects
+            # whose keys were assigned by the attempt that lost the race
+            with core.Session.begin() as s:
+                latest = s.scalar(
+                    select(func.max(Vector.version)).where(Vector.base_id == b.id, Vector.name == name)
+                )
+                r = s.get(TrainingRun, run.id) if run_persisted else copy_run(run)
+                if not run_persisted:
+                    s.add(r)
+                r.status, r.ended_at = "succeeded", utcnow()
+                r.params = {**(r.params or {}), "lossless": not inexact}
+                s.flush()
+                row = vector_row(fields, tensors, version=(latest or 0) + 1, run_id=r.id)
+                s.add(row)
+                core.audit(
+                    s,
+                    f"vector.{run.kind}",
+                    f"{name}@v{row.version}",
+                    {"base": b.name, "digest": row.digest, "run": r.id},
+                )
+                s.flush()
+                return lookup_vector(s, Ref(name, row.version), base_id=b.id)
+
+        vec = core.write(commit)
+        crashpoint("store:after-commit")
+        return vec
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def list_vectors(core: Core, base: str | None = None) -> list[Vector]:
+    with core.Session() as s:
+        q = select(Vector).options(selectinload(Vector.base), selectinload(Vector.run))
+        if base:
+            q = q.where(Vector.base_id == lookup_base(s, base).id)
+        return list(s.scalars(q.order_by(Vector.name, Vector.version)))
+
+
+def get_vector(core: Core, ref: str, base: str | None = None) -> Vector:
+    with core.Session() as s:
+        return lookup_vector(s, Ref.parse(ref, "vector reference"), base)
+
+
+def lookup_vector(s: Session, ref: Ref, base: str | None = None, base_id: int | None = None) -> Vector:
+    if ref.alias:
+        raise NotFound("vector", str(ref), "vectors are referenced as NAME or NAME@vN")
+    q = (
+        select(Vector)
+        .options(selectinload(Vector.base), selectinload(Vector.run), selectinload(Vector.tensors))
+        .where(Vector.name == ref.name)
+    )
+    if base_id is None and base:
+        base_id = lookup_base(s, base).id
+    if base_id is not None:
+        q = q.where(Vector.base_id == base_id)
+    if ref.version is not None:
+        q = q.where(Vector.version == ref.version)
+    rows = list(s.scalars(q.order_by(Vector.version.desc())))
+    if not rows:
+        hint = ""
+        if base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
+            hint = "it exists, but for another base"
+        raise NotFound("vector", str(ref), hint)
+    if len({v.base_id for v in rows}) > 1:
+        raise RegistryError(f"vector {ref} exists for several bases; pass --base")
+    return rows[0]
