@@ -51,24 +51,30 @@ def _blosc():
     return blosc
 
 
-def encode(x: np.ndarray) -> bytes:
-    """Encode float32 values (any shape; C order) exactly."""
+def encode(x: np.ndarray, size: int | None = None) -> bytes:
+    """Encode float32 values (any shape; C order) exactly; `size`: pad with +0.0 to that many."""
     blosc = _blosc()
     flat = np.ascontiguousarray(x, dtype="<f4").reshape(-1)
+    size = flat.size if size is None else size
+    if size < flat.size:
+        raise ValueError("encode: size smaller than the values")
     halves = flat.view("<u2")
-    hi = np.ascontiguousarray(halves[1::2])
+    hi = np.zeros(size, "<u2") if size > flat.size else np.empty(size, "<u2")
+    hi[: flat.size] = halves[1::2]
     lo = np.ascontiguousarray(halves[0::2])
     nz = np.flatnonzero(lo != 0)  # a bool mask is ~6× faster to scan than uint16
     hi_c = blosc.compress(hi, CNAME, CLEVEL, blosc.BITSHUFFLE, 0) if hi.size else b""
     if nz.size == 0:
         mode, low = LOW_NONE, b""
-    elif nz.size <= DENSE_SHARE * flat.size:
+    elif nz.size <= DENSE_SHARE * size:
         mode = LOW_SPARSE
         low = nz.astype("<u4").tobytes() + lo[nz].astype("<u2").tobytes()
     else:
         mode = LOW_DENSE
+        if size > flat.size:
+            lo = np.concatenate([lo, np.zeros(size - flat.size, "<u2")])
         low = blosc.compress(lo, CNAME, CLEVEL, blosc.BITSHUFFLE, 0)
-    return b"".join((_HEADER.pack(MAGIC, VERSION, mode, flat.size, len(hi_c), len(low)), hi_c, low))
+    return b"".join((_HEADER.pack(MAGIC, VERSION, mode, size, len(hi_c), len(low)), hi_c, low))
 
 
 _scratch = threading.local()
@@ -122,31 +128,40 @@ def parts(data: bytes | memoryview) -> Parts:
     return Parts(hi, mode, view[_HEADER.size + hi_len :])
 
 
-def decode(data: bytes | memoryview, out: np.ndarray | None = None) -> np.ndarray:
-    """The float32 values of one chunk (flat), bit for bit as encoded (into `out` if given)."""
+def decode(data: bytes | memoryview, out: np.ndarray | None = None, count: int | None = None) -> np.ndarray:
+    """The float32 values of one chunk (flat), bit for bit as encoded (into `out` if given).
+
+    `count`: only the first `count` values (an edge chunk's rows; the padding is skipped).
+    """
     from ml_dtypes import bfloat16
 
     p = parts(data)
+    count = p.hi.size if count is None else count
+    if not 0 <= count <= p.hi.size:
+        raise CodecError(f"split16 chunk holds {p.hi.size} values, not {count}")
     if out is None:
-        out = np.empty(p.hi.size, "<f4")
-    elif out.dtype != np.float32 or out.size != p.hi.size or not out.flags.c_contiguous:
-        raise ValueError("decode: out must be a contiguous float32 array of the chunk's size")
+        out = np.empty(count, "<f4")
+    elif out.dtype != np.float32 or out.size != count or not out.flags.c_contiguous:
+        raise ValueError("decode: out must be a contiguous float32 array of `count` values")
     # widening bf16 is exact and is the high half in place: one fast cast, no arithmetic
-    np.copyto(out.reshape(-1), p.hi.view(bfloat16), casting="unsafe")
+    np.copyto(out.reshape(-1), p.hi[:count].view(bfloat16), casting="unsafe")
     return apply_low(p, out)
 
 
 def apply_low(p: Parts, values: np.ndarray) -> np.ndarray:
-    """Or the low halves into float32 values that hold the chunk's high halves."""
+    """Or the low halves into float32 values that hold the chunk's (first) high halves."""
     out = values.reshape(-1).view("<u4")
     low = p.low_halves()
     if isinstance(low, tuple):
         idx, vals = low
-        if idx.size and int(idx[-1]) >= out.size:
+        if idx.size and int(idx[-1]) >= p.hi.size:
             raise CodecError("split16 low-half position out of range")
+        if out.size < p.hi.size:  # positions are ascending: keep those inside
+            keep = int(np.searchsorted(idx, out.size))
+            idx, vals = idx[:keep], vals[:keep]
         out[idx] |= vals
     elif low is not None:
-        out |= low
+        out |= low[: out.size]
     return values
 
 

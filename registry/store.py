@@ -14,8 +14,8 @@ earlier versions (bytes → blosc lz4hc → crc32c) still read. Any other chain 
 
 from __future__ import annotations
 
-import functools
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -166,7 +166,14 @@ class VectorWriter:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="encode")
 
     def add(self, name: str, shape: tuple[int, ...], jobs: Iterable[Callable[[], np.ndarray]]) -> None:
-        """Store one tensor from its chunk-row blocks (float32), given as jobs in row order."""
+        """Store one tensor from its chunk-row blocks (float32), given as jobs in row order.
+
+        Three things overlap: the pool computes blocks (the jobs) a few ahead, each computed
+        block is encoded and written on the pool, and this thread feeds the digest (over the
+        float32 bytes, in order) meanwhile, so a tensor of one block still uses two cores.
+        """
+        from collections import deque
+
         from registry.pipeline import ordered
 
         full = (chunk_rows(shape), *shape[1:]) if shape else (1,)
@@ -174,29 +181,33 @@ class VectorWriter:
         self.store.blobs.write(f"{DATA}/{self.key}/{name}/zarr.json", json.dumps(meta, indent=2).encode())
         h = ArrayHasher()
         sq = 0.0
-        encoded = (functools.partial(self._encode, name, i, full, job) for i, job in enumerate(jobs))
-        # the digest (over the float32 bytes, in order) runs here while the pool encodes ahead
-        for block, block_sq in ordered(self._pool, encoded, 2 * self.workers + 2):
+        window = 2 * self.workers + 2
+        writes: deque = deque()
+        for i, block in enumerate(ordered(self._pool, jobs, window)):
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            writes.append(self._pool.submit(self._encode, name, i, full, block))
             h.update(block)
-            sq += block_sq
+            while len(writes) > window:
+                sq += writes.popleft().result()
+        for w in writes:
+            sq += w.result()  # in block order: the sum does not depend on timing
         self.digests[name] = h.hexdigest()
         self.norms[name] = sq**0.5
 
-    def _encode(self, name: str, i: int, full: tuple[int, ...], job: Callable[[], np.ndarray]):
+    def _encode(self, name: str, i: int, full: tuple[int, ...], block: np.ndarray) -> float:
+        """Encode and write chunk i; returns its Σx² (float64)."""
         import google_crc32c
 
         from registry.codec import encode
 
-        block = np.ascontiguousarray(job(), dtype=np.float32)
-        chunk = block.reshape(-1, *full[1:])
-        if chunk.shape[0] < full[0]:  # edge chunks are stored at full chunk size
-            chunk = np.concatenate([chunk, np.zeros((full[0] - chunk.shape[0], *full[1:]), np.float32)])
-        body = encode(chunk)
+        flat = block.reshape(-1)
+        # edge chunks are stored at full chunk size (zarr's rule), padded with +0.0
+        body = encode(flat, size=math.prod(full))
         self.store.blobs.write(
             f"{DATA}/{self.key}/{chunk_key(name, i, len(full))}",
             body + google_crc32c.value(body).to_bytes(4, "little"),
         )
-        return block, _sum_squares(block.reshape(-1))
+        return _sum_squares(flat)
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -278,8 +289,10 @@ class StoredVector:
         if google_crc32c.value(body) != crc:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: crc32c mismatch)")
         try:
-            out = decode(body) if meta["split16"] else np.frombuffer(blosc.decompress(body), dtype="<f4")
-            full = out.reshape((step, *shape[1:]))  # edge chunks are stored at full chunk size
+            if meta["split16"]:  # edge chunks are stored at full chunk size: decode their rows only
+                return decode(body, count=rows * math.prod(shape[1:])).reshape((rows, *shape[1:]))
+            out = np.frombuffer(blosc.decompress(body), dtype="<f4")
+            full = out.reshape((step, *shape[1:]))
         except Exception as e:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: {e})") from e
         return full[:rows]

@@ -204,6 +204,22 @@ def test_split16_size_on_bf16_deltas():
     assert len(codec.encode(phi)) / phi.size < 1.6
 
 
+def test_split16_pads_and_decodes_a_prefix():
+    x = np.random.default_rng(4).standard_normal(1000).astype(np.float32)
+    x[::7] = (x[::7].view(np.uint32) | 0x1234).view(np.float32)  # some low halves
+    for values in (x, np.random.default_rng(5).standard_normal(1000).astype(np.float32)):  # sparse, dense
+        data = codec.encode(values, size=1536)
+        full = codec.decode(data)
+        assert full.size == 1536 and not full[1000:].view(np.uint32).any()
+        assert np.array_equal(full[:1000].view(np.uint32), values.view(np.uint32))
+        for count in (0, 1, 999, 1000):
+            assert np.array_equal(
+                codec.decode(data, count=count).view(np.uint32), values[:count].view(np.uint32)
+            )
+    with pytest.raises(ValueError):
+        codec.encode(x, size=10)
+
+
 @pytest.mark.parametrize(
     "mutate",
     [
