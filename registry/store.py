@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -144,8 +145,10 @@ class VectorStore:
 
     @property
     def workers(self) -> int:
-        """Threads for chunk I/O: object stores are latency-bound, so fetch more at once."""
-        return 8 if self.remote else 2
+        """Threads for chunk work: every core locally (codecs, hashing and numpy release the
+        GIL); object stores are latency-bound, so at least 8 fetch at once."""
+        cores = os.cpu_count() or 2
+        return max(8, cores) if self.remote else max(2, cores)
 
 
 class VectorWriter:
