@@ -78,8 +78,20 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--intermediate", type=int, default=2464)
+    p.add_argument("--heads", type=int, help="attention heads (default hidden/64)")
+    p.add_argument("--kv-heads", type=int, help="key/value heads (default: heads)")
+    p.add_argument(
+        "--preset",
+        choices=["8b"],
+        help="8b: Llama-3-8B tensor shapes (vocab 128256, hidden 4096, intermediate 14336, "
+        "32 heads, 8 kv heads); --layers still sets the depth",
+    )
     args = p.parse_args()
-    heads, kv = args.hidden // 64, args.hidden // 64
+    if args.preset == "8b":
+        args.vocab, args.hidden, args.intermediate = 128256, 4096, 14336
+        args.heads, args.kv_heads = args.heads or 32, args.kv_heads or 8
+    heads = args.heads or args.hidden // 64
+    kv = args.kv_heads or heads
     specs = llama_specs(args.hidden, args.layers, args.vocab, args.intermediate, kv, heads)
     config = {
         "architectures": ["LlamaForCausalLM"],

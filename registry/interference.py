@@ -1,8 +1,11 @@
 """Cosine similarity between vectors of one base: global, per layer, per module.
 
-One streaming pass: for every tensor and row block, the N vectors' blocks are stacked and
-their Gram matrix accumulated, so data is read once (time ∝ N·size) and memory holds only
-N blocks at a time. Cosines for any grouping follow from per-tensor Gram matrices.
+One streaming pass: for every tensor and row block, the N vectors' blocks are read and
+their Gram matrix accumulated in float64, so data is read once (time ∝ N·size) and memory
+holds only a few blocks per vector. Blocks run on the same ordered thread pipeline as
+materialize (decoding, the float64 products and file reads release the GIL) and their
+partial Gram matrices are summed in a fixed order, so the result does not depend on timing.
+Cosines for any grouping follow from per-tensor Gram matrices.
 """
 
 from __future__ import annotations
@@ -61,14 +64,42 @@ def _natural(s: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
+SLICE = 1 << 15  # elements per float64 product: N×SLICE×8 bytes stays in cache
+
+
+def _block_gram(vectors: list[StoredVector], name: str, a: int, b: int) -> tuple[str, np.ndarray]:
+    rows = [v.read_rows(name, a, b).reshape(-1) for v in vectors]
+    n, size = len(rows), rows[0].size
+    g = np.zeros((n, n))
+    x = np.empty((n, min(SLICE, size)))
+    for s in range(0, size, SLICE):
+        m = min(SLICE, size - s)
+        for i, r in enumerate(rows):
+            x[i, :m] = r[s : s + m]  # widened to float64 while copied
+        g += x[:, :m] @ x[:, :m].T
+    return name, g
+
+
 def gram(vectors: list[StoredVector], labels: list[str], shapes: dict[str, tuple[int, ...]]) -> Gram:
-    per_tensor = {}
-    for name, shape in sorted(shapes.items()):
-        g = np.zeros((len(vectors), len(vectors)))
-        for a, b in row_blocks(shape):
-            x = np.stack([v.read_rows(name, a, b).ravel() for v in vectors]).astype(np.float64)
-            g += x @ x.T
-        per_tensor[name] = g
+    import functools
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.pipeline import ordered
+
+    per_tensor = {name: np.zeros((len(vectors), len(vectors))) for name in sorted(shapes)}
+    if not vectors:
+        return Gram(labels, per_tensor)
+    remote = getattr(vectors[0].blobs, "remote", False)
+    workers = 8 if remote else max(2, os.cpu_count() or 2)
+    jobs = (
+        functools.partial(_block_gram, vectors, name, a, b)
+        for name, shape in sorted(shapes.items())
+        for a, b in row_blocks(shape)
+    )
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gram") as pool:
+        for name, g in ordered(pool, jobs, 2 * workers):
+            per_tensor[name] += g
     return Gram(labels, per_tensor)
 
 

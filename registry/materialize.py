@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -30,11 +31,20 @@ from registry.models import Materialization, Recipe
 from registry.recipes import get_recipe, lookup_recipe
 from registry.refs import Ref
 from registry.store import StoredVector, chunk_rows
-from registry.tensor_io import DTYPE_NAMES, FLOATS, SafetensorsFolder, TensorSpec, from_f32, to_f32
+from registry.tensor_io import (
+    DTYPE_NAMES,
+    FLOATS,
+    SafetensorsFolder,
+    TensorSpec,
+    from_f32,
+    row_blocks,
+    to_f32,
+)
 
 if TYPE_CHECKING:
     from registry.core import Core
 
+T = TypeVar("T")
 DEFAULT_SHARD_BYTES = 2 << 30
 
 
@@ -67,7 +77,11 @@ class MergePlan:
         return out
 
     def jobs(self, out: TensorSpec) -> Iterator[Callable[[], np.ndarray]]:
-        """One job per row block (aligned with the store's chunks): read, merge, round."""
+        """One job per row block (aligned with the store's chunks): read, merge, round.
+
+        A method's pre-pass (`prepare`, e.g. TIES's thresholds) streams the tensor's deltas
+        first, on a pool of its own; every built-in method then merges block by block.
+        """
         src = self.base.spec(out.name)
         rows = src.shape[0] if src.shape else 1
         merged = out.name in self.vector_names
@@ -76,15 +90,47 @@ class MergePlan:
                 yield functools.partial(self.base.read_rows, out.name, a, b)
             return
         step = chunk_rows(src.shape) if merged and self.method.blockwise else rows
+        state = None
+        if merged:
+            state = self.method.prepare(out.name, StoreDeltas(self.vectors, out.name, self.workers), rows)
         for a in range(0, rows, step):
-            yield functools.partial(self._block, out, src, merged, a, min(rows, a + step))
+            yield functools.partial(self._block, out, src, merged, state, a, min(rows, a + step))
 
-    def _block(self, out: TensorSpec, src: TensorSpec, merged: bool, a: int, b: int) -> np.ndarray:
+    def _block(
+        self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
+    ) -> np.ndarray:
         base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
         if merged:
             deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
-            base = self.method.merge(out.name, base, deltas, self.weights)
+            start = a * (src.numel // rows_of(src.shape))
+            base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
         return from_f32(base, out.tag)
+
+
+def rows_of(shape: tuple[int, ...]) -> int:
+    return shape[0] if shape else 1
+
+
+class StoreDeltas:
+    """The DeltaReader of one tensor of stored vectors: chunk-aligned row blocks, in order,
+    read and handed to `fn` on a small pool of their own (alive only while a pass runs)."""
+
+    def __init__(self, vectors: list[StoredVector], name: str, workers: int):
+        self.vectors, self.name, self.workers = vectors, name, workers
+        shape = vectors[0].spec(name).shape
+        self.shape = shape
+        self.size = math.prod(shape)
+        self.terms = len(vectors)
+
+    def _read(self, fn: Callable[[list[np.ndarray]], T], a: int, b: int) -> T:
+        return fn([v.read_rows(self.name, a, b).reshape(-1) for v in self.vectors])
+
+    def map(self, fn: Callable[[list[np.ndarray]], T]) -> Iterator[T]:
+        from registry.pipeline import ordered
+
+        jobs = (functools.partial(self._read, fn, a, b) for a, b in row_blocks(self.shape))
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare") as pool:
+            yield from ordered(pool, jobs, 2 * self.workers)
 
 
 # -- verbs -------------------------------------------------------------------------------

@@ -4,16 +4,19 @@ Groups are keyed by a random id, not by name and version, so that data can be wr
 completely before the database row that makes it visible is committed; a crash leaves an
 unreferenced group that `gc` removes, never a visible half-vector.
 
-Arrays are written through zarr. Reading a local store takes a direct path: our arrays use
-one fixed codec chain (bytes → blosc → crc32c), so a chunk is one file read, one checksum
-and one decompression; zarr's async machinery would triple the cost per chunk and its
-import alone takes longer than `registry vector list` may.
+Arrays are zarr v3 arrays, written and read directly: a chunk is one file write or read,
+one crc32c and one codec call; zarr's async machinery would triple the cost per chunk and its
+import alone takes longer than `registry vector list` may. New arrays use the codec chain
+bytes → registry_split16 → crc32c (see registry/codec.py: the high and low 16-bit halves of
+each float32 stored apart, ~1.4 bytes/param, cheap to encode and decode); arrays written by
+earlier versions (bytes → blosc lz4hc → crc32c) still read. Any other chain is refused.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import math
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,16 +28,38 @@ from registry.errors import IntegrityError, NotInitialized
 from registry.tensor_io import TensorSpec, block_rows, row_blocks
 
 DATA = "data"
-# lz4hc level 1 with byte shuffle: ~1 byte/param on bf16 fine-tune deltas (zstd: ~0.75),
-# but decompresses twice as fast, and decompression is materialize's largest cost.
-CNAME, CLEVEL = "lz4hc", 1
+# codec chains, by the names in each array's zarr.json: new arrays are written with SPLIT16;
+# BLOSC is the first format (lz4hc level 1, byte shuffle), still read
+SPLIT16 = ["bytes", "registry_split16", "crc32c"]
+BLOSC = ["bytes", "blosc", "crc32c"]
+GROUP_META = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
 
 
-def _codecs():
-    """Byte-shuffled blosc, then a crc32c per chunk so a flipped byte fails to decode loudly."""
-    from zarr.codecs import BloscCodec, Crc32cCodec
+def _array_meta(shape: tuple[int, ...], chunks: tuple[int, ...], scalar: bool) -> dict:
+    """zarr v3 metadata of one float32 array in the split16 chain (what zarr itself writes)."""
+    from registry.codec import NAME
 
-    return [BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle="shuffle", typesize=4), Crc32cCodec()]
+    return {
+        "shape": list(shape),
+        "data_type": "float32",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0.0,
+        "codecs": [
+            {"name": "bytes", "configuration": {"endian": "little"}},
+            {"name": NAME},
+            {"name": "crc32c"},
+        ],
+        "attributes": {"scalar": scalar},
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+
+
+def _sum_squares(x: np.ndarray) -> float:
+    """Σx² accumulated in float64 (einsum casts through a small buffer: no float64 copy)."""
+    return float(np.einsum("i,i->", x, x, dtype=np.float64))
 
 
 def chunk_key(name: str, i: int, ndim: int) -> str:
@@ -120,67 +145,72 @@ class VectorStore:
 
     @property
     def workers(self) -> int:
-        """Threads for chunk I/O: object stores are latency-bound, so fetch more at once."""
-        return 8 if self.remote else 2
+        """Threads for chunk work: every core locally (codecs, hashing and numpy release the
+        GIL); object stores are latency-bound, so at least 8 fetch at once."""
+        cores = os.cpu_count() or 2
+        return max(8, cores) if self.remote else max(2, cores)
 
 
 class VectorWriter:
     """Writes the arrays of one new vector: chunks encoded in parallel, digests in order.
 
-    Array metadata comes from zarr itself; chunk files are encoded here with the same codec
-    chain (blosc, then a little-endian crc32c), so any zarr reader reads them.
+    Metadata and chunk files are zarr v3 (codec chain bytes → registry_split16 → crc32c), so
+    zarr reads them once registry is installed; zarr is not imported to write them.
     """
 
     def __init__(self, store: VectorStore, key: str, workers: int | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
-        import zarr
-
         self.store, self.key = store, key
-        self.group = zarr.open_group(store=store.url, mode="a").require_group(f"{DATA}/{key}")
+        store.blobs.write(f"{DATA}/{key}/zarr.json", json.dumps(GROUP_META, indent=2).encode())
         self.digests: dict[str, str] = {}
         self.norms: dict[str, float] = {}
         self.workers = workers or store.workers
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="encode")
 
     def add(self, name: str, shape: tuple[int, ...], jobs: Iterable[Callable[[], np.ndarray]]) -> None:
-        """Store one tensor from its chunk-row blocks (float32), given as jobs in row order."""
+        """Store one tensor from its chunk-row blocks (float32), given as jobs in row order.
+
+        Three things overlap: the pool computes blocks (the jobs) a few ahead, each computed
+        block is encoded and written on the pool, and this thread feeds the digest (over the
+        float32 bytes, in order) meanwhile, so a tensor of one block still uses two cores.
+        """
+        from collections import deque
+
         from registry.pipeline import ordered
 
-        self.group.create_array(
-            name=name,
-            shape=shape if shape else (1,),
-            chunks=(chunk_rows(shape), *shape[1:]) if shape else (1,),
-            dtype="float32",
-            compressors=_codecs(),
-            fill_value=0.0,
-            attributes={"scalar": not shape},
-        )
         full = (chunk_rows(shape), *shape[1:]) if shape else (1,)
+        meta = _array_meta(shape if shape else (1,), full, not shape)
+        self.store.blobs.write(f"{DATA}/{self.key}/{name}/zarr.json", json.dumps(meta, indent=2).encode())
         h = ArrayHasher()
         sq = 0.0
-        encoded = (functools.partial(self._encode, name, i, full, job) for i, job in enumerate(jobs))
-        for block, block_sq in ordered(self._pool, encoded, 2 * self.workers + 2):
+        window = 2 * self.workers + 2
+        writes: deque = deque()
+        for i, block in enumerate(ordered(self._pool, jobs, window)):
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            writes.append(self._pool.submit(self._encode, name, i, full, block))
             h.update(block)
-            sq += block_sq
+            while len(writes) > window:
+                sq += writes.popleft().result()
+        for w in writes:
+            sq += w.result()  # in block order: the sum does not depend on timing
         self.digests[name] = h.hexdigest()
         self.norms[name] = sq**0.5
 
-    def _encode(self, name: str, i: int, full: tuple[int, ...], job: Callable[[], np.ndarray]):
+    def _encode(self, name: str, i: int, full: tuple[int, ...], block: np.ndarray) -> float:
+        """Encode and write chunk i; returns its Σx² (float64)."""
         import google_crc32c
-        from numcodecs import blosc
 
-        block = np.ascontiguousarray(job(), dtype=np.float32)
-        chunk = block.reshape(-1, *full[1:])
-        if chunk.shape[0] < full[0]:  # edge chunks are stored at full chunk size
-            chunk = np.concatenate([chunk, np.zeros((full[0] - chunk.shape[0], *full[1:]), np.float32)])
-        body = blosc.compress(chunk, CNAME.encode(), CLEVEL, blosc.SHUFFLE)
+        from registry.codec import encode
+
+        flat = block.reshape(-1)
+        # edge chunks are stored at full chunk size (zarr's rule), padded with +0.0
+        body = encode(flat, size=math.prod(full))
         self.store.blobs.write(
             f"{DATA}/{self.key}/{chunk_key(name, i, len(full))}",
             body + google_crc32c.value(body).to_bytes(4, "little"),
         )
-        flat = block.ravel()
-        return block, float(np.dot(flat, flat.astype(np.float64)))
+        return _sum_squares(flat)
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -216,8 +246,9 @@ class StoredVector:
             except (OSError, ValueError) as e:
                 raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
             codecs = [c["name"] for c in meta.get("codecs", [])]
-            if codecs != ["bytes", "blosc", "crc32c"] or meta.get("data_type") != "float32":
+            if codecs not in (SPLIT16, BLOSC) or meta.get("data_type") != "float32":
                 raise IntegrityError(f"{self.label}: array {name} has an unexpected encoding {codecs}")
+            meta["split16"] = codecs == SPLIT16
             self._meta[name] = meta
         return self._meta[name]
 
@@ -250,6 +281,8 @@ class StoredVector:
         import google_crc32c
         from numcodecs import blosc
 
+        from registry.codec import decode
+
         rows = min(step, shape[0] - i * step)
         try:
             data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape))}")
@@ -259,8 +292,10 @@ class StoredVector:
         if google_crc32c.value(body) != crc:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: crc32c mismatch)")
         try:
+            if meta["split16"]:  # edge chunks are stored at full chunk size: decode their rows only
+                return decode(body, count=rows * math.prod(shape[1:])).reshape((rows, *shape[1:]))
             out = np.frombuffer(blosc.decompress(body), dtype="<f4")
+            full = out.reshape((step, *shape[1:]))
         except Exception as e:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: {e})") from e
-        full = out.reshape((step, *shape[1:]))  # edge chunks are stored at full chunk size
         return full[:rows]

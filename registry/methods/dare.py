@@ -1,7 +1,11 @@
 """DARE (Yu et al. 2023): drop each delta entry with rate p, rescale survivors by 1/(1−p).
 
-The mask is drawn from a generator seeded by (seed, tensor name, term index), so the same
-recipe always gives the same model, and another seed gives another.
+The drop mask is counter-based, so any block of any tensor can be drawn on its own: element
+i (flat, row-major) of term j of tensor `name` is kept iff u ≥ round(p·2³²), where u is the
+32-bit word i of the Philox-4×64 stream keyed by sha256(f"{seed}:{name}:{j}") (each 64-bit
+output gives two words, low half first). The mask is the same whatever the block size or
+the order in which blocks are merged, the same recipe always gives the same model, and
+another seed, tensor or term gives another mask.
 """
 
 from __future__ import annotations
@@ -13,29 +17,47 @@ import numpy as np
 
 from registry.methods import MergeMethod, Param
 
-
-def mask_seed(seed: int, name: str, index: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}:{index}".encode()).digest()[:8], "little")
+WORDS_PER_COUNTER = 8  # Philox-4×64: four 64-bit outputs, eight 32-bit words per counter step
 
 
-def drop_and_rescale(delta: np.ndarray, p: float, seed: int) -> np.ndarray:
-    if p == 0:
-        return delta.copy()
-    keep = np.random.default_rng(seed).random(delta.shape) >= p
-    return np.where(keep, delta / np.float32(1 - p), 0).astype(np.float32)
+def mask_key(seed: int, name: str, index: int) -> int:
+    """The 128-bit Philox key of one term's mask in one tensor."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}:{index}".encode()).digest()[:16], "little")
+
+
+def uniform_words(key: int, start: int, count: int) -> np.ndarray:
+    """32-bit words start … start+count−1 of the counter-based stream `key`."""
+    gen = np.random.Philox(key=key)
+    first = start // WORDS_PER_COUNTER
+    if first:
+        gen.advance(first)
+    skip = start - first * WORDS_PER_COUNTER
+    raw = gen.random_raw((skip + count + 1) // 2)
+    return raw.view("<u4")[skip : skip + count]
+
+
+def keep_mask(seed: int, name: str, index: int, p: float, start: int, count: int) -> np.ndarray:
+    """Elements start … start+count−1 of a term's keep mask (flat)."""
+    threshold = min(round(p * 2**32), 2**32 - 1)
+    return uniform_words(mask_key(seed, name, index), start, count) >= np.uint32(threshold)
 
 
 class Dare(MergeMethod):
     name = "dare"
-    blockwise = False
     parameters: ClassVar[dict[str, Param]] = {
         "drop_rate": Param(float, 0.9, "probability p of dropping each delta entry", 0.0, 0.999),
         "seed": Param(int, 0, "seed of the drop masks", 0, 2**63 - 1),
     }
 
-    def merge(self, name, base, deltas, weights):
+    def merge_block(self, name, base, deltas, weights, state=None, start=0):
         p = self.validate_parameters(self.params)
+        rate = p["drop_rate"]
         acc = np.array(base, dtype=np.float32, copy=True)
         for i, (d, w) in enumerate(zip(deltas, weights, strict=True)):
-            acc += np.float32(w) * drop_and_rescale(d, p["drop_rate"], mask_seed(p["seed"], name, i))
+            if rate == 0:
+                kept = d
+            else:
+                keep = keep_mask(p["seed"], name, i, rate, start, d.size).reshape(d.shape)
+                kept = np.where(keep, d / np.float32(1 - rate), np.float32(0))
+            acc += np.float32(w) * kept
         return acc

@@ -10,7 +10,7 @@ from registry.methods import MergeMethod
 class Linear(MergeMethod):
     name = "linear"
 
-    def merge(self, name, base, deltas, weights):
+    def merge_block(self, name, base, deltas, weights, state=None, start=0):
         acc = np.array(base, dtype=np.float32, copy=True)
         for delta, w in zip(deltas, weights, strict=True):
             if w == 1.0:
