@@ -1,6 +1,7 @@
 """The module table of docs/architecture.md, rendered from the package itself.
 
-python tests/layout.py   # prints the table; tests/test_docs.py checks the doc holds it
+python tests/layout.py          # prints the table; tests/test_docs.py checks the doc holds it
+python tests/layout.py --write  # replaces the table in docs/architecture.md
 """
 
 from __future__ import annotations
@@ -41,4 +42,11 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    print(render())
+    import sys
+
+    if "--write" in sys.argv:
+        doc = PACKAGE.parent / "docs" / "architecture.md"
+        text = doc.read_text()
+        doc.write_text(text[: text.index(BEGIN)] + render() + text[text.index(END) + len(END) :])
+    else:
+        print(render())

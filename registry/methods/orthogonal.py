@@ -8,9 +8,12 @@ over Gram blocks can supply; the sum is then accumulated in float32 like `linear
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from registry.methods import MergeMethod
+from registry.methods import DeltaReader, InMemory, MergeMethod
+from registry.tensor_io import block_rows
 
 # a term whose residual keeps less than this share of its squared norm is fully dependent
 DEPENDENT = 1e-12
@@ -57,16 +60,37 @@ def removed_fraction(gram: np.ndarray) -> np.ndarray:
 
 
 class Orthogonal(MergeMethod):
-    name = "orthogonal"
-    blockwise = False  # G needs the whole tensor (a streaming pre-pass could supply it)
+    """Block-wise: `prepare` streams the tensor once to accumulate G (float64, one block Gram
+    after another in row order), then every block is a weighted sum like `linear`.
 
-    def merge(self, name, base, deltas, weights):
+    The blocks are the store's chunk rows in both paths (in-memory merges use the same
+    partition), so materialize and `merged_state` sum G identically, bit for bit.
+    """
+
+    name = "orthogonal"
+
+    def prepare(self, name: str, reader: DeltaReader, rows: int) -> np.ndarray:
+        g = np.zeros((reader.terms, reader.terms))
+        for block in reader.map(_block_gram):
+            g += block
+        return g
+
+    def merge_block(self, name, base, deltas, weights, state, start):
         acc = np.array(base, dtype=np.float32, copy=True)
-        if not deltas:
-            return acc
-        x = np.stack([d.ravel() for d in deltas]).astype(np.float64)
-        eff = coefficients(x @ x.T, weights).astype(np.float32)
+        eff = coefficients(state, weights).astype(np.float32) if deltas else []
         for delta, w in zip(deltas, eff, strict=True):
             if w != 0.0:
                 acc += w * delta
         return acc
+
+    def merge(self, name, base, deltas, weights):
+        shape = tuple(base.shape)
+        row_elems = max(1, math.prod(shape[1:]) if len(shape) > 1 else 1)
+        reader = InMemory(deltas, block=block_rows(shape) * row_elems)
+        rows = shape[0] if shape else 1
+        return self.merge_block(name, base, deltas, weights, self.prepare(name, reader, rows), 0)
+
+
+def _block_gram(blocks: list[np.ndarray]) -> np.ndarray:
+    x = np.stack(blocks).astype(np.float64)
+    return x @ x.T
