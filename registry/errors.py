@@ -71,3 +71,15 @@ class NotApproved(RegistryError):
 
 class InvalidTransition(RegistryError, ValueError):
     """A lifecycle change that the draft → approved → deprecated order does not allow."""
+
+
+class SchemaMismatch(RegistryError):
+    """The database schema is newer than this package, or older and not upgraded implicitly."""
+
+
+class NotTrusted(RegistryError):
+    """A signature that does not verify, or a key this registry does not trust."""
+
+
+class GovernanceRefused(RegistryError):
+    """A four-eyes or protected-alias rule refused an action (the refusal is audited)."""

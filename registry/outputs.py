@@ -47,6 +47,28 @@ def copy_folder(src: Path, out: Path, force: bool) -> None:
         raise
 
 
+def check_replaceable(core, out: Path) -> None:
+    """--force replaces only an earlier output of this registry: its lock names a recorded output."""
+    from sqlalchemy import select
+
+    from registry.models import Materialization
+
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        recorded = json.loads((out / LOCK_NAME).read_text())["output_digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise OutputExists(
+            f"{out} is not an earlier output of this registry (no valid {LOCK_NAME}); --force refuses to replace it"
+        ) from None
+    with core.Session() as s:
+        known = s.scalar(select(Materialization.id).where(Materialization.output_digest == recorded).limit(1))
+    if known is None:
+        raise OutputExists(
+            f"{out} holds an output this registry never recorded; --force refuses to replace it"
+        )
+
+
 def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")

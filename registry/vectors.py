@@ -88,8 +88,14 @@ def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inex
         if not np.isfinite(x).all():
             raise IncompatibleWeights(f"{role} weights: tensor {name} contains NaN or Inf")
     d = p - m
-    if not np.array_equal(m + d, p):
+    # lossless means exact both ways: θ− + φ gives θ+ back, and φ rounded to float32 is the
+    # true difference (float64 holds every difference of two float32/bf16/f16 values exactly)
+    if not (np.array_equal(m + d, p) and np.array_equal(d, p.astype(np.float64) - m)):
         inexact.append(name)
+        raise IncompatibleWeights(
+            f"tensor {name}: θ+ − θ− is not exactly representable in float32 (rows {a}–{b}); "
+            "a vector must give θ+ back bit for bit"
+        )
     return d
 
 
@@ -159,7 +165,9 @@ def store_vector(
                 r.status, r.ended_at = "succeeded", utcnow()
                 r.params = {**(r.params or {}), "lossless": not inexact}
                 s.flush()
-                row = vector_row(fields, tensors, version=(latest or 0) + 1, run_id=r.id)
+                row = vector_row(
+                    fields, tensors, version=(latest or 0) + 1, run_id=r.id, created_by=core.actor
+                )
                 s.add(row)
                 core.audit(
                     s,
@@ -205,11 +213,15 @@ def lookup_vector(s: Session, ref: Ref, base: str | None = None, base_id: int | 
         q = q.where(Vector.base_id == base_id)
     if ref.version is not None:
         q = q.where(Vector.version == ref.version)
+    else:  # NAME means the newest version that is not deprecated
+        q = q.where(Vector.status != "deprecated")
     rows = list(s.scalars(q.order_by(Vector.version.desc())))
     if not rows:
         hint = ""
         if base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
             hint = "it exists, but for another base"
+        if ref.version is None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
+            hint = "every version is deprecated; pin one as NAME@vN"
         raise NotFound("vector", str(ref), hint)
     if len({v.base_id for v in rows}) > 1:
         raise RegistryError(f"vector {ref} exists for several bases; pass --base")

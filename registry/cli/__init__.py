@@ -42,6 +42,7 @@ def _register() -> None:
         add_preference,
         base,
         bundle,
+        db,
         governance,
         init,
         interference,
@@ -50,12 +51,13 @@ def _register() -> None:
         plugins,
         recipe,
         sweep,
+        trust,
         vector,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins,
+        maintenance, bundle, plugins, db, trust,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

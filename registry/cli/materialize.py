@@ -44,15 +44,24 @@ def byte_progress(description: str, total: int):
     type=click.Path(file_okay=False),
     help="Output folder (must be absent or empty).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing non-empty output folder.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier output of this registry (one with its registry-lock.json).",
+)
 @click.option("--shard-size", default="2GB", show_default=True, help="Maximum safetensors shard size.")
 @click.option(
     "--require-approved", is_flag=True, help="Refuse a recipe version that is not approved (pipelines)."
 )
 @click.option("--no-reuse", is_flag=True, help="Recompute even if an identical verified output exists.")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Sign the output with this elliptic-curve private key; writes OUT.sig beside the folder.",
+)
 @pass_ctx
 def materialize(
-    ctx, ref: str, out: str, force: bool, shard_size: str, require_approved: bool, no_reuse: bool
+    ctx, ref: str, out: str, force: bool, shard_size: str, require_approved: bool, no_reuse: bool, sign_key
 ) -> None:
     """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
 
@@ -73,6 +82,7 @@ def materialize(
             shard_bytes=parse_size(shard_size),
             require_approved=require_approved,
             reuse=not no_reuse,
+            sign_key=sign_key,
         )
     if m.reused_from_id:
         human = f"reused verified output of {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, nothing recomputed)"
