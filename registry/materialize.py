@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from registry._memory import recycle_large_blocks
-from registry.bases import check_pins, checked_base, get_base, pins_of
+from registry.bases import check_pins, checked_base, pins_of
 from registry.digests import weights_digest
 from registry.errors import IntegrityError, NotApproved, NotFound
 from registry.faults import crashpoint
@@ -132,8 +132,7 @@ def materialize(
         copy_folder(Path(previous.out_path), out, force)
         files, reused = dict(previous.files), previous
     else:
-        b = get_base(core, r.base.name)  # with its pinned files
-        base_w = SafetensorsFolder(b.path)
+        b, base_w = checked_base(core, r.base.name)  # pins first: an unpinned weight file is refused
         # the database's tensor rows say what must exist: a missing array is refused here
         data = verified_vectors(core, [t.vector for t in r.terms], base_w.names())
         prepare_out(out, force)

@@ -243,7 +243,8 @@ def test_signed_release_end_to_end(source, target, tmp_path, cli):
         doc["recipes"][0]["terms"][0]["weight"] = 9.0
 
     with pytest.raises(IntegrityError, match="content digest"):
-        import_bundle(Registry.init(tmp_path / "t3"), rewrite(path, tmp_path / "forged.tar", manifest=forge))
+        forged = rewrite(path, tmp_path / "forged.tar", manifest=forge)
+        import_bundle(Registry.init(tmp_path / "t3"), forged, {"tiny": source.base("tiny").path})
 
 
 # -- missing data is refused, never zeros or base values -----------------------------------
@@ -327,12 +328,17 @@ def test_four_eyes_and_protected_aliases(source, home):
     for v in ("helpful", "harmless"):
         alice.approve(v, "reviewed", kind="vector")
     alice.approve("mix@v1", "reviewed")
-    with pytest.raises(GovernanceRefused, match="alias prod is protected: only alice may move it, not tester"):
+    with pytest.raises(
+        GovernanceRefused, match="alias prod is protected: only alice may move it, not tester"
+    ):
         me.set_alias("mix@v1", "prod")
     me.set_alias("mix@v1", "staging")
     alice.set_alias("mix@v1", "prod")
     refused = [(e.action, e.object, e.actor) for e in me.log() if e.action.startswith("refused.")]
-    assert refused == [("refused.vector.approved", "helpful@v1", "tester"), ("refused.recipe.alias", "mix@prod", "tester")]
+    assert refused == [
+        ("refused.vector.approved", "helpful@v1", "tester"),
+        ("refused.recipe.alias", "mix@prod", "tester"),
+    ]
 
 
 # -- edges -----------------------------------------------------------------------------------
@@ -411,7 +417,7 @@ def test_bad_safetensors_header_is_one_line(tmp_path, models, cli, home):
     shutil.copytree(models["base"], folder)
     header = json.dumps({"w": {"dtype": "F32"}}).encode()
     (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
-    code, out, err = cli("base", "add", "bad", folder)
+    code, _out, err = cli("base", "add", "bad", folder)
     assert code != 0 and len(err.strip().splitlines()) == 1 and "not a safetensors file" in err
 
 
