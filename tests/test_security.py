@@ -354,7 +354,7 @@ def test_unpinned_weight_file_fails_the_pins(tmp_path, models, home):
     reg.import_vector("helpful", "tiny", models["plus"])
     reg.add_recipe({"name": "r", "base": "tiny", "terms": [{"vector": "helpful", "weight": 1.0}]})
     shutil.copyfile(folder / "model.safetensors", folder / "extra.safetensors")
-    with pytest.raises(IntegrityError, match="extra.safetensors is an unpinned weight file"):
+    with pytest.raises(IntegrityError, match=r"extra\.safetensors is an unpinned weight file"):
         reg.materialize("r", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
