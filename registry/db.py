@@ -1,4 +1,4 @@
-"""Opening the database: engine settings per backend, migrations applied on open."""
+"""Opening the database: engine settings per backend, schema skew checks, migrations."""
 
 from __future__ import annotations
 

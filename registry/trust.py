@@ -1,5 +1,7 @@
-"""Reading vector data that nothing may silently degrade: the database's tensor rows say which
-arrays must exist, and each array's sha256 is checked while it streams.
+"""Vector data read so that nothing is silently degraded: every array present and sha256-checked.
+
+The database's tensor rows say which arrays must exist, and each array's sha256 is checked
+while it streams.
 
 A stored array whose sha256 was verified is remembered in the per-machine stat cache by the
 fingerprint (size, mtime, ctime, inode) of its chunk files, like base pins; the next read of

@@ -180,10 +180,20 @@ def store_vector(
 
         vec = core.write(commit)
         crashpoint("store:after-commit")
+        _vouch(core, writer.key, writer.digests)
         return vec
     except BaseException:
         writer.abort()
         raise
+
+
+def _vouch(core: Core, key: str, digests: dict[str, str]) -> None:
+    """Arrays just hashed as they were written: the stat cache may vouch for them until changed."""
+    if core.store.path is None:
+        return
+    cache = core.stat_cache()
+    for name, digest in digests.items():
+        cache.remember_tree(core.store.path / "data" / key / name, digest)
 
 
 def list_vectors(core: Core, base: str | None = None) -> list[Vector]:

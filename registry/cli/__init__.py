@@ -42,7 +42,6 @@ def _register() -> None:
         add_preference,
         base,
         bundle,
-        db,
         governance,
         init,
         interference,
@@ -57,7 +56,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins, db, trust,
+        maintenance, bundle, plugins, trust,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
