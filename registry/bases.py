@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 # copied into every materialized folder; weights and the index are written anew
 NOT_COPIED = {"README.md", "model.safetensors.index.json", ".gitattributes"}
+_SAVING = threading.Lock()
 # files a loader could pick up as weights: one appearing after registration fails the pins
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack"}
 
@@ -172,6 +174,10 @@ class StatCache:
         self._save(str(path), [digest, *self._fingerprint(path)])
 
     def _save(self, key: str, entry: list) -> None:
+        with _SAVING:  # merge threads and the pin check beside them share the file
+            self._save_locked(key, entry)
+
+    def _save_locked(self, key: str, entry: list) -> None:
         self.entries[key] = entry
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,9 +110,13 @@ def start_run(core: Core, kind: str, b: BaseModel, name: str, **fields: Any) -> 
     return run
 
 
-def finish_run(core: Core, run: TrainingRun, status: str, error: str | None = None) -> None:
-    if (stop := _beats.pop(run.id, None)) is not None:
+def stop_heartbeat(run_id: int | None) -> None:
+    if (stop := _beats.pop(run_id, None)) is not None:
         stop.set()
+
+
+def finish_run(core: Core, run: TrainingRun, status: str, error: str | None = None) -> None:
+    stop_heartbeat(run.id)
 
     def write() -> None:
         with core.Session.begin() as s:

@@ -84,6 +84,8 @@ class VerifiedVector:
         return self.data.chunk_rows(name)
 
     def read_rows(self, name: str, a: int, b: int) -> np.ndarray:
+        if name not in self.expected:
+            raise IntegrityError(f"{self.label}: has no array {name} (its database rows list none)")
         rows = self.data.read_rows(name, a, b)
         if name in self.done:
             return rows

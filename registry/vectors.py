@@ -22,7 +22,7 @@ from registry.errors import IncompatibleWeights, NotFound, RegistryError
 from registry.faults import crashpoint
 from registry.models import BaseModel, TrainingRun, Vector, VectorTensor, utcnow
 from registry.refs import Ref, check_name
-from registry.runs import copy_run, new_run
+from registry.runs import copy_run, new_run, stop_heartbeat
 from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, row_blocks, to_f32
 
 if TYPE_CHECKING:
@@ -179,6 +179,7 @@ def store_vector(
                 return lookup_vector(s, Ref(name, row.version), base_id=b.id)
 
         vec = core.write(commit)
+        stop_heartbeat(run.id)  # the run ended with its vector's commit
         crashpoint("store:after-commit")
         _vouch(core, writer.key, writer.digests)
         return vec
