@@ -114,8 +114,9 @@ class Registry(Core):
         positive: str | Path,
         negative: str | Path | None = None,
         policy: InterferencePolicy | None = None,
+        require_lossless: bool = False,
     ) -> Vector:
-        return vectors.import_vector(self, name, base, positive, negative, policy)
+        return vectors.import_vector(self, name, base, positive, negative, policy, require_lossless)
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)

@@ -57,8 +57,13 @@ def import_vector(
     positive: str | Path,
     negative: str | Path | None = None,
     policy: InterferencePolicy | None = None,
+    require_lossless: bool = False,
 ) -> Vector:
-    """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block."""
+    """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block.
+
+    Whether φ is exact both ways is recorded (`lineage.params.lossless`); with
+    `require_lossless` an inexact tensor refuses the import instead.
+    """
     check_name(name, "vector name")
     b, base_w = checked_base(core, base)
     sources: dict[str, Any] = {}
@@ -76,10 +81,12 @@ def import_vector(
     pos_w, neg_w = folders
     # an import's run is committed together with its vector: a refused import leaves no trace
     run = new_run("import", b, name, sources=sources)
-    return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy)
+    return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy, require_lossless)
 
 
-def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inexact: list[str]) -> np.ndarray:
+def _delta(
+    pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inexact: list[str], strict: bool = False
+) -> np.ndarray:
     p, m = (
         to_f32(pos.read_rows(name, a, b), pos.spec(name).tag),
         to_f32(neg.read_rows(name, a, b), neg.spec(name).tag),
@@ -88,14 +95,15 @@ def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inex
         if not np.isfinite(x).all():
             raise IncompatibleWeights(f"{role} weights: tensor {name} contains NaN or Inf")
     d = p - m
-    # lossless means exact both ways: θ− + φ gives θ+ back, and φ rounded to float32 is the
-    # true difference (float64 holds every difference of two float32/bf16/f16 values exactly)
-    if not (np.array_equal(m + d, p) and np.array_equal(d, p.astype(np.float64) - m)):
+    # lossless means exact both ways: θ− + φ gives θ+ back and θ+ − φ gives θ− back
+    # (m + d == p alone passes p = 1, m = 2⁻³⁰, where φ = 1 has lost m entirely)
+    if not (np.array_equal(m + d, p) and np.array_equal(p - d, m)):
         inexact.append(name)
-        raise IncompatibleWeights(
-            f"tensor {name}: θ+ − θ− is not exactly representable in float32 (rows {a}–{b}); "
-            "a vector must give θ+ back bit for bit"
-        )
+        if strict:
+            raise IncompatibleWeights(
+                f"tensor {name}: θ+ − θ− is not exact in float32 (rows {a}–{b}); "
+                "the vector would not give θ+ and θ− back bit for bit"
+            )
     return d
 
 
@@ -108,6 +116,7 @@ def store_vector(
     pos_w: TensorReader,
     neg_w: TensorReader,
     policy: InterferencePolicy | None = None,
+    require_lossless: bool = False,
 ) -> Vector:
     """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction."""
     from registry.interference import check_interference
@@ -115,7 +124,7 @@ def store_vector(
     recycle_large_blocks()
     crashpoint("store:before-data")
     writer = core.store.writer()
-    inexact: list[str] = []  # tensors whose θ− + φ does not give back θ+ exactly
+    inexact: list[str] = []  # tensors whose φ does not give θ+ and θ− back exactly
     try:
         tensors = []
         for tname in base_w.names():
@@ -125,7 +134,7 @@ def store_vector(
             if tensors:
                 crashpoint("store:mid-data")
             jobs = (
-                functools.partial(_delta, pos_w, neg_w, tname, a, c, inexact)
+                functools.partial(_delta, pos_w, neg_w, tname, a, c, inexact, require_lossless)
                 for a, c in row_blocks(spec.shape)
             )
             writer.add(tname, spec.shape, jobs)
@@ -164,6 +173,8 @@ def store_vector(
                     s.add(r)
                 r.status, r.ended_at = "succeeded", utcnow()
                 r.params = {**(r.params or {}), "lossless": not inexact}
+                if inexact:
+                    r.params["inexact_tensors"] = sorted(set(inexact))
                 s.flush()
                 row = vector_row(
                     fields, tensors, version=(latest or 0) + 1, run_id=r.id, created_by=core.actor

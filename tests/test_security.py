@@ -373,9 +373,12 @@ def test_inexact_difference_is_refused(sqlite_reg, models, tmp_path):
         t[name] = torch.full_like(t[name], value)
         save_file(t, folder / "model.safetensors", metadata={"format": "pt"})
     # float32: 1 - 2^-30 rounds to 1, and 2^-30 + 1 rounds back to 1: m + d == p holds, d is wrong
-    with pytest.raises(IncompatibleWeights, match=f"tensor {name}: .* not exactly representable"):
-        sqlite_reg.import_vector("x", "tiny", pos, neg)
+    with pytest.raises(IncompatibleWeights, match=rf"tensor {name}: θ\+ − θ− is not exact in float32"):
+        sqlite_reg.import_vector("x", "tiny", pos, neg, require_lossless=True)
     assert sqlite_reg.vectors() == [] and sqlite_reg.store.group_keys() == []
+    v = sqlite_reg.import_vector("x", "tiny", pos, neg)  # recorded truthfully, not refused
+    assert v.run.params["lossless"] is False and v.run.params["inexact_tensors"] == [name]
+    assert sqlite_reg.import_vector("y", "tiny", models["plus"]).run.params["lossless"] is True
 
 
 def test_log_object_matches_names_exactly(sqlite_reg):
