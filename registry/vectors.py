@@ -240,10 +240,11 @@ def lookup_vector(s: Session, ref: Ref, base: str | None = None, base_id: int | 
     rows = list(s.scalars(q.order_by(Vector.version.desc())))
     if not rows:
         hint = ""
-        if base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
-            hint = "it exists, but for another base"
-        if ref.version is None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
+        same_base = [Vector.base_id == base_id] if base_id is not None else []
+        if ref.version is None and s.scalar(select(Vector.id).where(Vector.name == ref.name, *same_base)):
             hint = "every version is deprecated; pin one as NAME@vN"
+        elif base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
+            hint = "it exists, but for another base"
         raise NotFound("vector", str(ref), hint)
     if len({v.base_id for v in rows}) > 1:
         raise RegistryError(f"vector {ref} exists for several bases; pass --base")
