@@ -162,9 +162,9 @@ def import_bundle(core: Core, path: str | Path, base_paths: dict[str, str] | Non
 def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any]:
     from types import SimpleNamespace
 
-    from registry.bases import add_base, get_base, lookup_base
+    from registry.bases import add_base, get_base, inspect_folder, lookup_base
     from registry.bundle_checks import confined, extract, landing_status, recompute
-    from registry.digests import content_digest
+    from registry.digests import content_digest, named_digest
     from registry.recipes import DTYPES, recipe_row, resolved_content, validate_parameters
     from registry.refs import check_name
     from registry.runs import run_from_lineage
@@ -176,7 +176,9 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
     created_keys: list[str] = []
     try:
         manifest = extract(path, work)
-        # bases: must already be here with the same pins, or be registered from a local folder
+        # bases: must already be here with the same pins, or come from a local folder (registered
+        # only once everything else has passed, so a refused bundle leaves no base behind)
+        bases, pending = {}, []
         for b in manifest["bases"]:
             try:
                 here = get_base(core, b["name"])
@@ -185,7 +187,11 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     raise NotFound(
                         "base", b["name"], f"pass --base-path {b['name']}=DIR with its files"
                     ) from None
-                here = add_base(core, b["name"], base_paths[b["name"]])
+                folder = Path(base_paths[b["name"]]).expanduser().resolve()
+                pins = {f: d for f, (d, _n) in inspect_folder(folder).files.items()}
+                here = SimpleNamespace(name=b["name"], digest=named_digest(pins), path=str(folder))
+                pending.append(b["name"])
+            bases[b["name"]] = here
             if here.digest != b["digest"]:
                 raise AlreadyExists(
                     f"base {b['name']} here has other files than the bundle's (digest {here.digest[:12]} != {b['digest'][:12]})"
@@ -208,7 +214,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
             key = uuid.uuid4().hex
             core.store.put_group(data, key)  # moves a folder of our own scratch space only
             created_keys.append(key)
-            fields = recompute(core, key, e, SafetensorsFolder(get_base(core, e["base"]).path), ref)
+            fields = recompute(core, key, e, SafetensorsFolder(bases[e["base"]].path), ref)
             digests[(e["base"], ref)] = fields["digest"]
             todo.append((e, key, fields))
 
@@ -219,7 +225,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
             params = validate_parameters(rc["method"], rc["parameters"], f"bundle recipe {ref}")
             if rc["dtype"] not in DTYPES:
                 raise IntegrityError(f"bundle recipe {ref}: unknown dtype {rc['dtype']!r}")
-            base = get_base(core, rc["base"])
+            base = bases.get(rc["base"]) or get_base(core, rc["base"])
             terms = []
             for t in rc["terms"]:
                 tref = f"{t['vector']}@v{int(t['version'])}"
@@ -333,6 +339,8 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     added_recipes.append(ref)
             return {"vectors": added_vectors, "recipes": added_recipes}
 
+        for name in pending:
+            add_base(core, name, base_paths[name])
         result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
         return result

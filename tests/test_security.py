@@ -466,3 +466,19 @@ def test_schema_skew_both_ways(reg, home, cli):
         code, out, err = cli("db", "upgrade")
         assert code == 0 and "at revision 0003 (was 0002)" in out, err
     assert dbmod.current_revision(reg.engine) == SCHEMA_HEAD
+
+
+def test_refused_bundle_leaves_no_base_behind(bundle, tmp_path, models, victim):
+    from registry import Registry
+    from registry.bundle import import_bundle
+
+    empty = Registry.init(tmp_path / "empty")
+    edited = rewrite(
+        bundle, tmp_path / "edited.tar", manifest=_set(["recipes", 0, "terms", 0, "weight"], 7.0)
+    )
+    with pytest.raises(IntegrityError, match="content digest does not match"):
+        import_bundle(empty, edited, {"tiny": str(models["base"])})
+    assert empty.bases() == []
+    assert_nothing_visible(empty, victim)
+    assert import_bundle(empty, bundle, {"tiny": str(models["base"])})["recipes"] == ["mix@v1"]
+    assert [b.name for b in empty.bases()] == ["tiny"]
