@@ -482,3 +482,22 @@ def test_refused_bundle_leaves_no_base_behind(bundle, tmp_path, models, victim):
     assert_nothing_visible(empty, victim)
     assert import_bundle(empty, bundle, {"tiny": str(models["base"])})["recipes"] == ["mix@v1"]
     assert [b.name for b in empty.bases()] == ["tiny"]
+
+
+def test_trust_and_signing_on_the_command_line(source, cli, tmp_path):
+    priv, pub = ec_keys(tmp_path)
+    code, out, err = cli("--json", "trust", "add", pub, "--name", "release")
+    assert code == 0, err
+    key_id = json.loads(out)["key_id"]
+    assert [k["key_id"] for k in json.loads(cli("--json", "trust", "list")[1])] == [key_id]
+    assert cli("trust", "add", priv)[0] != 0  # the same key (its public half) is already trusted
+    code, _, err = cli("approve", "helpful", "--vector", "--reason", "ok", "--sign-key", priv)
+    assert code == 0, err
+    event = [
+        e
+        for e in json.loads(cli("--json", "log", "--object", "helpful")[1])
+        if e["action"] == "vector.approved"
+    ]
+    assert event[0]["details"]["signed_by"] == key_id
+    code, _, err = cli("deprecate", "harmless", "--vector", "--reason", "x", "--sign-key", priv)
+    assert code != 0 and "only an approval can be signed" in err
