@@ -42,13 +42,11 @@ class Registry(Core):
         home.mkdir(parents=True, exist_ok=True)
         if (home / "registry.toml").exists():
             raise AlreadyExists(f"a registry already exists at {home}")
-        config = Config(home=home)
-        if db:
-            config.db = db
+        config = Config(home=home, db=db) if db else Config(home=home)  # a password is split off
         if store:
             config.store = store
         reg = cls(config)
-        dbmod.upgrade(reg.engine)
+        reg.upgrade(None)  # a fresh database gets the schema; a shared older one is not upgraded
         with reg.Session.begin() as s:
             row = s.get(Meta, "registry_id")
             if row is None:
@@ -61,14 +59,17 @@ class Registry(Core):
         else:
             reg.store.create(reg.id)
         config.save()
-        reg.audit_now("init", str(home), {"db": config.db, "store": config.store})
+        reg.audit_now("init", str(home), {"db": config.db, "store": config.store})  # db is redacted
         return reg
 
     @classmethod
-    def open(cls, home: str | Path | None = None, actor: str | None = None) -> Registry:
+    def open(
+        cls, home: str | Path | None = None, actor: str | None = None, migrate: bool | None = None
+    ) -> Registry:
+        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
         reg = cls(Config.load(home), actor)
-        reg.upgrade()
+        reg.upgrade(migrate)
         with reg.Session() as s:
             row = s.get(Meta, "registry_id")
         if row is None:
@@ -77,8 +78,8 @@ class Registry(Core):
         reg.store.check(reg.id)
         return reg
 
-    def upgrade(self) -> str:
-        """Apply pending migrations (cheap when there are none); returns the revision."""
+    def upgrade(self, migrate: bool | None = True) -> str:
+        """Check the schema; apply pending migrations when `migrate` (None: SQLite only)."""
         try:
             current = dbmod.current_revision(self.engine)
         except Exception as e:
@@ -86,8 +87,8 @@ class Registry(Core):
                 f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
                 f"{str(e).splitlines()[0]}"
             ) from None
-        if current != SCHEMA_HEAD:
-            dbmod.upgrade(self.engine)
+        allow = self.engine.url.get_backend_name() == "sqlite" if migrate is None else migrate
+        dbmod.check_schema(self.engine, SCHEMA_HEAD, current, allow)
         return SCHEMA_HEAD
 
     def close(self) -> None:
@@ -120,8 +121,9 @@ class Registry(Core):
         positive: str | Path,
         negative: str | Path | None = None,
         policy: InterferencePolicy | None = None,
+        require_lossless: bool = False,
     ) -> Vector:
-        return vectors.import_vector(self, name, base, positive, negative, policy)
+        return vectors.import_vector(self, name, base, positive, negative, policy, require_lossless)
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
@@ -156,8 +158,10 @@ class Registry(Core):
         return evaluate.merged_state(self, base, terms, method, params)
 
     # -- recipes and governance ------------------------------------------------------------
-    def add_recipe(self, source: str | Path | dict[str, Any]) -> tuple[Recipe, bool]:
-        return recipes.add_recipe(self, source)
+    def add_recipe(
+        self, source: str | Path | dict[str, Any], allow_deprecated: bool = False
+    ) -> tuple[Recipe, bool]:
+        return recipes.add_recipe(self, source, allow_deprecated)
 
     def recipes(self) -> list[Recipe]:
         return recipes.list_recipes(self)
@@ -172,14 +176,19 @@ class Registry(Core):
         return recipes.set_alias(self, ref, alias, force)
 
     def set_status(
-        self, ref: str, status: str, reason: str, kind: str = "recipe", base: str | None = None
+        self, ref: str, status: str, reason: str, kind: str = "recipe", base: str | None = None, sign_key=None
     ) -> Recipe | Vector:
-        return governance.set_status(self, ref, status, reason, kind, base)
+        return governance.set_status(self, ref, status, reason, kind, base, sign_key)
 
     def approve(
-        self, ref: str, reason: str, kind: str = "recipe", base: str | None = None
+        self, ref: str, reason: str, kind: str = "recipe", base: str | None = None, sign_key=None
     ) -> Recipe | Vector:
-        return governance.set_status(self, ref, "approved", reason, kind, base)
+        return governance.set_status(self, ref, "approved", reason, kind, base, sign_key)
+
+    def trust(self, key_file: str | Path, name: str | None = None):
+        from registry import signing
+
+        return signing.add_trusted(self, key_file, name)
 
     def deprecate(
         self, ref: str, reason: str, kind: str = "recipe", base: str | None = None
@@ -201,9 +210,20 @@ class Registry(Core):
         reuse: bool = True,
         durable: bool = False,
         max_ppl_drift: float | None = None,
+        sign_key: str | Path | None = None,
     ) -> Materialization:
         return materialize.materialize(
-            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift
+            self,
+            ref,
+            out,
+            force,
+            on_bytes,
+            shard_bytes,
+            require_approved,
+            reuse,
+            durable,
+            max_ppl_drift,
+            sign_key,
         )
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 # copied into every materialized folder; weights and the index are written anew
 NOT_COPIED = {"README.md", "model.safetensors.index.json", ".gitattributes"}
+_SAVING = threading.Lock()
+# files a loader could pick up as weights: one appearing after registration fails the pins
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack"}
 
 
 @dataclass
@@ -76,7 +80,11 @@ def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache |
     With a cache, a file whose stat fingerprint is unchanged since its last full hash is
     not hashed again (git's index does the same); `registry verify` never uses the cache.
     """
-    problems = []
+    problems = [
+        f"{p.name} is an unpinned weight file (added after registration)"
+        for p in (sorted(folder.iterdir()) if folder.is_dir() else [])
+        if p.suffix in WEIGHT_SUFFIXES and p.name not in pins
+    ]  # fmt: skip
     for fname, digest in sorted(pins.items()):
         path = folder / fname
         if not path.is_file():
@@ -141,8 +149,36 @@ class StatCache:
         entry = self.entries.get(str(path))
         return entry is not None and entry[0] == digest and entry[1:] == self._fingerprint(path)
 
+    @staticmethod
+    def _tree_fingerprint(folder: Path) -> list:
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                h.update(
+                    f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode()
+                )
+        return [h.hexdigest()]
+
+    def fresh_tree(self, folder: Path, digest: str) -> bool:
+        """A folder (a stored array's chunk files) unchanged since its digest was verified."""
+        entry = self.entries.get(f"tree:{folder}")
+        return entry is not None and entry[0] == digest and entry[1:] == self._tree_fingerprint(folder)
+
+    def remember_tree(self, folder: Path, digest: str) -> None:
+        self._save(f"tree:{folder}", [digest, *self._tree_fingerprint(folder)])
+
     def remember(self, path: Path, digest: str) -> None:
-        self.entries[str(path)] = [digest, *self._fingerprint(path)]
+        self._save(str(path), [digest, *self._fingerprint(path)])
+
+    def _save(self, key: str, entry: list) -> None:
+        with _SAVING:  # merge threads and the pin check beside them share the file
+            self._save_locked(key, entry)
+
+    def _save_locked(self, key: str, entry: list) -> None:
+        self.entries[key] = entry
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")

@@ -1,11 +1,15 @@
 """Bundles: move bases' pins, vectors (data and lineage) and recipes between registries.
 
 A bundle is a plain tar (vector chunks are already compressed): `manifest.json` and one
-folder per vector holding its Zarr group. Importing verifies every array against the
-sha256 in the manifest before anything becomes visible, keeps names and version numbers,
-accepts what is already there identically and refuses any conflict. Base weights are not
-carried (they are usually public and large): the target registers them from a local folder,
-and their pins must match.
+folder per vector holding its Zarr group, plus the approval signatures. A bundle is
+untrusted input: every path in it is confined to the extraction folder in the registry's
+scratch space (no links, nothing outside is ever moved or deleted); every digest is
+recomputed from the data (arrays, vectors, recipes' resolved terms) and methods and
+parameters are validated as `recipe add` does; an `approved` status is kept only when its
+signature verifies against a key this registry trusts, otherwise it lands as draft with the
+source status recorded. Names and versions are kept, identical objects are skipped, any
+conflict is refused. Base weights are not carried: the target registers them from a local
+folder, and their pins must match.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ if TYPE_CHECKING:
     from registry.core import Core
     from registry.models import Vector
 
-FORMAT = 1
+from registry.bundle_checks import FORMAT
 
 
-def _vector_entry(v: Vector, index: int) -> dict[str, Any]:
+def _vector_entry(core: Core, v: Vector, index: int) -> dict[str, Any]:
+    from registry.signing import signatures_of
     from registry.views import run_view, tensor_view
 
     return {
@@ -46,11 +51,15 @@ def _vector_entry(v: Vector, index: int) -> dict[str, Any]:
         "lineage": run_view(v.run),
         "tensors": [tensor_view(t) for t in v.tensors],
         "data": f"vectors/{index}",
+        "signatures": signatures_of(core, "vector", v.id),
     }
 
 
-def _recipe_entry(r: Recipe) -> dict[str, Any]:
+def _recipe_entry(core: Core, r: Recipe) -> dict[str, Any]:
+    from registry.signing import signatures_of
+
     return {
+        "signatures": signatures_of(core, "recipe", r.id),
         "name": r.name,
         "version": r.version,
         "base": r.base.name,
@@ -86,7 +95,7 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
     bases = {name: get_base(core, name) for name, _ in vectors}
     for r in recipes.values():
         bases[r.base.name] = get_base(core, r.base.name)
-    entries = [_vector_entry(v, i) for i, v in enumerate(vectors.values())]
+    entries = [_vector_entry(core, v, i) for i, v in enumerate(vectors.values())]
     manifest = {
         "format": FORMAT,
         "source_registry": core.id,
@@ -104,7 +113,7 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
             for b in bases.values()
         ],
         "vectors": entries,
-        "recipes": [_recipe_entry(r) for r in recipes.values()],
+        "recipes": [_recipe_entry(core, r) for r in recipes.values()],
     }
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -144,30 +153,32 @@ class _BytesReader:
 
 def import_bundle(core: Core, path: str | Path, base_paths: dict[str, str] | None = None) -> dict[str, Any]:
     """Verify and add a bundle's contents; identical objects are skipped, conflicts refused."""
-    from registry.bases import add_base, get_base, lookup_base
-    from registry.digests import named_digest
-    from registry.recipes import recipe_row
+    try:
+        return _import(core, Path(path), base_paths or {})
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise RegistryError(f"{path}: malformed bundle manifest ({type(e).__name__}: {e})") from None
+
+
+def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any]:
+    from types import SimpleNamespace
+
+    from registry.bases import add_base, get_base, inspect_folder, lookup_base
+    from registry.bundle_checks import confined, extract, landing_status, recompute
+    from registry.digests import content_digest, named_digest
+    from registry.recipes import DTYPES, recipe_row, resolved_content, validate_parameters
+    from registry.refs import check_name
     from registry.runs import run_from_lineage
+    from registry.signing import record_signature, statement
+    from registry.tensor_io import SafetensorsFolder
     from registry.vectors import get_vector, lookup_vector, vector_row
 
-    base_paths = base_paths or {}
-    path = Path(path)
-    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=core.scratch()))
+    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=core.scratch())).resolve()
     created_keys: list[str] = []
     try:
-        try:
-            with tarfile.open(path, "r") as tar:
-                tar.extractall(work, filter="data")  # refuses absolute paths, '..' and links out
-        except (OSError, tarfile.TarError) as e:
-            raise RegistryError(f"{path}: not a registry bundle ({e})") from None
-        try:
-            manifest = json.loads((work / "manifest.json").read_text())
-        except (OSError, ValueError) as e:
-            raise RegistryError(f"{path}: not a registry bundle (manifest: {e})") from None
-        if manifest.get("format") != FORMAT:
-            raise RegistryError(f"{path}: unsupported bundle format {manifest.get('format')!r}")
-
-        # bases: must already be here with the same pins, or be registered from a local folder
+        manifest = extract(path, work)
+        # bases: must already be here with the same pins, or come from a local folder (registered
+        # only once everything else has passed, so a refused bundle leaves no base behind)
+        bases, pending = {}, []
         for b in manifest["bases"]:
             try:
                 here = get_base(core, b["name"])
@@ -176,16 +187,21 @@ def import_bundle(core: Core, path: str | Path, base_paths: dict[str, str] | Non
                     raise NotFound(
                         "base", b["name"], f"pass --base-path {b['name']}=DIR with its files"
                     ) from None
-                here = add_base(core, b["name"], base_paths[b["name"]])
+                folder = Path(base_paths[b["name"]]).expanduser().resolve()
+                pins = {f: d for f, (d, _n) in inspect_folder(folder).files.items()}
+                here = SimpleNamespace(name=b["name"], digest=named_digest(pins), path=str(folder))
+                pending.append(b["name"])
+            bases[b["name"]] = here
             if here.digest != b["digest"]:
                 raise AlreadyExists(
                     f"base {b['name']} here has other files than the bundle's (digest {here.digest[:12]} != {b['digest'][:12]})"
                 )
 
-        # vectors: verify every array before anything becomes visible
-        todo = []
+        # vectors: every path confined, every digest recomputed, before anything is visible
+        todo, digests = [], {}
         for e in manifest["vectors"]:
-            ref = f"{e['name']}@v{e['version']}"
+            ref = f"{check_name(e['name'], 'vector name')}@v{int(e['version'])}"
+            data = confined(work, e["data"], f"vector {ref} data")
             try:
                 existing = get_vector(core, ref, e["base"])
             except NotFound:
@@ -193,76 +209,138 @@ def import_bundle(core: Core, path: str | Path, base_paths: dict[str, str] | Non
             if existing is not None:
                 if existing.digest != e["digest"]:
                     raise AlreadyExists(f"vector {ref} of base {e['base']} exists here with other data")
+                digests[(e["base"], ref)] = existing.digest
                 continue
             key = uuid.uuid4().hex
-            core.store.put_group(work / e["data"], key)
+            core.store.put_group(data, key)  # moves a folder of our own scratch space only
             created_keys.append(key)
-            stored = core.store.open(key, label=f"bundle vector {ref}")
-            digests = {}
-            for t in e["tensors"]:
-                got = stored.sha256(t["name"])
-                if got != t["sha256"]:
-                    raise IntegrityError(f"bundle vector {ref}: array {t['name']} sha256 mismatch")
-                digests[t["name"]] = got
-            if named_digest(digests) != e["digest"]:
-                raise IntegrityError(f"bundle vector {ref}: digest mismatch")
-            todo.append((e, key))
+            fields = recompute(core, key, e, SafetensorsFolder(bases[e["base"]].path), ref)
+            digests[(e["base"], ref)] = fields["digest"]
+            todo.append((e, key, fields))
+
+        # recipes: validated as `recipe add` does, content digest recomputed from the terms
+        checked = []
+        for rc in manifest["recipes"]:
+            ref = f"{check_name(rc['name'], 'recipe name')}@v{int(rc['version'])}"
+            params = validate_parameters(rc["method"], rc["parameters"], f"bundle recipe {ref}")
+            if rc["dtype"] not in DTYPES:
+                raise IntegrityError(f"bundle recipe {ref}: unknown dtype {rc['dtype']!r}")
+            base = bases.get(rc["base"]) or get_base(core, rc["base"])
+            terms = []
+            for t in rc["terms"]:
+                tref = f"{t['vector']}@v{int(t['version'])}"
+                w = t["weight"]
+                if isinstance(w, bool) or not isinstance(w, int | float) or w != w or abs(w) == float("inf"):
+                    raise IntegrityError(f"bundle recipe {ref}: weight {w!r} is not a finite number")
+                if (rc["base"], tref) not in digests:
+                    digests[(rc["base"], tref)] = get_vector(core, tref, rc["base"]).digest
+                terms.append((SimpleNamespace(ref=tref, digest=digests[(rc["base"], tref)]), float(w)))
+            content = resolved_content(base, rc["method"], params, rc["dtype"], terms)
+            if content_digest(content) != rc["content_digest"]:
+                raise IntegrityError(f"bundle recipe {ref}: content digest does not match its resolved terms")
+            vecs = [{"ref": v.ref, "digest": v.digest} for v, _ in terms]
+            status, kid = landing_status(
+                core,
+                rc["status"],
+                lambda st, rc=rc, vecs=vecs: statement(
+                    "recipe", rc["name"], int(rc["version"]), rc["content_digest"], st, vectors=vecs
+                ),
+                rc.get("signatures"),
+                f"recipe {ref}",
+            )
+            checked.append((rc, ref, params, terms, content, status, kid))
+        vouched = set()  # vectors whose digests a verified recipe signature covers
+        for rc, _ref, _params, terms, _content, status, _kid in checked:
+            if status == "approved":
+                vouched |= {(rc["base"], v.ref) for v, _w in terms}
+
+        landed = []
+        for e, key, fields in todo:
+            ref = f"{e['name']}@v{int(e['version'])}"
+            status, kid = landing_status(
+                core,
+                e["status"],
+                lambda st, e=e, fields=fields: statement(
+                    "vector", e["name"], int(e["version"]), fields["digest"], st, base=e["base"]
+                ),
+                e.get("signatures"),
+                f"vector {ref}",
+            )
+            if e["status"] == "approved" and status == "draft" and (e["base"], ref) in vouched:
+                status = "approved"  # a verified recipe signature covers this vector's digest
+            landed.append((e, key, fields, status, kid))
+
+        def note(claimed: str, status: str, kid: str | None) -> dict[str, Any]:
+            if claimed == "approved" and status != "approved":
+                return {"status_reason": f"imported as draft: the bundle said {claimed}, but no signature "
+                        "verified against a trusted key", "source_status": claimed}  # fmt: skip
+            return {"status_reason": f"imported approved, signature by key {kid[:16]}"} if kid else {}
 
         def write() -> dict[str, Any]:
             added_vectors, added_recipes = [], []
             with core.Session.begin() as s:
-                for e, key in todo:
+                for e, key, fields, status, kid in landed:
                     base = lookup_base(s, e["base"])
                     origin = {"bundle": str(path), "source_run": (e.get("lineage") or {}).get("id")}
                     run = run_from_lineage(e.get("lineage") or {}, base.id, e["name"], origin)
                     s.add(run)
                     s.flush()
-                    fields = {
-                        **e,
+                    row_fields = {
+                        "name": e["name"],
+                        "interference": e.get("interference") or {},
+                        **fields,
                         "base_id": base.id,
                         "store_key": key,
                         "stored_bytes": core.store.nbytes(key),
                     }
-                    s.add(
-                        vector_row(
-                            fields, e["tensors"], version=e["version"], run_id=run.id, status=e["status"]
-                        )
-                    )
-                    ref = f"{e['name']}@v{e['version']}"
-                    core.audit(s, "vector.import-bundle", ref, {"bundle": str(path), "digest": e["digest"]})
+                    extra = note(e["status"], status, kid)
+                    row = vector_row(
+                        row_fields, fields["tensors"], version=int(e["version"]), run_id=run.id,
+                        status=status, created_by=core.actor, status_reason=extra.get("status_reason"),
+                    )  # fmt: skip
+                    s.add(row)
+                    s.flush()
+                    for sig in e.get("signatures") or []:
+                        if isinstance(sig, dict) and sig.get("key_id") == kid:
+                            record_signature(
+                                core, s, "vector", row.id, kid, sig.get("statement") or {}, sig["bundle"]
+                            )
+                    ref = f"{e['name']}@v{int(e['version'])}"
+                    core.audit(s, "vector.import-bundle", ref,
+                               {"bundle": str(path), "digest": fields["digest"], "status": status, **extra})  # fmt: skip
                     added_vectors.append(ref)
                 s.flush()
-                for rc in manifest["recipes"]:
-                    ref = f"{rc['name']}@v{rc['version']}"
+                for rc, ref, params, terms, _content, status, kid in checked:
                     existing = s.scalar(
-                        select(Recipe).where(Recipe.name == rc["name"], Recipe.version == rc["version"])
+                        select(Recipe).where(Recipe.name == rc["name"], Recipe.version == int(rc["version"]))
                     )
                     if existing is not None:
                         if existing.content_digest != rc["content_digest"]:
                             raise AlreadyExists(f"recipe {ref} exists here with other content")
                         continue
                     base = lookup_base(s, rc["base"])
-                    terms = [
-                        (lookup_vector(s, Ref(t["vector"], t["version"]), base_id=base.id), t["weight"])
-                        for t in rc["terms"]
-                    ]
-                    s.add(
-                        recipe_row(
-                            rc["name"],
-                            rc["version"],
-                            base.id,
-                            rc["method"],
-                            rc["dtype"],
-                            rc["parameters"],
-                            rc["content_digest"],
-                            terms,
-                            status=rc["status"],
-                        )
+                    rows = [(lookup_vector(s, Ref.parse(v.ref), base_id=base.id), w) for v, w in terms]
+                    extra = note(rc["status"], status, kid)
+                    r = recipe_row(
+                        rc["name"], int(rc["version"]), base.id, rc["method"], rc["dtype"], params,
+                        rc["content_digest"], rows, status=status, created_by=core.actor,
+                    )  # fmt: skip
+                    r.status_reason = extra.get("status_reason")
+                    s.add(r)
+                    s.flush()
+                    for sig in rc.get("signatures") or []:
+                        if isinstance(sig, dict) and sig.get("key_id") == kid:
+                            record_signature(
+                                core, s, "recipe", r.id, kid, sig.get("statement") or {}, sig["bundle"]
+                            )
+                    core.audit(
+                        s, "recipe.import-bundle", ref, {"bundle": str(path), "status": status, **extra}
                     )
-                    core.audit(s, "recipe.import-bundle", ref, {"bundle": str(path)})
                     added_recipes.append(ref)
             return {"vectors": added_vectors, "recipes": added_recipes}
 
+        for name in pending:
+            add_base(core, name, base_paths[name])
         result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
         return result

@@ -1,6 +1,9 @@
 """registry.toml: where the database and the store are, and the interference policy.
 
-It holds no secrets, so a team can commit it; `REGISTRY_DB` overrides the database URL.
+It holds no secrets, so a team can commit it: a password in a database URL is stored and
+printed as `***`; `REGISTRY_DB` (or the driver's own mechanisms, e.g. PGPASSWORD or
+~/.pgpass) supplies it. The `[governance]` table holds the four-eyes rule and the
+protected aliases with their approvers.
 """
 
 from __future__ import annotations
@@ -27,6 +30,38 @@ class InterferencePolicy:
             raise RegistryError(f"interference threshold must be in [0, 1], not {self.threshold}")
 
 
+HIDDEN = "***"
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by `***` (what is stored, logged and printed)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:{HIDDEN}@{hostport}{slash}{path}"
+
+
+def _without_hidden(url: str) -> str:
+    """Drop a `***` placeholder so the driver's own mechanisms (PGPASSWORD, .pgpass) apply."""
+    return url.replace(f":{HIDDEN}@", "@", 1)
+
+
+@dataclass
+class Governance:
+    four_eyes: bool = False  # approval must come from another actor than the creator
+    protected_aliases: dict[str, list[str]] = field(default_factory=dict)  # alias -> approvers
+
+    def __post_init__(self) -> None:
+        for alias, who in self.protected_aliases.items():
+            if not isinstance(who, list) or not all(isinstance(w, str) for w in who):
+                raise RegistryError(f"governance.protected_aliases.{alias} must be a list of actor names")
+
+
 @dataclass
 class Config:
     home: Path
@@ -34,10 +69,16 @@ class Config:
     store: str = "vectors.zarr"
     interference: InterferencePolicy = field(default_factory=InterferencePolicy)
     retention_corpus: str | None = None  # passages for the retention gate (default: shipped)
+    governance: Governance = field(default_factory=Governance)
+    secret_db: str | None = field(default=None, repr=False)  # the full URL given to init; never saved
+
+    def __post_init__(self) -> None:
+        if redact(self.db) != self.db:
+            self.secret_db, self.db = self.db, redact(self.db)
 
     @property
     def db_url(self) -> str:
-        url = os.environ.get("REGISTRY_DB") or self.db
+        url = _without_hidden(os.environ.get("REGISTRY_DB") or self.secret_db or self.db)
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             url = prefix + str((self.home / url[len(prefix) :]).resolve())
@@ -59,6 +100,7 @@ class Config:
         except tomllib.TOMLDecodeError as e:
             raise RegistryError(f"{path}: invalid TOML ({e})") from e
         pol = data.get("interference", {})
+        gov = data.get("governance", {})
         return cls(
             home=home,
             db=data.get("db", cls.db),
@@ -66,6 +108,10 @@ class Config:
             retention_corpus=data.get("retention_corpus"),
             interference=InterferencePolicy(
                 action=pol.get("policy", "warn"), threshold=float(pol.get("threshold", 0.9))
+            ),
+            governance=Governance(
+                four_eyes=bool(gov.get("four_eyes", False)),
+                protected_aliases=dict(gov.get("protected_aliases", {})),
             ),
         )
 
@@ -75,8 +121,18 @@ class Config:
             f"db = {_q(self.db)}\nstore = {_q(self.store)}\n"
             + (f"retention_corpus = {_q(self.retention_corpus)}\n" if self.retention_corpus else "")
             + "\n[interference]\n"
-            f"policy = {_q(self.interference.action)}\nthreshold = {self.interference.threshold}\n"
+            f"policy = {_q(self.interference.action)}\nthreshold = {self.interference.threshold}\n\n"
+            "[governance]\n# four_eyes: approval must come from another actor than the creator\n"
+            f"four_eyes = {str(self.governance.four_eyes).lower()}\n"
+            '# protected aliases: only the listed approvers may move them, e.g. prod = ["alice"]\n'
+            "[governance.protected_aliases]\n"
+            + "".join(
+                f"{_q(a)} = [{', '.join(_q(w) for w in who)}]\n"
+                for a, who in sorted(self.governance.protected_aliases.items())
+            )
         )
+        if redact(self.db) != self.db:  # why: the file is meant to be committed
+            raise RegistryError("refusing to write a database password to registry.toml")
         (self.home / CONFIG_NAME).write_text(text)
 
 

@@ -1,4 +1,4 @@
-"""Opening the database: engine settings per backend, migrations applied on open."""
+"""Opening the database: engine settings per backend, schema skew checks, migrations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from registry.errors import DatabaseUnavailable
+from registry.errors import DatabaseUnavailable, SchemaMismatch
 
 T = TypeVar("T")
 
@@ -76,6 +76,32 @@ def head_revision(engine: Engine) -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def check_schema(engine: Engine, head: str, current: str | None, allow_upgrade: bool) -> None:
+    """Refuse a database newer than this package; upgrade an older one only when allowed.
+
+    SQLite databases belong to one home and are upgraded on open; a shared server database
+    is upgraded only by `registry db upgrade`, so one newer client cannot silently lock out
+    every older one.
+    """
+    if current == head:
+        return
+    from alembic.script import ScriptDirectory
+
+    known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(engine)).walk_revisions()}
+    where = engine.url.render_as_string(hide_password=True)
+    if current is not None and current not in known:
+        raise SchemaMismatch(
+            f"database {where} has schema {current}, newer than this registry package knows "
+            f"(head {head}); upgrade the package (pip install -U preference-registry)"
+        )
+    if not allow_upgrade and current is not None:
+        raise SchemaMismatch(
+            f"database {where} has schema {current}, older than this package's {head}; "
+            "run `registry db upgrade` once all its clients are updated"
+        )
+    upgrade(engine)
 
 
 def retrying(fn: Callable[[], T], attempts: int = 20) -> T:

@@ -83,3 +83,15 @@ class TargetUnreachable(RegistryError, ValueError):
 
 class RetentionRefused(RegistryError):
     """The merged model's perplexity drifted from the base's beyond the allowed threshold."""
+
+
+class SchemaMismatch(RegistryError):
+    """The database schema is newer than this package, or older and not upgraded implicitly."""
+
+
+class NotTrusted(RegistryError):
+    """A signature that does not verify, or a key this registry does not trust."""
+
+
+class GovernanceRefused(RegistryError):
+    """A four-eyes or protected-alias rule refused an action (the refusal is audited)."""

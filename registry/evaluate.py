@@ -74,13 +74,15 @@ def merged_state(
     from registry.bases import checked_base
     from registry.methods import get_method
     from registry.tensor_io import FLOATS, read_whole, to_f32
+    from registry.trust import verified_vectors
     from registry.vectors import get_vector
 
     _b, base_w = checked_base(core, base)
     vecs = [get_vector(core, ref, base) for ref, _ in terms]
-    data = [core.store.open(v.store_key, label=f"vector {v.ref}") for v in vecs]
+    # the database's tensor rows say what must exist; every array is checked as it is read
+    data = verified_vectors(core, vecs, base_w.names())
     m = get_method(method)(params=dict(params or {}))
-    names = set(data[0].names()) if data else set()
+    names = {t.name for t in vecs[0].tensors} if vecs else set()
     state = {}
     for n in base_w.names():
         spec = base_w.spec(n)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from registry._memory import recycle_large_blocks
-from registry.bases import check_pins, checked_base, get_base, pins_of
+from registry.bases import check_pins, checked_base, pins_of
 from registry.digests import weights_digest
 from registry.errors import IntegrityError, NotApproved, NotFound
 from registry.faults import crashpoint
@@ -64,10 +64,14 @@ class MergePlan:
     checks: list[Future[None]] = field(default_factory=list)
     durable: bool = False
     workers: int = 2
+    tensor_names: set[str] | None = None  # the database's tensor rows (else the store's listing)
     vector_names: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vector_names = set(self.vectors[0].names()) if self.vectors else set()
+        if self.tensor_names is not None:
+            self.vector_names = set(self.tensor_names)
+        else:
+            self.vector_names = set(self.vectors[0].names()) if self.vectors else set()
 
     def out_specs(self) -> list[TensorSpec]:
         out = []
@@ -145,6 +149,7 @@ def materialize(
     reuse: bool = True,
     durable: bool = False,
     max_ppl_drift: float | None = None,
+    sign_key: str | Path | None = None,
 ) -> Materialization:
     """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused.
 
@@ -153,19 +158,21 @@ def materialize(
 
     `durable` fsyncs the files before the rename (power-loss safety; a killed process
     never leaves a partial folder either way, since the rename is the commit).
+    `require_approved` needs the recipe and every one of its vectors approved; `force`
+    replaces only an earlier output of this registry; `sign_key` writes OUT.sig beside it.
     """
     from registry.lockfile import build_lock, cached_card
     from registry.methods import get_method
-    from registry.outputs import copy_folder, files_to_copy, prepare_out, write_folder
+    from registry.notes import output_notes
+    from registry.outputs import check_replaceable, copy_folder, files_to_copy, prepare_out, write_folder
+    from registry.trust import verified_vectors
 
     out = Path(out).resolve()
     r = get_recipe(core, ref)
-    if require_approved and r.status != "approved":
-        raise NotApproved(
-            f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
-        )
-    from registry.notes import output_notes
-
+    if require_approved:
+        require_all_approved(r)
+    if force:
+        check_replaceable(core, out)
     notes = output_notes(core, r, max_ppl_drift)  # may refuse (retention gate)
     t0 = time.perf_counter()
     previous = reusable(core, r, out) if reuse and "retention" not in notes else None
@@ -177,17 +184,18 @@ def materialize(
         copy_folder(Path(previous.out_path), out, force)
         files, reused = dict(previous.files), previous
     else:
+        b, base_w = checked_base(core, r.base.name)  # pins first: an unpinned weight file is refused
+        # the database's tensor rows say what must exist: a missing array is refused here
+        data = verified_vectors(core, [t.vector for t in r.terms], base_w.names())
         prepare_out(out, force)
         recycle_large_blocks()
-        b = get_base(core, r.base.name)  # with its pinned files
         pins = pins_of(b)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-merge") as aside:
             # the pins are re-hashed and the card built while the merge runs
             plan = MergePlan(
-                base=SafetensorsFolder(b.path),
-                vectors=[
-                    core.store.open(t.vector.store_key, label=f"vector {t.vector.ref}") for t in r.terms
-                ],
+                base=base_w,
+                vectors=data,
+                tensor_names={t.name for t in r.terms[0].vector.tensors} if r.terms else set(),
                 weights=[t.weight for t in r.terms],
                 method=get_method(r.method)(params=dict(r.params)),
                 out_tag=DTYPE_NAMES[r.dtype],
@@ -196,7 +204,7 @@ def materialize(
                 lock=build_lock(r, b, notes),
                 shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
                 on_bytes=on_bytes,
-                checks=[aside.submit(check_pins, Path(b.path), pins, b.name, core.stat_cache())],
+                checks=[aside.submit(check_pins, Path(b.path), pins, b.name, core.stat_cache()), *data],
                 durable=durable,
                 workers=core.store.workers,
             )
@@ -223,7 +231,24 @@ def materialize(
 
     m = core.write(write)
     m.recipe = r
+    if sign_key is not None:
+        from registry.signing import sign_folder
+
+        sign_folder(out, sign_key)
     return m
+
+
+def require_all_approved(r: Recipe) -> None:
+    """A pipeline's gate: the recipe version and every vector it uses must be approved."""
+    if r.status != "approved":
+        raise NotApproved(
+            f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
+        )
+    for t in r.terms:
+        if t.vector.status != "approved":
+            raise NotApproved(
+                f"recipe {r.ref} uses vector {t.vector.ref}, which is {t.vector.status}, not approved"
+            )
 
 
 def reusable(core: Core, r: Recipe, out: Path) -> Materialization | None:

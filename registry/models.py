@@ -74,6 +74,7 @@ class TrainingRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]  # refreshed while running; gc ends stale runs of any host
 
 
 class Vector(Base):
@@ -94,6 +95,7 @@ class Vector(Base):
     status_at: Mapped[datetime | None]
     interference: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128))
     base: Mapped[BaseModel] = relationship()
     run: Mapped[TrainingRun | None] = relationship()
     tensors: Mapped[list[VectorTensor]] = relationship(
@@ -133,6 +135,7 @@ class Recipe(Base):
     status_actor: Mapped[str | None] = mapped_column(String(128))
     status_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128))
     base: Mapped[BaseModel] = relationship()
     terms: Mapped[list[RecipeTerm]] = relationship(
         back_populates="recipe", cascade="all, delete-orphan", order_by="RecipeTerm.position"
@@ -188,3 +191,29 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     object: Mapped[str] = mapped_column(String(512), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Signature(Base):
+    """A signed approval: the statement (digests + status) and its OpenSSF model-signing bundle."""
+
+    __tablename__ = "signatures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # recipe | vector
+    object_id: Mapped[int] = mapped_column(index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    statement: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    bundle: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrustedKey(Base):
+    """A public key whose signatures let an imported approval stay approved."""
+
+    __tablename__ = "trusted_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    pem: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)

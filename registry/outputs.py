@@ -47,6 +47,34 @@ def copy_folder(src: Path, out: Path, force: bool) -> None:
         raise
 
 
+def check_replaceable(core, out: Path) -> None:
+    """--force replaces only an earlier output of this registry: its lock names a recorded
+    output, or a recipe version of this registry (an output whose record a crash lost)."""
+    from sqlalchemy import select
+
+    from registry.models import Materialization, Recipe
+
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        lock = json.loads((out / LOCK_NAME).read_text())
+        recorded, rec = lock["output_digest"], lock["recipe"]
+        name, version, digest = rec["name"], int(rec["version"]), rec["content_digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise OutputExists(
+            f"{out} is not an earlier output of this registry (no valid {LOCK_NAME}); --force refuses to replace it"
+        ) from None
+    with core.Session() as s:
+        known = s.scalar(select(Materialization.id).where(Materialization.output_digest == recorded).limit(1))
+        ours = s.scalar(
+            select(Recipe.id).where(
+                Recipe.name == name, Recipe.version == version, Recipe.content_digest == digest
+            )
+        )
+    if known is None and ours is None:
+        raise OutputExists(f"{out} holds an output of another registry; --force refuses to replace it")
+
+
 def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")

@@ -134,10 +134,11 @@ def resolved_content(
 
 def recipe_row(
     name: str, version: int, base_id: int, method: str, dtype: str, params: dict, digest: str,
-    terms: list[tuple[Vector, float]], status: str = "draft",
+    terms: list[tuple[Vector, float]], status: str = "draft", created_by: str | None = None,
 ) -> Recipe:  # fmt: skip
     """A new Recipe row with its terms (used by `recipe add` and bundle import alike)."""
     return Recipe(
+        created_by=created_by,
         name=name,
         version=version,
         base_id=base_id,
@@ -150,8 +151,13 @@ def recipe_row(
     )
 
 
-def add_recipe(core: Core, source: str | Path | dict[str, Any]) -> tuple[Recipe, bool]:
-    """Add a recipe version; identical resolved content returns the existing one (False)."""
+def add_recipe(
+    core: Core, source: str | Path | dict[str, Any], allow_deprecated: bool = False
+) -> tuple[Recipe, bool]:
+    """Add a recipe version; identical resolved content returns the existing one (False).
+
+    A deprecated vector is refused unless pinned as NAME@vN with `allow_deprecated`.
+    """
     spec = parse_recipe(source) if isinstance(source, dict) else load_recipe_file(source)
     params = validate_parameters(spec.method, spec.parameters, spec.name)
 
@@ -161,10 +167,16 @@ def add_recipe(core: Core, source: str | Path | dict[str, Any]) -> tuple[Recipe,
             dtype = spec.dtype or b.dtype
             terms = []
             for i, t in enumerate(spec.terms):
+                ref = Ref.parse(t.vector)
                 try:
-                    v = lookup_vector(s, Ref.parse(t.vector), base_id=b.id)
+                    v = lookup_vector(s, ref, base_id=b.id)
                 except NotFound as e:
                     raise InvalidRecipe(f"{spec.name}: terms.{i}.vector: {e}") from None
+                if v.status == "deprecated" and not (allow_deprecated and ref.version is not None):
+                    raise InvalidRecipe(
+                        f"{spec.name}: terms.{i}.vector: {v.ref} is deprecated "
+                        "(pin it as NAME@vN and pass --allow-deprecated to use it anyway)"
+                    )
                 terms.append((v, t.weight))
             content = resolved_content(b, spec.method, params, dtype, terms)
             digest = content_digest(content)
@@ -174,7 +186,10 @@ def add_recipe(core: Core, source: str | Path | dict[str, Any]) -> tuple[Recipe,
             if existing is not None:
                 return lookup_recipe(s, Ref(spec.name, existing.version)), False
             latest = s.scalar(select(func.max(Recipe.version)).where(Recipe.name == spec.name))
-            r = recipe_row(spec.name, (latest or 0) + 1, b.id, spec.method, dtype, params, digest, terms)
+            r = recipe_row(
+                spec.name, (latest or 0) + 1, b.id, spec.method, dtype, params, digest, terms,
+                created_by=core.actor,
+            )  # fmt: skip
             s.add(r)
             s.flush()
             core.audit(s, "recipe.add", r.ref, content)
@@ -187,6 +202,7 @@ def recipe_query():
     return select(Recipe).options(
         selectinload(Recipe.base),
         selectinload(Recipe.terms).selectinload(RecipeTerm.vector).selectinload(Vector.base),
+        selectinload(Recipe.terms).selectinload(RecipeTerm.vector).selectinload(Vector.tensors),
     )
 
 
@@ -225,8 +241,11 @@ def list_aliases(core: Core, name: str | None = None) -> list[Alias]:
 
 def set_alias(core: Core, ref: str, alias: str, force: bool = False) -> Recipe:
     """Point NAME@alias at a recipe version; only approved versions unless forced."""
+    from registry.governance import check_alias_move
+
     check_alias(alias)
     r_ref = Ref.parse(ref, "recipe reference")
+    check_alias_move(core, r_ref.name, alias)
 
     def write() -> Recipe:
         with core.Session.begin() as s:

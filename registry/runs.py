@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from registry.models import BaseModel, TrainingRun, utcnow
 
@@ -78,19 +79,45 @@ def run_from_lineage(lineage: dict[str, Any], base_id: int, vector_name: str, or
     )
 
 
+HEARTBEAT_SECONDS = 60.0
+STALE_AFTER_SECONDS = 10 * HEARTBEAT_SECONDS  # a running run silent this long is dead, any host
+_beats: dict[int, threading.Event] = {}
+
+
 def start_run(core: Core, kind: str, b: BaseModel, name: str, **fields: Any) -> TrainingRun:
-    """Record a run as `running` now, so a crash or failure stays visible in the lineage."""
+    """Record a run as `running` now, so a crash or failure stays visible in the lineage.
+
+    A daemon thread refreshes its heartbeat until `finish_run`, so `gc` on any host can tell
+    a run whose machine died from one still working.
+    """
     run = new_run(kind, b, name, **fields)
+    run.heartbeat_at = utcnow()
 
     def write() -> TrainingRun:
         with core.Session.begin() as s:
             s.add(run)
         return run
 
-    return core.write(write)
+    run = core.write(write)
+    stop = _beats[run.id] = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(Exception), core.Session.begin() as s:  # a missed beat only ages the run
+                s.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(heartbeat_at=utcnow()))
+
+    threading.Thread(target=beat, name=f"heartbeat-{run.id}", daemon=True).start()
+    return run
+
+
+def stop_heartbeat(run_id: int | None) -> None:
+    if (stop := _beats.pop(run_id, None)) is not None:
+        stop.set()
 
 
 def finish_run(core: Core, run: TrainingRun, status: str, error: str | None = None) -> None:
+    stop_heartbeat(run.id)
+
     def write() -> None:
         with core.Session.begin() as s:
             r = s.get(TrainingRun, run.id)
@@ -99,13 +126,19 @@ def finish_run(core: Core, run: TrainingRun, status: str, error: str | None = No
     core.write(write)
 
 
-def interrupted_runs(core: Core) -> list[TrainingRun]:
-    """Runs still marked running whose process on this host no longer exists."""
+def interrupted_runs(core: Core, stale_after: float = STALE_AFTER_SECONDS) -> list[TrainingRun]:
+    """Runs still marked running whose process on this host no longer exists, or whose
+    heartbeat (from any host) is older than `stale_after` seconds."""
     host = socket.gethostname()
     with core.Session() as s:
         running = list(s.scalars(select(TrainingRun).where(TrainingRun.status == "running")))
     dead = []
+    now = utcnow()
     for run in running:
+        beat = run.heartbeat_at or run.started_at
+        if beat is not None and (now - beat).total_seconds() > stale_after:
+            dead.append(run)
+            continue
         proc = (run.sources or {}).get("process", {})
         if proc.get("host") != host or not proc.get("pid"):
             continue

@@ -286,8 +286,8 @@ class StoredVector:
         rows = min(step, shape[0] - i * step)
         try:
             data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape))}")
-        except FileNotFoundError:  # zarr does not write chunks equal to the fill value
-            return np.zeros((rows, *shape[1:]), np.float32)
+        except FileNotFoundError:  # every chunk is written: a missing one is lost data, not zeros
+            raise IntegrityError(f"{self.label}: array {name} is missing chunk {i}") from None
         body, crc = data[:-4], int.from_bytes(data[-4:], "little")
         if google_crc32c.value(body) != crc:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: crc32c mismatch)")

@@ -150,15 +150,20 @@ class SafetensorsFile:
             except ValueError as e:
                 raise IncompatibleWeights(f"{path.name}: not a safetensors file ({e})") from e
         self.data_start = 8 + n
-        self.metadata = header.pop("__metadata__", None) or {}
         self.specs: dict[str, TensorSpec] = {}
         self.offsets: dict[str, int] = {}
-        for name, info in header.items():
-            tag = info["dtype"]
-            if tag not in STORAGE:
-                raise IncompatibleWeights(f"{path.name}: unsupported dtype {tag} for {name}")
-            self.specs[name] = TensorSpec(name, tag, tuple(info["shape"]))
-            self.offsets[name] = self.data_start + info["data_offsets"][0]
+        try:
+            self.metadata = header.pop("__metadata__", None) or {}
+            for name, info in header.items():
+                tag = info["dtype"]
+                if tag not in STORAGE:
+                    raise IncompatibleWeights(f"{path.name}: unsupported dtype {tag} for {name}")
+                self.specs[name] = TensorSpec(name, tag, tuple(int(x) for x in info["shape"]))
+                self.offsets[name] = self.data_start + int(info["data_offsets"][0])
+        except IncompatibleWeights:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise IncompatibleWeights(f"{path.name}: not a safetensors file (bad header: {e!r})") from None
 
     def read_rows(self, name: str, a: int, b: int) -> np.ndarray:
         """Rows [a, b) of a tensor, in its storage dtype, read with one pread."""

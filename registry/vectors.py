@@ -22,7 +22,7 @@ from registry.errors import IncompatibleWeights, NotFound, RegistryError
 from registry.faults import crashpoint
 from registry.models import BaseModel, TrainingRun, Vector, VectorTensor, utcnow
 from registry.refs import Ref, check_name
-from registry.runs import copy_run, new_run
+from registry.runs import copy_run, new_run, stop_heartbeat
 from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, row_blocks, to_f32
 
 if TYPE_CHECKING:
@@ -57,8 +57,13 @@ def import_vector(
     positive: str | Path,
     negative: str | Path | None = None,
     policy: InterferencePolicy | None = None,
+    require_lossless: bool = False,
 ) -> Vector:
-    """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block."""
+    """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block.
+
+    Whether φ is exact both ways is recorded (`lineage.params.lossless`); with
+    `require_lossless` an inexact tensor refuses the import instead.
+    """
     check_name(name, "vector name")
     b, base_w = checked_base(core, base)
     sources: dict[str, Any] = {}
@@ -76,10 +81,12 @@ def import_vector(
     pos_w, neg_w = folders
     # an import's run is committed together with its vector: a refused import leaves no trace
     run = new_run("import", b, name, sources=sources)
-    return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy)
+    return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy, require_lossless)
 
 
-def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inexact: list[str]) -> np.ndarray:
+def _delta(
+    pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inexact: list[str], strict: bool = False
+) -> np.ndarray:
     p, m = (
         to_f32(pos.read_rows(name, a, b), pos.spec(name).tag),
         to_f32(neg.read_rows(name, a, b), neg.spec(name).tag),
@@ -88,8 +95,15 @@ def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inex
         if not np.isfinite(x).all():
             raise IncompatibleWeights(f"{role} weights: tensor {name} contains NaN or Inf")
     d = p - m
-    if not np.array_equal(m + d, p):
+    # lossless means exact both ways: θ− + φ gives θ+ back and θ+ − φ gives θ− back
+    # (m + d == p alone passes p = 1, m = 2⁻³⁰, where φ = 1 has lost m entirely)
+    if not (np.array_equal(m + d, p) and np.array_equal(p - d, m)):
         inexact.append(name)
+        if strict:
+            raise IncompatibleWeights(
+                f"tensor {name}: θ+ − θ− is not exact in float32 (rows {a}–{b}); "
+                "the vector would not give θ+ and θ− back bit for bit"
+            )
     return d
 
 
@@ -102,6 +116,7 @@ def store_vector(
     pos_w: TensorReader,
     neg_w: TensorReader,
     policy: InterferencePolicy | None = None,
+    require_lossless: bool = False,
 ) -> Vector:
     """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction."""
     from registry.interference import check_interference
@@ -109,7 +124,7 @@ def store_vector(
     recycle_large_blocks()
     crashpoint("store:before-data")
     writer = core.store.writer()
-    inexact: list[str] = []  # tensors whose θ− + φ does not give back θ+ exactly
+    inexact: list[str] = []  # tensors whose φ does not give θ+ and θ− back exactly
     try:
         tensors = []
         for tname in base_w.names():
@@ -119,7 +134,7 @@ def store_vector(
             if tensors:
                 crashpoint("store:mid-data")
             jobs = (
-                functools.partial(_delta, pos_w, neg_w, tname, a, c, inexact)
+                functools.partial(_delta, pos_w, neg_w, tname, a, c, inexact, require_lossless)
                 for a, c in row_blocks(spec.shape)
             )
             writer.add(tname, spec.shape, jobs)
@@ -158,8 +173,12 @@ def store_vector(
                     s.add(r)
                 r.status, r.ended_at = "succeeded", utcnow()
                 r.params = {**(r.params or {}), "lossless": not inexact}
+                if inexact:
+                    r.params["inexact_tensors"] = sorted(set(inexact))
                 s.flush()
-                row = vector_row(fields, tensors, version=(latest or 0) + 1, run_id=r.id)
+                row = vector_row(
+                    fields, tensors, version=(latest or 0) + 1, run_id=r.id, created_by=core.actor
+                )
                 s.add(row)
                 core.audit(
                     s,
@@ -171,11 +190,22 @@ def store_vector(
                 return lookup_vector(s, Ref(name, row.version), base_id=b.id)
 
         vec = core.write(commit)
+        stop_heartbeat(run.id)  # the run ended with its vector's commit
         crashpoint("store:after-commit")
+        _vouch(core, writer.key, writer.digests)
         return vec
     except BaseException:
         writer.abort()
         raise
+
+
+def _vouch(core: Core, key: str, digests: dict[str, str]) -> None:
+    """Arrays just hashed as they were written: the stat cache may vouch for them until changed."""
+    if core.store.path is None:
+        return
+    cache = core.stat_cache()
+    for name, digest in digests.items():
+        cache.remember_tree(core.store.path / "data" / key / name, digest)
 
 
 def list_vectors(core: Core, base: str | None = None) -> list[Vector]:
@@ -205,10 +235,15 @@ def lookup_vector(s: Session, ref: Ref, base: str | None = None, base_id: int | 
         q = q.where(Vector.base_id == base_id)
     if ref.version is not None:
         q = q.where(Vector.version == ref.version)
+    else:  # NAME means the newest version that is not deprecated
+        q = q.where(Vector.status != "deprecated")
     rows = list(s.scalars(q.order_by(Vector.version.desc())))
     if not rows:
         hint = ""
-        if base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
+        same_base = [Vector.base_id == base_id] if base_id is not None else []
+        if ref.version is None and s.scalar(select(Vector.id).where(Vector.name == ref.name, *same_base)):
+            hint = "every version is deprecated; pin one as NAME@vN"
+        elif base_id is not None and s.scalar(select(Vector.id).where(Vector.name == ref.name)):
             hint = "it exists, but for another base"
         raise NotFound("vector", str(ref), hint)
     if len({v.base_id for v in rows}) > 1:

@@ -206,7 +206,9 @@ def test_existing_output_refused_unless_forced_cli(loaded, cli, tmp_path):
     code, _, err = cli("materialize", "r", "--out", out)
     assert code != 0 and err.strip() == f"Error: {out} exists and is not empty (use --force to replace it)"
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
-    assert cli("materialize", "r", "--out", out, "--force")[0] == 0
+    code, _, err = cli("materialize", "r", "--out", out, "--force")  # not an output of ours
+    assert code != 0 and "is not an earlier output of this registry" in err and err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
 
 def test_materialize_refuses_changed_base_and_corrupt_chunk(loaded, models, tmp_path):

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from registry.errors import InvalidTransition, NotApproved
+from registry.errors import InvalidTransition, NotApproved, NotFound
 
 
 def write_recipe(tmp_path, **extra):
@@ -28,6 +28,9 @@ def test_governance_story(loaded, cli, tmp_path, monkeypatch):
     assert not (tmp_path / "m").exists()
     code, _, err = cli("recipe", "alias", "mix@v1", "prod")
     assert code != 0 and "an alias may point only at an approved version" in err
+    code, _, err = cli("approve", "mix@v1", "--reason", "evals passed", "--actor", "alice")
+    assert code != 0 and "uses vectors that are not approved: helpful@v1 (draft)" in err
+    assert cli("approve", "helpful", "--vector", "--reason", "reviewed", "--actor", "carol")[0] == 0
     code, out, _ = cli("approve", "mix@v1", "--reason", "evals passed", "--actor", "alice")
     assert code == 0 and out.strip() == "mix@v1 is now approved (alice: evals passed)"
     assert cli("materialize", "mix", "--out", tmp_path / "m", "--require-approved")[0] == 0
@@ -42,6 +45,7 @@ def test_governance_story(loaded, cli, tmp_path, monkeypatch):
     steps = [(e["action"], e["object"], e["actor"], e["details"].get("reason")) for e in events]
     assert steps == [
         ("recipe.add", "mix@v1", "tester", None),
+        ("refused.recipe.approved", "mix@v1", "alice", steps[1][3]),
         ("recipe.approved", "mix@v1", "alice", "evals passed"),
         ("materialize", "mix@v1", "tester", None),
         ("recipe.alias", "mix@prod", "tester", None),
@@ -61,7 +65,9 @@ def test_vector_lifecycle(loaded):
     loaded.deprecate("helpful", "bad data", kind="vector")
     with pytest.raises(InvalidTransition, match="vector helpful@v1 is deprecated; it cannot become approved"):
         loaded.approve("helpful@v1", "retry", kind="vector")
-    assert loaded.vector("helpful").status == "deprecated"
+    assert loaded.vector("helpful@v1").status == "deprecated"
+    with pytest.raises(NotFound, match="every version is deprecated"):
+        loaded.vector("helpful")
 
 
 def test_verify_lock_catches_one_byte(loaded, cli, tmp_path):

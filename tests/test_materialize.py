@@ -124,6 +124,13 @@ def test_output_in_place_is_refused_unless_forced(loaded, tmp_path):
     with pytest.raises(OutputExists, match="exists and is not empty"):
         loaded.materialize("mix", out)
     assert (out / "keep.txt").read_text() == "mine"
-    loaded.materialize("mix", out, force=True)
-    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    # --force replaces only an earlier output of this registry, never a folder of the user's
+    with pytest.raises(OutputExists, match="not an earlier output of this registry"):
+        loaded.materialize("mix", out, force=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    other = tmp_path / "other"
+    loaded.materialize("mix", other)
+    (other / "extra.txt").write_text("x")
+    loaded.materialize("mix", other, force=True, reuse=False)
+    assert not (other / "extra.txt").exists() and (other / "model.safetensors").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".out", ".other"))]

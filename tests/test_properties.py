@@ -97,6 +97,7 @@ def versions_reg(tmp_path_factory, models):
     reg = Registry.init(tmp_path_factory.mktemp("props") / "home")
     reg.add_base("tiny", str(models["base"]))
     reg.import_vector("v", "tiny", models["plus"])
+    reg.approve("v", "property test", kind="vector")
     for i in range(1, 6):
         reg.add_recipe({"name": "r", "base": "tiny", "terms": [{"vector": "v", "weight": float(i)}]})
         reg.approve(f"r@v{i}", "property test")

@@ -45,6 +45,7 @@ def test_latest_vector_is_resolved_at_add_time(loaded, models):
 def test_alias_moves_and_is_audited(loaded):
     loaded.add_recipe(spec())
     loaded.add_recipe(spec(weight=2.0))
+    loaded.approve("helpful@v1", "ok", kind="vector")
     loaded.approve("r@v1", "ok")
     loaded.approve("r@v2", "ok")
     loaded.set_alias("r@v1", "prod")

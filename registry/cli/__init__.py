@@ -53,12 +53,13 @@ def _register() -> None:
         recipe,
         sweep,
         tune,
+        trust,
         vector,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins, lineage, publish, tune,
+        maintenance, bundle, plugins, lineage, publish, tune, trust,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

@@ -25,13 +25,18 @@ def lifecycle_command(name: str, status: str, why: str):
             help="REF names a vector version, not a recipe.",
         )
         @click.option("--base", help="With --vector: disambiguates the vector's base.")
+        @click.option(
+            "--sign-key",
+            type=click.Path(exists=True, dir_okay=False),
+            help="approve only: sign the approval with this elliptic-curve private key (PEM).",
+        )
         @pass_ctx
         @functools.wraps(f)
-        def command(ctx, ref, reason, actor, kind, base) -> None:
+        def command(ctx, ref, reason, actor, kind, base, sign_key) -> None:
             reg = ctx.registry
             if actor:
                 reg.actor = actor
-            obj = reg.set_status(ref, status, reason, kind, base)
+            obj = reg.set_status(ref, status, reason, kind, base, sign_key)
             data = {"ref": obj.ref, "kind": kind, "status": obj.status, "reason": reason, "actor": reg.actor}
             emit(ctx, data, f"{obj.ref} is now {obj.status} ({reg.actor}: {reason})")
 
@@ -56,7 +61,9 @@ def deprecate() -> None:
 
 
 @click.command("log")
-@click.option("--object", "obj", help="Only events about this object (NAME matches NAME@… too).")
+@click.option(
+    "--object", "obj", help="Only events about exactly this object (a bare NAME matches NAME@… too)."
+)
 @click.option("--limit", type=int, help="Only the last N events.")
 @pass_ctx
 def log(ctx, obj, limit) -> None:

@@ -70,9 +70,23 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @pass_ctx
 def db_upgrade(ctx) -> None:
-    """Apply pending Alembic migrations (also done automatically on open)."""
-    rev = ctx.registry.upgrade()
-    emit(ctx, {"revision": rev}, f"database at revision {rev}")
+    """Apply pending Alembic migrations (SQLite homes also upgrade on open; shared databases only here).
+
+    \b
+    Example (once every client of the shared database runs the new package):
+      registry db upgrade
+    """
+    from registry import db as dbmod
+    from registry.api import Registry
+    from registry.cli.common import home_path
+    from registry.config import Config
+
+    reg = Registry(Config.load(home_path(ctx)))  # not Registry.open: it refuses an older schema
+    before = dbmod.current_revision(reg.engine)
+    rev = reg.upgrade(migrate=True)
+    if before != rev:
+        reg.audit_now("db.upgrade", str(reg.home), {"from": before, "to": rev})
+    emit(ctx, {"revision": rev, "from": before}, f"database at revision {rev} (was {before})")
 
 
 COMMANDS = [verify, gc, db_group]

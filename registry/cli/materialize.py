@@ -44,7 +44,11 @@ def byte_progress(description: str, total: int):
     type=click.Path(file_okay=False),
     help="Output folder (must be absent or empty).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing non-empty output folder.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier output of this registry (one with its registry-lock.json).",
+)
 @click.option("--shard-size", default="2GB", show_default=True, help="Maximum safetensors shard size.")
 @click.option(
     "--require-approved", is_flag=True, help="Refuse a recipe version that is not approved (pipelines)."
@@ -54,6 +58,11 @@ def byte_progress(description: str, total: int):
     "--max-ppl-drift",
     metavar="PCT",
     help="Retention gate: refuse if perplexity on the retention corpus rises more than PCT (e.g. 5%).",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Sign the output with this elliptic-curve private key; writes OUT.sig beside the folder.",
 )
 @pass_ctx
 def materialize(
@@ -65,6 +74,7 @@ def materialize(
     require_approved: bool,
     no_reuse: bool,
     max_ppl_drift: str | None,
+    sign_key: str | None,
 ) -> None:
     """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
 
@@ -88,6 +98,7 @@ def materialize(
             require_approved=require_approved,
             reuse=not no_reuse,
             max_ppl_drift=gate,
+            sign_key=sign_key,
         )
     view = materialization_view(m)
     if gate is not None:

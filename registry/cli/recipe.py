@@ -14,8 +14,11 @@ def recipe_group() -> None:
 
 @recipe_group.command("add")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--allow-deprecated", is_flag=True, help="Accept deprecated vectors pinned explicitly as NAME@vN."
+)
 @pass_ctx
-def add(ctx, file: str) -> None:
+def add(ctx, file: str, allow_deprecated: bool) -> None:
     """Add a recipe version from a YAML FILE (identical content returns the existing version).
 
     \b
@@ -29,7 +32,7 @@ def add(ctx, file: str) -> None:
     """
     from registry.views import recipe_view
 
-    r, created = ctx.registry.add_recipe(file)
+    r, created = ctx.registry.add_recipe(file, allow_deprecated)
     emit(
         ctx,
         {**recipe_view(r), "created": created},
