@@ -52,8 +52,8 @@ def _register() -> None:
         publish,
         recipe,
         sweep,
-        tune,
         trust,
+        tune,
         vector,
     )
 
