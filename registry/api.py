@@ -213,18 +213,8 @@ class Registry(Core):
         sign_key: str | Path | None = None,
     ) -> Materialization:
         return materialize.materialize(
-            self,
-            ref,
-            out,
-            force,
-            on_bytes,
-            shard_bytes,
-            require_approved,
-            reuse,
-            durable,
-            max_ppl_drift,
-            sign_key,
-        )
+            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift, sign_key
+        )  # fmt: skip
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
         return materialize.list_materializations(self, ref)
