@@ -17,6 +17,8 @@ def history(sqlite_reg, models, tmp_path):
     terms = [{"vector": "helpful", "weight": 1.0}, {"vector": "harmless", "weight": 0.5}]
     reg.add_recipe({"name": "hs", "base": "tiny", "terms": terms})
     reg.add_recipe({"name": "hs", "base": "tiny", "terms": terms[:1]})
+    for v in ("helpful@v1", "harmless@v1"):
+        reg.approve(v, "reviewed", kind="vector")
     reg.approve("hs@v1", "reviewed")
     reg.set_alias("hs@v1", "prod")
     reg.materialize("hs@prod", tmp_path / "out")

@@ -51,6 +51,7 @@ def made(sqlite_reg, models, tmp_path):
 
 
 def test_push_sends_the_folder_with_card_metadata_and_lock(made, hub, cli, tmp_path):
+    made.approve("helpful@v1", "ok", kind="vector")
     made.approve("hs@v1", "ok")
     code, out, err = cli("--json", "push", "hs", "--repo", "org/hs", "--private", "--revision", "rc")
     assert code == 0, err

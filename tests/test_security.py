@@ -277,16 +277,15 @@ def test_missing_data_is_refused_everywhere(loss, source, tmp_path):
 
 def test_changed_array_bytes_fail_the_streaming_check(source, tmp_path):
     import google_crc32c
-    from numcodecs import blosc
+
+    from registry import codec
 
     tensor = "model.layers.0.mlp.up_proj.weight"
     chunk = _array_dir(source, "helpful", tensor) / "c" / "0" / "0"
     raw = chunk.read_bytes()
-    import numpy as np
-
-    values = np.frombuffer(blosc.decompress(raw[:-4]), "<f4").copy()
+    values = codec.decode(raw[:-4]).copy()
     values[0] += 1.0  # a well-formed chunk with other values: only the sha256 can tell
-    body = blosc.compress(values, b"lz4hc", 1, blosc.SHUFFLE)
+    body = codec.encode(values)
     chunk.write_bytes(body + google_crc32c.value(body).to_bytes(4, "little"))
     with pytest.raises(IntegrityError, match=f"array {tensor} sha256 mismatch"):
         source.materialize("mix", tmp_path / "out")
