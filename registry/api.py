@@ -13,10 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry import bases, evaluate, governance, interference, maintenance, materialize, recipes, vectors
+from registry import (
+    backup,
+    bases,
+    evaluate,
+    governance,
+    interference,
+    maintenance,
+    materialize,
+    recipes,
+    vectors,
+)
 from registry import db as dbmod
 from registry.config import Config, InterferencePolicy
 from registry.core import Core
+from registry.dbhealth import check_on_open
 from registry.errors import AlreadyExists, NotInitialized
 from registry.models import AuditEvent, BaseModel, Materialization, Meta, Recipe, Vector
 from registry.schema import SCHEMA_HEAD
@@ -69,11 +80,15 @@ class Registry(Core):
         """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
         reg = cls(Config.load(home), actor)
+        check_on_open(reg.config.db_url)
         reg.upgrade(migrate)
         with reg.Session() as s:
             row = s.get(Meta, "registry_id")
         if row is None:
-            raise NotInitialized(f"database {reg.engine.url!r} holds no registry (run `registry init`)")
+            raise NotInitialized(
+                f"database {reg.engine.url!r} holds no registry: restore it from a backup, "
+                "or point `db` in registry.toml at the registry's database"
+            )
         reg.id = row.value
         reg.store.check(reg.id)
         return reg
@@ -225,6 +240,9 @@ class Registry(Core):
     # -- maintenance -----------------------------------------------------------------------
     def verify(self, on_item: Callable[[str], None] | None = None) -> list[str]:
         return maintenance.verify(self, on_item)
+
+    def backup(self, dest: str | Path) -> dict[str, Any]:
+        return backup.backup(self, dest)
 
     def orphans(self) -> list[str]:
         return maintenance.orphans(self)

@@ -16,7 +16,7 @@ from registry.digests import file_sha256, named_digest
 from registry.errors import AlreadyExists, IncompatibleWeights, IntegrityError, NotFound
 from registry.models import BaseFile, BaseModel
 from registry.refs import check_name
-from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder
+from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, pickle_files
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -38,7 +38,11 @@ class FolderInfo:
 
 
 def pinned_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Every file but hidden ones and ignored pickles (never read, so never pinned or copied)."""
+    skip = set(pickle_files(folder))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in skip
+    )
 
 
 def read_config(folder: Path) -> dict:

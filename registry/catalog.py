@@ -52,6 +52,8 @@ def _query(config: Config, sql: str, params: tuple = ()) -> list[tuple] | None:
         return None
     try:
         cur = conn.cursor()
+        if mark == "?" and cur.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            return None  # damaged: the full path says so
         cur.execute("SELECT version_num FROM alembic_version")
         if (cur.fetchone() or [None])[0] != SCHEMA_HEAD:
             return None

@@ -136,5 +136,20 @@ class Config:
         (self.home / CONFIG_NAME).write_text(text)
 
 
+def find_home(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: the current one) holding registry.toml.
+
+    Found the way git finds `.git`, so commands work from any sub-folder of a registry.
+    """
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise NotInitialized(
+        f"no registry: looked for {CONFIG_NAME} in {start} and every folder above it; "
+        "run `registry init`, or pass --home DIR (or set REGISTRY_HOME)"
+    )
+
+
 def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -49,6 +49,14 @@ class DatabaseUnavailable(RegistryError):
     pass
 
 
+class DatabaseCorrupted(DatabaseUnavailable):
+    """The database file is damaged or empty; `problems` holds what the check found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or []
+        super().__init__(message)
+
+
 class PluginError(RegistryError):
     pass
 

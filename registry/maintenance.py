@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from registry.bases import check_pins, list_bases, pins_of
+from registry.dbhealth import database_problems
 from registry.errors import IntegrityError
 from registry.models import Vector
 from registry.runs import finish_run, interrupted_runs
@@ -21,8 +22,12 @@ if TYPE_CHECKING:
 
 
 def verify(core: Core, on_item: Callable[[str], None] | None = None) -> list[str]:
-    """Re-hash every pinned base file and every stored array; returns the problems."""
-    problems: list[str] = []
+    """Check the database, re-hash every pinned base file and every stored array; returns the problems."""
+    problems = database_problems(core)
+    if on_item:
+        on_item("database")
+    if problems:
+        return problems  # the rows themselves are in doubt: fix the database first
     for b in list_bases(core):
         try:
             check_pins(Path(b.path), pins_of(b), b.name)

@@ -29,8 +29,23 @@ def heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, title: str 
     plt.close(fig)
 
 
+MARGIN = "DPO margin vs base (held-out)"
+
+
 def sweep_plot(result, path: str | Path) -> None:
-    """One curve per metric over η (one varied vector), or a heatmap per metric (two)."""
+    import matplotlib.pyplot as plt
+
+    fig = sweep_figure(result)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def sweep_figure(result):
+    """One curve per metric over η (one varied vector), or an annotated heatmap per metric (two).
+
+    The subtitle names the terms held at their recipe weights, so a plot read alone says
+    what else was in the model.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,7 +59,7 @@ def sweep_plot(result, path: str | Path) -> None:
             ax.plot(xs, [r[m] for r in result.rows], marker="o", label=m)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel(f"η ({result.varied[0]})")
-        ax.set_ylabel("DPO margin vs base (held-out)")
+        ax.set_ylabel(MARGIN)
         ax.legend()
     else:
         xs = sorted({r[keys[0]] for r in result.rows})
@@ -55,16 +70,21 @@ def sweep_plot(result, path: str | Path) -> None:
             for r in result.rows:
                 grid[ys.index(r[keys[1]]), xs.index(r[keys[0]])] = r[m]
             im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
+            middle = np.nanmean(grid) if np.isfinite(grid).any() else 0.0
+            for i, j in np.ndindex(grid.shape):
+                if np.isfinite(grid[i, j]):
+                    shade = "black" if grid[i, j] > middle else "white"
+                    ax.text(j, i, f"{grid[i, j]:+.3g}", ha="center", va="center", fontsize=8, color=shade)
             ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
             ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
             ax.set_xlabel(f"η ({result.varied[0]})")
             ax.set_ylabel(f"η ({result.varied[1]})")
             ax.set_title(m)
-            fig.colorbar(im, ax=ax)
-    fig.suptitle(f"sweep of {result.recipe}", fontsize=10)
+            fig.colorbar(im, ax=ax, label=MARGIN)
+    fixed = ", ".join(f"{n}={w:g}" for n, w in getattr(result, "fixed", {}).items())
+    fig.suptitle(f"sweep of {result.recipe}" + (f" (fixed: {fixed})" if fixed else ""), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def lineage_plot(tree: dict, path: str | Path) -> None:

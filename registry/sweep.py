@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ class SweepResult:
     varied: list[str]
     metrics: list[str]
     rows: list[dict[str, float]] = field(default_factory=list)
+    fixed: dict[str, float] = field(default_factory=dict)  # the other terms' weights, unchanged
 
     def write(self, folder: Path) -> dict[str, str]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -43,7 +45,13 @@ class SweepResult:
         return {k: str(folder / f"sweep.{k}") for k in ("csv", "json", "png")}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe, "varied": self.varied, "metrics": self.metrics, "rows": self.rows}
+        return {
+            "recipe": self.recipe,
+            "varied": self.varied,
+            "fixed": self.fixed,
+            "metrics": self.metrics,
+            "rows": self.rows,
+        }
 
 
 def evaluators_for(
@@ -73,14 +81,20 @@ def run_sweep(
     from registry.evaluate import completion_logprobs, load_model
     from registry.plugins import load
 
+    bad = [e for e in etas if not math.isfinite(e)]
+    if bad:
+        raise RegistryError(f"η must be finite numbers, not {', '.join(map(str, bad))}")
     r = reg.recipe(recipe)
     base = r.base.name
     terms = {t.vector.name: (t.vector.ref, t.weight) for t in r.terms}
     varied = []
     for v in vary:
-        ref = reg.vector(v, base).ref
-        name = Ref.parse(ref).name
-        terms[name] = (ref, terms.get(name, (ref, 0.0))[1])
+        name = Ref.parse(v, "vector reference").name
+        if name not in terms:
+            raise RegistryError(
+                f"vector {v} is not a term of recipe {r.ref} (its terms: {', '.join(terms)}); "
+                "vary one of them, or add a recipe version that has it"
+            )
         varied.append(name)
     if len(set(varied)) != len(varied):
         raise RegistryError("each vector may be varied once")
@@ -99,7 +113,8 @@ def run_sweep(
             raise RegistryError(f"plugin {plugin} has no held-out pairs to evaluate on")
         heldout[metric] = pairs
         base_lp[metric] = [completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected")]
-    result = SweepResult(r.ref, varied, sorted(evals))
+    fixed = {name: w for name, (_ref, w) in terms.items() if name not in varied}
+    result = SweepResult(r.ref, varied, sorted(evals), fixed=fixed)
     for point in itertools.product(etas, repeat=len(varied)):
         weights = dict(zip(varied, point, strict=True))
         merged = [(ref, weights.get(name, w)) for name, (ref, w) in terms.items()]

@@ -73,10 +73,18 @@ def from_f32(x: np.ndarray, tag: str) -> np.ndarray:
     raise ValueError(f"cannot write dtype {tag}")
 
 
+def pickle_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
+
+
 def refuse_pickles(folder: Path) -> None:
-    """Pickled checkpoints can run code when loaded: refuse them before anything else."""
-    bad = sorted(p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
-    if bad:
+    """Pickled checkpoints can run code when loaded, so they are never opened.
+
+    Beside safetensors weights (many Hub repositories ship both) they are ignored; a
+    folder whose only weights are pickles is refused.
+    """
+    bad = pickle_files(folder)
+    if bad and not any(folder.glob("*.safetensors")):
         raise UnsafeWeights(
             f"{folder}: refusing pickle-based weight files ({', '.join(bad)}); "
             "convert them to safetensors first"

@@ -107,6 +107,55 @@ def _delta(
     return d
 
 
+# ‖φ‖/‖θbase‖ above this is not a fine-tune of the base: docs/concepts.md says how it was chosen
+RELATIVE_NORM_LIMIT = 0.5
+
+
+def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
+    """‖θbase‖ over the float tensors, computed once per base digest and cached under home."""
+    import json
+    import os
+
+    cache = core.home / ".cache" / "base-norms.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if b.digest not in known:
+        total = 0.0
+        for name in base_w.names():
+            spec = base_w.spec(name)
+            if spec.tag in FLOATS:
+                for a, c in row_blocks(spec.shape):
+                    x = to_f32(base_w.read_rows(name, a, c), spec.tag).astype(np.float64)
+                    total += float(np.dot(x.ravel(), x.ravel()))
+        known[b.digest] = float(np.sqrt(total))
+        cache.parent.mkdir(exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache)  # readers never see a half-written cache
+    return known[b.digest]
+
+
+def plausibility(
+    core: Core, b: BaseModel, base_w: TensorReader, norm: float, policy: InterferencePolicy | None
+) -> dict[str, Any]:
+    """‖φ‖ relative to ‖θbase‖, judged like interference (warn / refuse / off) above the limit."""
+    policy = policy or core.config.interference
+    ref_norm = base_norm(core, b, base_w)
+    rel = norm / ref_norm if ref_norm > 0 else 0.0
+    report: dict[str, Any] = {"relative_norm": rel, "base_norm": ref_norm, "limit": RELATIVE_NORM_LIMIT}
+    if rel > RELATIVE_NORM_LIMIT and policy.action != "off":
+        message = (
+            f"φ's norm is {rel:.3g}× the base's (fine-tunes of one base stay far below "
+            f"{RELATIVE_NORM_LIMIT}): were θ+ and θ− fine-tuned from base {b.name}?"
+        )
+        if policy.action == "refuse":
+            raise IncompatibleWeights(message + " (policy: refuse)")
+        report["warning"] = message
+    return report
+
+
 def store_vector(
     core: Core,
     name: str,
@@ -157,7 +206,9 @@ def store_vector(
             "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
             "stored_bytes": core.store.nbytes(writer.key),
         }
+        plausible = plausibility(core, b, base_w, fields["norm"], policy)
         fields["interference"] = check_interference(core, b, vector_row(fields, tensors, version=0), policy)
+        fields["interference"]["plausibility"] = plausible
         crashpoint("store:before-commit")
         run_persisted = run.id is not None
 

@@ -18,9 +18,15 @@ from registry.cli.common import Context, RegistryGroup
     "--home",
     type=click.Path(file_okay=False),
     envvar="REGISTRY_HOME",
-    help="Registry folder (default: $REGISTRY_HOME, else the current directory).",
+    help="Registry folder (default: $REGISTRY_HOME, else the nearest folder at or above the "
+    "current one holding registry.toml, as git finds .git; `init` uses the current folder).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on read commands.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Machine-readable output (also accepted after the sub-command).",
+)
 @click.version_option(package_name="preference-registry")
 @click.pass_context
 def main(ctx: click.Context, home: str | None, as_json: bool) -> None:
@@ -40,6 +46,7 @@ def main(ctx: click.Context, home: str | None, as_json: bool) -> None:
 def _register() -> None:
     from registry.cli import (
         add_preference,
+        backup,
         base,
         bundle,
         governance,
@@ -59,7 +66,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, bundle, plugins, lineage, publish, tune, trust,
+        maintenance, backup, bundle, plugins, lineage, publish, tune, trust,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

@@ -100,8 +100,9 @@ def _train(ctx, plugin: str, kw: dict) -> None:
     ]
     for other, info in v.interference.get("cosines", {}).items():
         lines.append(f"  cosine with {other}: {info['global']:+.4f}")
-    if "warning" in v.interference:
-        click.echo(f"warning: {v.interference['warning']}", err=True)
+    from registry.cli.vector import warn
+
+    warn(v)
     emit(ctx, d, "\n".join(lines))
 
 

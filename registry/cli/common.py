@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,24 +15,40 @@ class Context:
         self.as_json = as_json
         self._registry = None
 
+    def found_home(self) -> Path:
+        """--home / $REGISTRY_HOME when given, else the registry at or above the current folder."""
+        from registry.config import find_home
+
+        return Path(self.home).resolve() if self.home else find_home()
+
     def fast(self, read):
         """A read-only listing without the ORM when possible (None: take the full path)."""
         from registry.config import Config
 
-        home = home_path(self).resolve()
-        return read(Config.load(home))
+        return read(Config.load(self.found_home()))
 
     @property
     def registry(self):
         if self._registry is None:
             from registry.api import Registry
 
-            self._registry = Registry.open(self.home)
+            self._registry = Registry.open(self.found_home())
         return self._registry
 
 
+def json_anywhere(args: list[str]) -> list[str]:
+    """Move `--json` given after a sub-command to the front, where the group parses it."""
+    cut = args.index("--") if "--" in args else len(args)
+    if "--json" not in args[:cut]:
+        return args
+    return ["--json", *(a for a in args[:cut] if a != "--json"), *args[cut:]]
+
+
 class RegistryGroup(click.Group):
-    """Turns library errors into one-line messages and a non-zero exit."""
+    """Turns library and database errors into one-line messages and a non-zero exit."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, json_anywhere(list(args)))
 
     def invoke(self, ctx: click.Context) -> Any:
         from registry.errors import RegistryError
@@ -44,6 +61,26 @@ class RegistryGroup(click.Group):
             raise click.ClickException("interrupted") from None
         except OSError as e:
             raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")) from None
+        except Exception as e:
+            if type(e).__module__.split(".")[0] not in {"sqlalchemy", "sqlite3", "psycopg"}:
+                raise
+            raise click.ClickException(database_error(ctx.obj, e)) from None
+
+
+def database_error(obj: Context | None, e: Exception) -> str:
+    """One line for an error the database raised: which database, what it said, what to do."""
+    from registry.dbhealth import RESTORE, sqlite_path
+
+    reg = getattr(obj, "_registry", None)
+    where = "the registry's database"
+    if reg is not None:
+        path = sqlite_path(reg.config.db_url)
+        where = str(path) if path else reg.engine.url.render_as_string(hide_password=True)
+    said = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return (
+        f"database error in {where}: {(said or [type(e).__name__])[0][:200]}; "
+        f"run `registry verify`, and if the database is damaged {RESTORE}"
+    )
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -58,24 +95,26 @@ def emit(ctx: Context, data: Any, human: str | None = None) -> None:
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> str:
+    """A plain-text table; cells are text, never rich markup (`eta[verbose]` stays as written)."""
     from io import StringIO
 
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold")
     for c in columns:
-        t.add_column(c)
+        t.add_column(escape(c))
     for r in rows:
-        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+        t.add_row(*("" if r.get(c) is None else escape(str(r.get(c))) for c in columns))
     buf = StringIO()
     Console(file=buf, width=200, color_system=None).print(t)
     return buf.getvalue().rstrip()
 
 
-def home_path(ctx: Context):
+def home_path(ctx: Context) -> Path:
+    """Where `init` creates a registry: --home / $REGISTRY_HOME, else the current folder."""
     import os
-    from pathlib import Path
 
     return Path(ctx.home or os.environ.get("REGISTRY_HOME") or ".")

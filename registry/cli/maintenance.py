@@ -16,13 +16,23 @@ from registry.cli.common import emit, pass_ctx
 )
 @pass_ctx
 def verify(ctx, lock: str | None) -> None:
-    """Re-hash every pinned base file and every stored vector array.
+    """Check the database, then re-hash every pinned base file and every stored vector array.
+
+    The database check is SQLite's integrity_check and foreign_key_check (on PostgreSQL:
+    every table present), and every vector row's tensors present in the store.
 
     \b
     Example (in a deployment pipeline):
       registry verify --lock models/helpful-safe/registry-lock.json
     """
-    reg = ctx.registry
+    from registry.errors import DatabaseCorrupted
+
+    try:
+        reg = ctx.registry
+    except DatabaseCorrupted as e:
+        problems = e.problems or [str(e)]
+        emit(ctx, {"ok": False, "problems": problems, "orphans": []}, "\n".join(problems))
+        raise
     if lock:
         problems = reg.verify_lock(lock)
         emit(
@@ -36,7 +46,11 @@ def verify(ctx, lock: str | None) -> None:
     problems = reg.verify()
     orphans = reg.orphans()
     data = {"ok": not problems, "problems": problems, "orphans": orphans}
-    human = "\n".join(problems) if problems else "ok: every pinned file and stored array matches its digest"
+    human = (
+        "\n".join(problems)
+        if problems
+        else "ok: the database is sound; every pinned file and stored array matches its digest"
+    )
     if orphans:
         human += f"\n{len(orphans)} unreferenced store group(s) (left by interrupted writes; `registry gc` removes them)"
     emit(ctx, data, human)

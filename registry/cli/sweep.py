@@ -9,8 +9,13 @@ from registry.cli.common import emit, pass_ctx, table
 
 @click.command("sweep")
 @click.argument("recipe")
-@click.option("--vary", multiple=True, required=True, help="Vector whose weight η is varied (once or twice).")
-@click.option("--etas", default="-1,-0.5,0,0.5,1", show_default=True, help="Comma-separated η values.")
+@click.option(
+    "--vary",
+    multiple=True,
+    required=True,
+    help="A term of the recipe whose weight η is varied (once or twice); the others stay fixed.",
+)
+@click.option("--etas", default="-1,-0.5,0,0.5,1", show_default=True, help="Comma-separated finite η values.")
 @click.option("--evaluator", multiple=True, help="Extra plugin whose held-out pairs score each model.")
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Folder for sweep.csv/json/png (default: sweep-RECIPE)."
@@ -40,10 +45,13 @@ def sweep(ctx, recipe, vary, etas, evaluator, out) -> None:
     files = result.write(Path(out or f"sweep-{recipe.replace('@', '-')}"))
     rows = [{k: f"{v:+.4g}" for k, v in r.items()} for r in result.rows]
     cols = [*(f"eta[{v}]" for v in result.varied), *result.metrics]
+    fixed = ", ".join(f"{n}={w:g}" for n, w in result.fixed.items())
     emit(
         ctx,
         {**result.as_dict(), "files": files},
-        table(rows, cols) + f"\nwritten: {', '.join(files.values())}",
+        table(rows, cols)
+        + (f"\nfixed at their recipe weights: {fixed}" if fixed else "")
+        + f"\nwritten: {', '.join(files.values())}",
     )
 
 

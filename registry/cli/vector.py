@@ -39,11 +39,20 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None) -> N
 
     v = ctx.registry.import_vector(name, base, positive, negative)
     d = vector_view(v)
-    emit(
-        ctx,
-        d,
-        f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param",
-    )
+    lines = [
+        f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param"
+    ]
+    lines += [f"  cosine with {o}: {i['global']:+.4f}" for o, i in v.interference.get("cosines", {}).items()]
+    warn(v)
+    emit(ctx, d, "\n".join(lines))
+
+
+def warn(v) -> None:
+    """The interference and plausibility warnings of a new vector, on stderr."""
+    report = v.interference or {}
+    for message in (report.get("warning"), (report.get("plausibility") or {}).get("warning")):
+        if message:
+            click.echo(f"warning: {message}", err=True)
 
 
 @vector_group.command("list")
@@ -81,6 +90,11 @@ def show(ctx, ref: str, base: str | None) -> None:
     lines.append(
         f"lineage: {run.get('kind')} run {run.get('id')} ({run.get('status')}), plugin {run.get('plugin')}, seed {run.get('seed')}"
     )
+    plausible = (v["interference"] or {}).get("plausibility")
+    if plausible:
+        lines.append(
+            f"relative norm: {plausible['relative_norm']:.4g} of the base's (limit {plausible['limit']})"
+        )
     for other, info in (v["interference"] or {}).get("cosines", {}).items():
         lines.append(f"cosine with {other}: {info['global']:+.4f}")
     emit(ctx, v, "\n".join(lines))
