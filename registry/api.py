@@ -7,8 +7,6 @@ reg.materialize("helpful-safe@prod", "out/")
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,13 +22,9 @@ from registry import (
     recipes,
     vectors,
 )
-from registry import db as dbmod
-from registry.config import Config, InterferencePolicy
+from registry.config import InterferencePolicy
 from registry.core import Core
-from registry.dbhealth import check_on_open
-from registry.errors import AlreadyExists, NotInitialized
-from registry.models import AuditEvent, BaseModel, Materialization, Meta, Recipe, Vector
-from registry.schema import SCHEMA_HEAD
+from registry.models import AuditEvent, BaseModel, Materialization, Recipe, Vector
 
 from registry import consistency as consistency_mod  # isort: skip
 from registry import interference as interference_mod  # isort: skip
@@ -46,74 +40,7 @@ if TYPE_CHECKING:
 
 
 class Registry(Core):
-    # -- opening ---------------------------------------------------------------------------
-    @classmethod
-    def init(cls, home: str | Path, db: str | None = None, store: str | None = None) -> Registry:
-        home = Path(home).resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        if (home / "registry.toml").exists():
-            raise AlreadyExists(f"a registry already exists at {home}")
-        config = Config(home=home, db=db) if db else Config(home=home)  # a password is split off
-        if store:
-            config.store = store
-        reg = cls(config)
-        reg.upgrade(None)  # a fresh database gets the schema; a shared older one is not upgraded
-        with reg.Session.begin() as s:
-            row = s.get(Meta, "registry_id")
-            if row is None:
-                reg.id = uuid.uuid4().hex
-                s.add(Meta(key="registry_id", value=reg.id))
-            else:  # joining a shared database: the store must be the one it uses
-                reg.id = row.value
-        if reg.store.exists():
-            reg.store.check(reg.id)
-        else:
-            reg.store.create(reg.id)
-        config.save()
-        reg.audit_now("init", str(home), {"db": config.db, "store": config.store})  # db is redacted
-        return reg
-
-    @classmethod
-    def open(
-        cls, home: str | Path | None = None, actor: str | None = None, migrate: bool | None = None
-    ) -> Registry:
-        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
-        home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
-        reg = cls(Config.load(home), actor)
-        check_on_open(reg.config.db_url)
-        reg.upgrade(migrate)
-        with reg.Session() as s:
-            row = s.get(Meta, "registry_id")
-        if row is None:
-            raise NotInitialized(
-                f"database {reg.engine.url!r} holds no registry: restore it from a backup, "
-                "or point `db` in registry.toml at the registry's database"
-            )
-        reg.id = row.value
-        reg.store.check(reg.id)
-        return reg
-
-    def upgrade(self, migrate: bool | None = True) -> str:
-        """Check the schema; apply pending migrations when `migrate` (None: SQLite only)."""
-        try:
-            current = dbmod.current_revision(self.engine)
-        except Exception as e:
-            raise dbmod.DatabaseUnavailable(
-                f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
-                f"{str(e).splitlines()[0]}"
-            ) from None
-        allow = self.engine.url.get_backend_name() == "sqlite" if migrate is None else migrate
-        dbmod.check_schema(self.engine, SCHEMA_HEAD, current, allow)
-        return SCHEMA_HEAD
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    """Opening (`init`, `open`, `upgrade`) comes from `Core`; everything else is a bound verb."""
 
     # -- bases -----------------------------------------------------------------------------
     def add_base(self, name: str, source: str, revision: str | None = None) -> BaseModel:

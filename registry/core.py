@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import getpass
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import db as dbmod
 from registry.config import Config
-from registry.models import AuditEvent
+from registry.dbhealth import check_on_open
+from registry.errors import AlreadyExists, NotInitialized
+from registry.models import AuditEvent, Meta
+from registry.schema import SCHEMA_HEAD
 from registry.store import VectorStore
 
 T = TypeVar("T")
@@ -38,6 +42,74 @@ class Core:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.store = VectorStore(config.store_url)
         self.id = ""
+
+    @classmethod
+    def init(cls, home: str | Path, db: str | None = None, store: str | None = None) -> Self:
+        home = Path(home).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        if (home / "registry.toml").exists():
+            raise AlreadyExists(f"a registry already exists at {home}")
+        config = Config(home=home, db=db) if db else Config(home=home)  # a password is split off
+        if store:
+            config.store = store
+        reg = cls(config)
+        reg.upgrade(None)  # a fresh database gets the schema; a shared older one is not upgraded
+        with reg.Session.begin() as s:
+            row = s.get(Meta, "registry_id")
+            if row is None:
+                reg.id = uuid.uuid4().hex
+                s.add(Meta(key="registry_id", value=reg.id))
+            else:  # joining a shared database: the store must be the one it uses
+                reg.id = row.value
+        if reg.store.exists():
+            reg.store.check(reg.id)
+        else:
+            reg.store.create(reg.id)
+        config.save()
+        reg.audit_now("init", str(home), {"db": config.db, "store": config.store})  # db is redacted
+        return reg
+
+    @classmethod
+    def open(
+        cls, home: str | Path | None = None, actor: str | None = None, migrate: bool | None = None
+    ) -> Self:
+        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
+        home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
+        reg = cls(Config.load(home), actor)
+        check_on_open(reg.config.db_url)
+        reg.upgrade(migrate)
+        with reg.Session() as s:
+            row = s.get(Meta, "registry_id")
+        if row is None:
+            raise NotInitialized(
+                f"database {reg.engine.url!r} holds no registry: restore it from a backup, "
+                "or point `db` in registry.toml at the registry's database"
+            )
+        reg.id = row.value
+        reg.store.check(reg.id)
+        return reg
+
+    def upgrade(self, migrate: bool | None = True) -> str:
+        """Check the schema; apply pending migrations when `migrate` (None: SQLite only)."""
+        try:
+            current = dbmod.current_revision(self.engine)
+        except Exception as e:
+            raise dbmod.DatabaseUnavailable(
+                f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
+                f"{str(e).splitlines()[0]}"
+            ) from None
+        allow = self.engine.url.get_backend_name() == "sqlite" if migrate is None else migrate
+        dbmod.check_schema(self.engine, SCHEMA_HEAD, current, allow)
+        return SCHEMA_HEAD
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def write(self, fn: Callable[[], T], attempts: int = 20) -> T:
         """Run a write transaction, retried when another writer holds the lock or won a race."""
