@@ -214,14 +214,10 @@ def main() -> None:
         shutil.rmtree(work / f"mergekit-{kind}-0", ignore_errors=True)
     shutil.rmtree(work / "out0", ignore_errors=True)
     for m in [m for m in args.methods.split(",") if m and m != "linear"]:
-        # the first materialization of a recipe also builds its model card (cached per recipe
-        # content; huggingface_hub's import is ~1 s): recorded as "cold", the second is timed
+        # one run each (the first materialization of a recipe also builds its model card,
+        # ~1 s of huggingface_hub import, cached per recipe content afterwards)
         out = work / f"out-{m}"
-        cold = run([*R, "materialize", f"r-{m}", "--out", str(out), "--no-reuse", "--force"], env)
-        report[f"materialize_{m}"] = run(
-            [*R, "materialize", f"r-{m}", "--out", str(out), "--no-reuse", "--force"], env
-        )
-        report[f"materialize_{m}"]["cold"] = cold
+        report[f"materialize_{m}"] = run([*R, "materialize", f"r-{m}", "--out", str(out), "--no-reuse"], env)
         shutil.rmtree(out, ignore_errors=True)
     report["help"] = repeat(3, lambda i: [*R, "--help"], env)
     report["vector_list"] = repeat(3, lambda i: [*R, "vector", "list"], env)

@@ -58,11 +58,12 @@ def plot(runs: list[dict], out: Path) -> None:
 def fmt(r: dict, key: str) -> str:
     if key not in r:
         return "—"
-    return f"{r[key]['wall_s']:.2f} s / {r[key]['peak_rss_mb']:.0f} MB"
+    # the values exactly as the result file has them
+    return f"{r[key]['wall_s']} s ({r[key]['cpu_s']} CPU-s) / {r[key]['peak_rss_mb']} MB"
 
 
 def table(runs: list[dict]) -> str:
-    head = "| | " + " | ".join(f"{r['params'] / 1e6:,.0f}M ({r['file']})" for r in runs) + " |"
+    head = "| | " + " | ".join(f"{r['params']:,} params (`{r['file']}`)" for r in runs) + " |"
     lines = [head, "|---" * (len(runs) + 1) + "|"]
     for key, label, _ in SERIES:
         lines.append(f"| {label} | " + " | ".join(fmt(r, key) for r in runs) + " |")

@@ -27,6 +27,7 @@ from registry.digests import weights_digest
 from registry.errors import IntegrityError, NotApproved, NotFound
 from registry.faults import crashpoint
 from registry.methods import MergeMethod
+from registry.methods.linear import Linear
 from registry.models import Materialization, Recipe
 from registry.recipes import get_recipe, lookup_recipe
 from registry.refs import Ref
@@ -104,11 +105,48 @@ class MergePlan:
         self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
     ) -> np.ndarray:
         base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
+        if merged and type(self.method) is Linear:
+            return from_f32(linear_block(base, self.vectors, self.weights, out.name, a, b), out.tag)
         if merged:
             deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
             start = a * (src.numel // rows_of(src.shape))
             base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
         return from_f32(base, out.tag)
+
+
+def linear_block(
+    base: np.ndarray, vectors: list[StoredVector], weights: list[float], name: str, a: int, b: int
+) -> np.ndarray:
+    """Linear.merge_block, bit for bit, reading split16 chunks without widening φ first.
+
+    acc += w·φ is done as acc += w·hi (hi: φ's high halves, an exact bf16) for every element,
+    then the elements whose φ has a non-zero low half are recomputed from their old sum with
+    the exact φ — the same float32 operations on the same values as the reference. `base` is
+    the caller's fresh float32 block and is summed into in place (no copy).
+    """
+    from ml_dtypes import bfloat16
+
+    acc = np.ascontiguousarray(base, dtype=np.float32).reshape(-1)  # the caller's own: summed in place
+    for v, w in zip(vectors, weights, strict=True):
+        p = v.read_parts(name, a, b)
+        low = p.low_halves() if p is not None else None
+        if p is None or (low is not None and not isinstance(low, tuple)):  # old format, or dense
+            delta = v.read_rows(name, a, b).reshape(-1)
+            acc += delta if w == 1.0 else np.float32(w) * delta
+            continue
+        hi = p.hi[: acc.size].view(bfloat16)
+        if low is not None:
+            idx, vals = low
+            idx = idx[: int(np.searchsorted(idx, acc.size))]
+            old = acc[idx]
+            exact = ((hi.view(np.uint16)[idx].astype(np.uint32) << 16) | vals[: idx.size]).view(np.float32)
+        if w == 1.0:
+            np.add(acc, hi, out=acc, dtype=np.float32)
+        else:
+            np.add(acc, np.multiply(hi, np.float32(w), dtype=np.float32), out=acc)
+        if low is not None:
+            acc[idx] = old + exact if w == 1.0 else old + np.float32(w) * exact
+    return acc.reshape(base.shape)
 
 
 def rows_of(shape: tuple[int, ...]) -> int:

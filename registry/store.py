@@ -277,13 +277,31 @@ class StoredVector:
         rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return rows[a - first * step : b - first * step]
 
-    def _chunk(self, name: str, meta: dict, i: int, shape: list[int], step: int) -> np.ndarray:
+    def read_parts(self, name: str, a: int, b: int):
+        """Rows [a, b) still split (codec.Parts: high halves, low halves), when they are exactly
+        one split16 chunk, crc-checked; None otherwise (the caller then uses read_rows).
+
+        Lets a linear merge add the high halves as bf16 straight into its float32 sum and
+        patch the few elements with low halves, without building φ in float32 first."""
+        from registry.codec import parts
+
+        meta = self.meta(name)
+        step = self.chunk_rows(name)
+        shape = meta["shape"]
+        if not meta["split16"] or a % step or b != min(shape[0], a + step):
+            return None
+        data = self._raw_chunk(name, a // step, shape)
+        try:
+            return parts(data)
+        except Exception as e:
+            raise IntegrityError(
+                f"{self.label}: array {name} cannot be decoded (chunk {a // step}: {e})"
+            ) from e
+
+    def _raw_chunk(self, name: str, i: int, shape: list[int]) -> bytes:
+        """A chunk's body after its crc32c check."""
         import google_crc32c
-        from numcodecs import blosc
 
-        from registry.codec import decode
-
-        rows = min(step, shape[0] - i * step)
         try:
             data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape))}")
         except FileNotFoundError:  # every chunk is written: a missing one is lost data, not zeros
@@ -291,6 +309,15 @@ class StoredVector:
         body, crc = data[:-4], int.from_bytes(data[-4:], "little")
         if google_crc32c.value(body) != crc:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: crc32c mismatch)")
+        return body
+
+    def _chunk(self, name: str, meta: dict, i: int, shape: list[int], step: int) -> np.ndarray:
+        from numcodecs import blosc
+
+        from registry.codec import decode
+
+        rows = min(step, shape[0] - i * step)
+        body = self._raw_chunk(name, i, shape)
         try:
             if meta["split16"]:  # edge chunks are stored at full chunk size: decode their rows only
                 return decode(body, count=rows * math.prod(shape[1:])).reshape((rows, *shape[1:]))

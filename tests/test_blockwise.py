@@ -325,3 +325,51 @@ def test_store_refuses_unknown_or_corrupt_encodings(tmp_path):
     (root / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(IntegrityError, match="unexpected encoding"):
         vs.open(writer.key).read_rows("t", 0, 64)
+
+
+@pytest.mark.parametrize("method", ["ties", "dare"])
+def test_sliced_blocks_equal_reference_on_larger_tensors(method):
+    """Blocks larger than the methods' internal slices (65536 elements)."""
+    deltas = _deltas(7, shape=(300, 700), n=2)
+    base = np.random.default_rng(8).standard_normal(deltas[0].shape).astype(np.float32)
+    weights = [0.7, 1.0]
+    if method == "ties":
+        m, want = Ties(params={"density": 0.3}), ties_reference(base, deltas, weights, 0.3, 1.0)
+    else:
+        m, want = (
+            Dare(params={"drop_rate": 0.6, "seed": 2}),
+            dare_reference(base, deltas, weights, 0.6, 2, "w"),
+        )
+    for rows in (300, 97, 1):
+        assert np.array_equal(
+            blockwise(m, "w", base, deltas, weights, rows).view(np.uint32), want.view(np.uint32)
+        )
+
+
+def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
+    """materialize's linear path (bf16 high halves added straight, low halves patched)."""
+    from registry import store as store_mod
+    from registry.materialize import linear_block
+    from registry.methods.linear import Linear
+    from registry.store import VectorStore
+
+    monkeypatch.setattr(store_mod, "chunk_rows", lambda shape, block_bytes=0: 40)
+    vs = VectorStore(tmp_path / "v.zarr")
+    vs.create("rid")
+    rng = np.random.default_rng(9)
+    shape = (100, 64)
+    bf16_like = (rng.standard_normal(shape).astype(np.float32).view(np.uint32) & 0xFFFF0000).view(np.float32)
+    sparse = bf16_like.copy()
+    sparse.reshape(-1)[::37] = rng.standard_normal(sparse.size // 37 + 1).astype(np.float32)  # low halves
+    sparse.reshape(-1)[:12] = _special()[:12]
+    dense = rng.standard_normal(shape).astype(np.float32)
+    stored = [vs.open(_write(vs, "t", x, 40).key) for x in (bf16_like, sparse, dense)]
+    base = rng.standard_normal(shape).astype(np.float32)
+    for weights in ([1.0, 1.0, 1.0], [0.5, -1.25, 3.0], [1.0, 0.3, 1.0]):
+        for a in range(0, 100, 40):
+            b = min(100, a + 40)
+            want = Linear().merge_block("t", base[a:b], [v.read_rows("t", a, b) for v in stored], weights)
+            got = linear_block(base[a:b].copy(), stored, weights, "t", a, b)
+            assert np.array_equal(
+                got.view(np.uint32), want.view(np.uint32), equal_nan=False
+            ) or np.array_equal(got, want, equal_nan=True)

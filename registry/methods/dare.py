@@ -17,6 +17,7 @@ import numpy as np
 
 from registry.methods import MergeMethod, Param
 
+SLICE = 1 << 16  # elements per step inside a block: temporaries stay small
 WORDS_PER_COUNTER = 8  # Philox-4×64: four 64-bit outputs, eight 32-bit words per counter step
 
 
@@ -50,14 +51,19 @@ class Dare(MergeMethod):
     }
 
     def merge_block(self, name, base, deltas, weights, state=None, start=0):
+        """Element-wise, so computed a slice at a time (the mask is keyed by element index)."""
         p = self.validate_parameters(self.params)
         rate = p["drop_rate"]
         acc = np.array(base, dtype=np.float32, copy=True)
+        flat = acc.reshape(-1)
         for i, (d, w) in enumerate(zip(deltas, weights, strict=True)):
-            if rate == 0:
-                kept = d
-            else:
-                keep = keep_mask(p["seed"], name, i, rate, start, d.size).reshape(d.shape)
-                kept = np.where(keep, d / np.float32(1 - rate), np.float32(0))
-            acc += np.float32(w) * kept
+            d = d.reshape(-1)
+            for s in range(0, flat.size, SLICE):
+                e = min(flat.size, s + SLICE)
+                if rate == 0:
+                    kept = d[s:e]
+                else:
+                    keep = keep_mask(p["seed"], name, i, rate, start + s, e - s)
+                    kept = np.where(keep, d[s:e] / np.float32(1 - rate), np.float32(0))
+                flat[s:e] += np.float32(w) * kept
         return acc

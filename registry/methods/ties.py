@@ -25,6 +25,7 @@ import numpy as np
 from registry.methods import DeltaReader, InMemory, MergeMethod, Param
 
 BINS = 1 << 16
+SLICE = 1 << 16  # elements per step inside a block: temporaries of 256 KiB stay in cache
 KEEP_ALL, KEEP_NONE = 0, 0xFFFFFFFF  # thresholds on |x|'s bits: ≥ 0 keeps all; NaN-free ≥ max keeps none
 
 
@@ -50,7 +51,11 @@ def thresholds(reader: DeltaReader, density: float) -> list[int]:
         return [KEEP_NONE] * reader.terms
 
     def high_counts(deltas):
-        return [np.bincount(magnitude_bits(d) >> 16, minlength=BINS) for d in deltas]
+        out = [np.zeros(BINS, np.int64) for _ in deltas]
+        for d, counts in zip(deltas, out, strict=True):
+            for s in range(0, d.size, SLICE):
+                counts += np.bincount(magnitude_bits(d[s : s + SLICE]) >> 16, minlength=BINS)
+        return out
 
     high = None
     for counts in reader.map(high_counts):
@@ -59,11 +64,11 @@ def thresholds(reader: DeltaReader, density: float) -> list[int]:
     buckets = np.array([b for b, _ in picks], np.uint32)
 
     def low_counts(deltas):
-        out = []
-        for d, bucket in zip(deltas, buckets, strict=True):
-            bits = magnitude_bits(d)
-            inside = bits[(bits >> 16) == bucket]
-            out.append(np.bincount(inside & 0xFFFF, minlength=BINS))
+        out = [np.zeros(BINS, np.int64) for _ in deltas]
+        for d, bucket, counts in zip(deltas, buckets, out, strict=True):
+            for s in range(0, d.size, SLICE):
+                bits = magnitude_bits(d[s : s + SLICE])
+                counts += np.bincount(bits[(bits >> 16) == bucket] & 0xFFFF, minlength=BINS)
         return out
 
     low = None
@@ -93,20 +98,32 @@ class Ties(MergeMethod):
         return thresholds(reader, self.validate_parameters(self.params)["density"])
 
     def merge_block(self, name, base, deltas, weights, state, start=0):
-        p = self.validate_parameters(self.params)
-        taus = []
-        for d, w, t in zip(deltas, weights, state, strict=True):
-            kept = np.where(magnitude_bits(d).reshape(d.shape) >= t, d, np.float32(0))
-            taus.append(np.multiply(kept, np.float32(w), dtype=np.float32))
-        total = taus[0].copy()
-        for tau in taus[1:]:
-            total += tau
-        elected = np.sign(total)
-        num = np.zeros_like(total)
-        count = np.zeros_like(total)
-        for tau in taus:
-            agree = (np.sign(tau) == elected) & (tau != 0)
-            num += np.where(agree, tau, np.float32(0))
-            count += agree
-        merged = num / np.maximum(count, np.float32(1))
-        return np.asarray(base, dtype=np.float32) + np.float32(p["lambda"]) * merged
+        """Element-wise, so computed a slice at a time: temporaries stay small whatever the block."""
+        lam = np.float32(self.validate_parameters(self.params)["lambda"])
+        base = np.asarray(base, dtype=np.float32)
+        out = np.empty(base.shape, np.float32)
+        flat, ds = out.reshape(-1), [d.reshape(-1) for d in deltas]
+        for s in range(0, flat.size, SLICE):
+            e = s + SLICE
+            flat[s:e] = _merge(base.reshape(-1)[s:e], [d[s:e] for d in ds], weights, state, lam)
+        return out
+
+
+def _merge(base, deltas, weights, state, lam):
+    """TIES on flat float32 slices: trim by threshold, elect sign, disjoint mean."""
+    taus = []
+    for d, w, t in zip(deltas, weights, state, strict=True):
+        kept = np.where(magnitude_bits(d) >= t, d, np.float32(0))
+        taus.append(np.multiply(kept, np.float32(w), dtype=np.float32))
+    total = taus[0].copy()
+    for tau in taus[1:]:
+        total += tau
+    elected = np.sign(total)
+    num = np.zeros_like(total)
+    count = np.zeros_like(total)
+    for tau in taus:
+        agree = (np.sign(tau) == elected) & (tau != 0)
+        num += np.where(agree, tau, np.float32(0))
+        count += agree
+    merged = num / np.maximum(count, np.float32(1))
+    return base + lam * merged
