@@ -117,7 +117,7 @@ def phi_precision(base, plus, minus) -> dict:
     """φ from the float32 θ± vs φ from θ± rounded to bf16 (what saving θ± in bf16 keeps)."""
     from registry.tensor_io import FLOATS, to_f32
 
-    n = zeros32 = zeros16 = unchanged_deploy = below_half_ulp = 0
+    n = zeros32 = zeros16 = unchanged_deploy = below_half_ulp = inexact = 0
     sq_base = sq32 = sq16 = dot = sq_err = 0.0
     for name in base.names():
         spec = base.spec(name)
@@ -128,6 +128,7 @@ def phi_precision(base, plus, minus) -> dict:
         m = to_f32(minus.read(name), minus.spec(name).tag).ravel()
         phi32 = p - m
         phi16 = bf16_round(p) - bf16_round(m)
+        inexact += int((m + phi32 != p).sum())  # float32 θ−+φ does not give back θ+ bit for bit
         n += b.size
         zeros32 += int((phi32 == 0).sum())
         zeros16 += int((phi16 == 0).sum())
@@ -147,6 +148,7 @@ def phi_precision(base, plus, minus) -> dict:
         "bf16_rounded": {"zero_fraction": zeros16 / n, "relative_norm": (sq16**0.5) / (sq_base**0.5)},
         "cosine_bf16_vs_fp32": dot / (sq32**0.5 * sq16**0.5) if sq16 else 0.0,
         "relative_error_of_bf16": (sq_err**0.5) / (sq32**0.5),
+        "fraction_not_bitwise_roundtrip_fp32": inexact / n,
         "fraction_below_half_bf16_ulp_of_base": below_half_ulp / n,
         "fraction_unchanged_by_eta1_deployed_in_bf16": unchanged_deploy / n,
     }
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--bf16-variants", action="store_true", help="also generate with bf16 deployment / bf16 φ")
     p.add_argument("--reuse", action="store_true", help="reuse θ± trained by an earlier run in --workdir")
+    p.add_argument("--no-behaviour", action="store_true", help="only train and measure φ's precision")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -317,8 +320,8 @@ def main(argv: list[str] | None = None) -> None:
 
     save()
     ev = dict(reg=reg, base_path=base_path, prompts=prompts, held=held, max_new_tokens=args.max_new_tokens)
-    runs = [("phi_fp32_deployed_fp32", "verbose", ETAS, "fp32")]
-    if args.bf16_variants:
+    runs = [] if args.no_behaviour else [("phi_fp32_deployed_fp32", "verbose", ETAS, "fp32")]
+    if args.bf16_variants and not args.no_behaviour:
         runs += [
             ("phi_fp32_deployed_bf16", "verbose", (0.5, 1.0), "bf16"),
             ("phi_bf16_rounded_deployed_fp32", "verbose-bf16", (0.5, 1.0), "fp32"),

@@ -234,9 +234,11 @@ def test_phi_from_float32_weights_keeps_small_updates(models, tmp_path):
     p32, m32, p16, m16 = (
         _read(f) for f in (plus.folder, minus.folder, plus.folder_16bit, minus.folder_16bit)
     )
-    phi32 = np.concatenate([(p32[n] - m32[n]).ravel() for n in sorted(p32)])
-    phi16 = np.concatenate([(p16[n] - m16[n]).ravel() for n in sorted(p16)])
-    assert (phi32 == 0).mean() < 0.05  # Adam moves nearly every weight
+    # embedding rows of tokens absent from the pairs get no gradient: leave them out
+    names = [n for n in sorted(p32) if "embed_tokens" not in n]
+    phi32 = np.concatenate([(p32[n] - m32[n]).ravel() for n in names])
+    phi16 = np.concatenate([(p16[n] - m16[n]).ravel() for n in names])
+    assert (phi32 == 0).mean() < 0.01  # Adam moves nearly every weight
     assert (phi16 == 0).mean() > 0.5  # most of those moves are below half a bf16 ulp
     # the bf16 θ± are exactly the float32 ones rounded: nothing else differs
     import torch
@@ -254,8 +256,8 @@ def test_verb_stores_phi_of_float32_weights(sqlite_reg, models):
     import zarr
 
     group = zarr.open_group(store=str(sqlite_reg.store.path / "data" / v.store_key), mode="r")
-    phi = np.concatenate([np.asarray(a[:]).ravel() for _, a in sorted(group.arrays())])
-    assert (phi == 0).mean() < 0.05 and np.abs(phi).max() < 1e-4
+    phi = np.concatenate([np.asarray(a[:]).ravel() for n, a in sorted(group.arrays()) if "embed" not in n])
+    assert (phi == 0).mean() < 0.01 and np.abs(phi).max() < 1e-4
 
 
 def test_lora_merge_matches_peft(models):
