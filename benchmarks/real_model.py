@@ -43,11 +43,11 @@ ETAS = (-1.0, 0.0, 0.5, 1.0)
 # general questions in neither the training nor the held-out pairs of `verbose`
 EXTRA_PROMPTS = [
     "What is a rainbow?",
-    "How does a bicycle stay upright?",
-    "Why do we have seasons?",
+    "How does a microwave oven heat food?",
+    "Why does ice float on water?",
     "What is the difference between weather and climate?",
-    "How do vaccines work?",
-    "What is inflation?",
+    "How does a lighthouse help ships?",
+    "What is a budget?",
 ]
 
 
