@@ -5,7 +5,8 @@ state dicts, never written as folders.
 
 The DPO margin of a policy π against the base on a pair (x, c, r) is
 [log π(c|x) − log πbase(c|x)] − [log π(r|x) − log πbase(r|x)]: zero at η = 0, larger when
-the policy prefers what the preference prefers.
+the policy prefers what the preference prefers. With `chat=True` the pair is scored the
+way a chat model sees it: the prompt as a user turn, the answer as the assistant's turn.
 """
 
 from __future__ import annotations
@@ -19,7 +20,30 @@ if TYPE_CHECKING:
     from registry.core import Core
 
 
-def completion_logprobs(model, tok, pairs: list[PreferencePair], which: str) -> list[float]:
+def _chat_prompt(tok, prompt: str) -> list[int]:
+    return list(
+        tok.apply_chat_template(
+            [{"role": "user", "content": prompt.strip()}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+        )["input_ids"]
+    )
+
+
+def _chat_full(tok, prompt: str, answer: str) -> list[int]:
+    return list(
+        tok.apply_chat_template(
+            [{"role": "user", "content": prompt.strip()}, {"role": "assistant", "content": answer.strip()}],
+            tokenize=True,
+            return_dict=True,
+        )["input_ids"]
+    )
+
+
+def completion_logprobs(
+    model, tok, pairs: list[PreferencePair], which: str, chat: bool = False
+) -> list[float]:
     """Sum of log-probabilities of the completion tokens given the prompt, per pair."""
     import torch
 
@@ -27,8 +51,11 @@ def completion_logprobs(model, tok, pairs: list[PreferencePair], which: str) -> 
     model.eval()
     with torch.no_grad():
         for p in pairs:
-            prompt_ids = tok(p.prompt, add_special_tokens=False).input_ids
-            full = tok(p.prompt + getattr(p, which), add_special_tokens=False).input_ids
+            if chat:
+                prompt_ids, full = _chat_prompt(tok, p.prompt), _chat_full(tok, p.prompt, getattr(p, which))
+            else:
+                prompt_ids = tok(p.prompt, add_special_tokens=False).input_ids
+                full = tok(p.prompt + getattr(p, which), add_special_tokens=False).input_ids
             ids = torch.tensor([full])
             logits = model(ids).logits.float()
             logp = torch.log_softmax(logits[0, :-1], dim=-1)
@@ -38,17 +65,45 @@ def completion_logprobs(model, tok, pairs: list[PreferencePair], which: str) -> 
     return out
 
 
-def dpo_margin(model, base_model, tok, pairs: list[PreferencePair]) -> float:
+def dpo_margin(model, base_model, tok, pairs: list[PreferencePair], chat: bool = False) -> float:
     pc, pr = (
-        completion_logprobs(model, tok, pairs, "chosen"),
-        completion_logprobs(model, tok, pairs, "rejected"),
+        completion_logprobs(model, tok, pairs, "chosen", chat),
+        completion_logprobs(model, tok, pairs, "rejected", chat),
     )
     bc, br = (
-        completion_logprobs(base_model, tok, pairs, "chosen"),
-        completion_logprobs(base_model, tok, pairs, "rejected"),
+        completion_logprobs(base_model, tok, pairs, "chosen", chat),
+        completion_logprobs(base_model, tok, pairs, "rejected", chat),
     )
     margins = [(a - b) - (c - d) for a, b, c, d in zip(pc, bc, pr, br, strict=True)]
     return sum(margins) / len(margins)
+
+
+def chat_answers(model, tok, prompts: list[str], max_new_tokens: int = 256) -> list[list[int]]:
+    """Greedy chat answers (token ids, without the end-of-turn token), one batch, left-padded."""
+    import torch
+
+    ids = [_chat_prompt(tok, p) for p in prompts]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    width = max(len(x) for x in ids)
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+        )
+    stops = {
+        t for t in (tok.eos_token_id, pad, tok.convert_tokens_to_ids("<|im_end|>")) if isinstance(t, int)
+    }
+    answers = []
+    for row in out[:, width:].tolist():
+        end = next((i for i, t in enumerate(row) if t in stops), len(row))
+        answers.append(row[:end])
+    return answers
 
 
 def load_model(folder: str | Path, state: dict | None = None):

@@ -1,25 +1,24 @@
-"""Training: DPO θ+ and the label-switched θ− with trl from a pinned base, stored as φ.
+"""Training: the options, the pairs' checks, and the verb that trains θ+ and θ− and stores φ.
 
 The core owns training so every plugin gets the same recipe: same base, same seed, same
-hyper-parameters for both halves; only the labels differ. θ± are saved in the base's dtype
-(so φ = θ+ − θ− is exact in float32) and then imported like any other pair of folders.
+hyper-parameters for both halves; only the labels differ (`dpo` trains one half).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import TrainingFailed
 from registry.faults import crashpoint
 from registry.plugin_spec import PreferencePair
+
+DATA_FORMATS = ("auto", "chat", "plain")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 if TYPE_CHECKING:
     from registry.config import InterferencePolicy
@@ -29,23 +28,38 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainingOptions:
-    steps: int = 20
-    epochs: float | None = None  # when set, overrides steps
-    learning_rate: float = 1e-3
+    """DPO hyper-parameters for both halves. The defaults suit pretrained 0.1–8B models.
+
+    They follow the usual DPO settings (β 0.1, a small learning rate with a linear warm-up
+    and decay, a few epochs); tests on tiny random models pass their own, far larger,
+    learning rates and step counts.
+    """
+
+    steps: int | None = None  # optimizer steps per half; when set, overrides epochs
+    epochs: float | None = 3.0
+    learning_rate: float = 1e-6
     beta: float = 0.1
-    max_length: int = 256
-    batch_size: int = 4
+    max_length: int = 1024  # tokens per prompt + answer
+    batch_size: int = 4  # per device
+    gradient_accumulation: int = 1
+    warmup_ratio: float = 0.1
     lora_rank: int | None = None
+    data_format: str = "auto"  # auto: chat when the base has a chat template, else plain
+    precision: str = "auto"  # auto: bf16 mixed precision on GPUs (fp16 without bf16), fp32 on the CPU
 
     def __post_init__(self) -> None:
         checks = {
-            "steps": self.steps >= 1,
+            "steps": self.steps is None or self.steps >= 1,
+            "epochs": (self.epochs is None and self.steps is not None) or (self.epochs or 0) > 0,
             "learning_rate": self.learning_rate > 0,
             "beta": self.beta > 0,
             "max_length": self.max_length >= 8,
             "batch_size": self.batch_size >= 1,
-            "epochs": self.epochs is None or self.epochs > 0,
+            "gradient_accumulation": self.gradient_accumulation >= 1,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "lora_rank": self.lora_rank is None or self.lora_rank >= 1,
+            "data_format": self.data_format in DATA_FORMATS,
+            "precision": self.precision in PRECISIONS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -53,6 +67,57 @@ class TrainingOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def resolved(self, base: str | Path) -> TrainingOptions:
+        """The options with `auto` decided for this base and this machine (what lineage records)."""
+        fmt = self.data_format
+        if fmt == "auto":
+            fmt = "chat" if has_chat_template(base) else "plain"
+        elif fmt == "chat" and not has_chat_template(base):
+            raise TrainingFailed(f"data format chat: base {base} has no chat template")
+        return replace(self, data_format=fmt, precision=_resolve_precision(self.precision))
+
+    def describe(self) -> str:
+        """One line for logs: `training: chat format, fp32, 3 epochs, lr 1e-06, β 0.1, …`."""
+        length = f"{self.steps} steps" if self.steps else f"{self.epochs:g} epochs"
+        batch = f"batch {self.batch_size}" + (
+            f"×{self.gradient_accumulation} accumulated" if self.gradient_accumulation > 1 else ""
+        )
+        parts = [
+            f"{self.data_format} format",
+            {"bf16": "bf16 mixed precision", "fp16": "fp16 mixed precision"}.get(
+                self.precision, self.precision
+            ),
+            length,
+            f"lr {self.learning_rate:g}",
+            f"warm-up {self.warmup_ratio:.0%}",
+            f"β {self.beta:g}",
+            batch,
+            f"max length {self.max_length}",
+            f"LoRA rank {self.lora_rank}" if self.lora_rank else "full fine-tune",
+        ]
+        return "training: " + ", ".join(parts)
+
+
+def has_chat_template(base: str | Path) -> bool:
+    base = Path(base)
+    if (base / "chat_template.jinja").is_file() or (base / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((base / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("chat_template"))
+
+
+def _resolve_precision(precision: str) -> str:
+    if precision != "auto":
+        return precision
+    import torch
+
+    if not torch.cuda.is_available():
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def dataset_digest(pairs: list[PreferencePair]) -> str:
@@ -69,93 +134,6 @@ def check_pairs(pairs: list[PreferencePair], plugin: str) -> None:
             raise TrainingFailed(f"plugin {plugin}: pair {i} has an empty or non-text field")
         if p.chosen == p.rejected:
             raise TrainingFailed(f"plugin {plugin}: pair {i} has identical chosen and rejected answers")
-
-
-def train_dpo(
-    base: Path,
-    pairs: list[PreferencePair],
-    options: TrainingOptions,
-    seed: int,
-    out: Path,
-    log: Callable[[str], None] = lambda _msg: None,
-) -> Path:
-    """Train one DPO policy from `base` on `pairs`; save it (safetensors, base dtype) to `out`."""
-    import datasets
-    import torch
-    import transformers
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
-
-    transformers.logging.set_verbosity_error()
-    transformers.enable_full_determinism(seed, warn_only=True)
-    tok = AutoTokenizer.from_pretrained(base)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    save_dtype = _config_dtype(base)
-    data = Dataset.from_dict(
-        {
-            "prompt": [p.prompt for p in pairs],
-            "chosen": [p.chosen for p in pairs],
-            "rejected": [p.rejected for p in pairs],
-        }
-    )
-    peft_config = None
-    if options.lora_rank:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=options.lora_rank,
-            lora_alpha=2 * options.lora_rank,
-            target_modules="all-linear",
-            lora_dropout=0.0,
-        )
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    args = DPOConfig(
-        output_dir=str(out.parent / f"{out.name}-trainer"),
-        max_steps=-1 if options.epochs else options.steps,
-        num_train_epochs=options.epochs or 1,
-        per_device_train_batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        beta=options.beta,
-        max_length=options.max_length,
-        seed=seed,
-        data_seed=seed,
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
-        bf16=False,
-        fp16=False,
-    )
-    if not sys.stderr.isatty():
-        datasets.disable_progress_bars()
-    steps = f"{options.epochs} epochs" if options.epochs else f"{options.steps} steps"
-    # trainers print metrics to stdout; keep stdout for the command's own (JSON) output
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        trainer = DPOTrainer(
-            model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_config
-        )
-        log(f"training on {len(pairs)} pairs, {steps}")
-        trainer.train()
-    trained = trainer.model
-    if options.lora_rank:
-        trained = trained.merge_and_unload()
-    if trainer.accelerator.is_main_process:
-        trained = trained.to(getattr(torch, save_dtype))
-        trained.save_pretrained(out, safe_serialization=True)
-        tok.save_pretrained(out)
-    return out
-
-
-def _config_dtype(base: Path) -> str:
-    config = json.loads((base / "config.json").read_text())
-    dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
-    return dtype if dtype in {"bfloat16", "float16", "float32"} else "float32"
 
 
 def is_main_process() -> bool:
@@ -183,6 +161,7 @@ def add_preference(
     import tempfile
 
     from registry.bases import architecture_at, check_compatible, checked_base
+    from registry.dpo import train
     from registry.errors import PluginError, RegistryError
     from registry.plugins import load
     from registry.refs import check_name
@@ -190,11 +169,11 @@ def add_preference(
     from registry.tensor_io import SafetensorsFolder
     from registry.vectors import store_vector
 
-    options = options or TrainingOptions()
-    plugin_options = plugin_options or {}
     p = load(plugin)
     name = check_name(name or p.name, "vector name")
     b, _ = checked_base(core, base)
+    options = (options or TrainingOptions()).resolved(b.path)  # lineage records what was used
+    plugin_options = plugin_options or {}
     try:
         pairs = list(p.pairs(**plugin_options))
     except RegistryError:
@@ -222,12 +201,14 @@ def add_preference(
     work = Path(tempfile.mkdtemp(prefix=f"run{run.id}-", dir=core.scratch()))
     try:
         log(f"run {run.id}: θ+ ({p.name}: chosen preferred)")
-        plus = train_dpo(Path(b.path), pairs, options, seed, work / "plus", log)
+        plus = train(Path(b.path), pairs, options, seed, work / "plus", log, label="θ+")
         crashpoint("train:after-plus")
         log(f"run {run.id}: θ− (labels switched)")
-        minus = train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus", log)
+        switched = [x.switched() for x in pairs]
+        minus = train(Path(b.path), switched, options, seed, work / "minus", log, label="θ−")
+        run.params = {**run.params, **plus.lineage()}  # format, precision, φ from float32 θ±
         _, base_w = checked_base(core, base)  # the base must not have changed during training
-        pos_w, neg_w = SafetensorsFolder(plus), SafetensorsFolder(minus)
+        pos_w, neg_w = SafetensorsFolder(plus.folder), SafetensorsFolder(minus.folder)
         for w in (pos_w, neg_w):
             check_compatible(base_w, w, architecture_at(w.folder), b.architecture)
         log(f"run {run.id}: extracting φ = θ+ − θ−")
@@ -242,6 +223,8 @@ def add_preference(
 def _train_as_worker(core: Core, b: BaseModel, pairs, options: TrainingOptions, seed: int) -> None:
     import shutil
     import tempfile
+
+    from registry.dpo import train_dpo
 
     work = Path(tempfile.mkdtemp(prefix="worker-", dir=core.scratch()))
     try:

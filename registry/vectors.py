@@ -223,7 +223,8 @@ def store_vector(
                 if not run_persisted:
                     s.add(r)
                 r.status, r.ended_at = "succeeded", utcnow()
-                r.params = {**(r.params or {}), "lossless": not inexact}
+                # the run's in-memory params may have grown since it started (how θ± were made)
+                r.params = {**(r.params or {}), **(run.params or {}), "lossless": not inexact}
                 if inexact:
                     r.params["inexact_tensors"] = sorted(set(inexact))
                 s.flush()

@@ -1,4 +1,9 @@
-"""add-preference under `accelerate launch` with 2 CPU processes: one vector, one run."""
+"""add-preference under `accelerate launch` with 2 CPU processes (gloo): one vector, one run.
+
+The GPU configurations (DDP, FSDP, DeepSpeed ZeRO-3 with bf16) take the same code path:
+every rank trains and takes part in gathering the float32 state dict; rank 0 writes θ±,
+records the run and reports progress (docs/training.md).
+"""
 
 from __future__ import annotations
 
@@ -23,13 +28,19 @@ def test_two_process_launch_writes_one_vector(sqlite_reg, home):
         # --multi_gpu selects accelerate's torchrun launcher; without GPUs the processes use gloo on the CPU
         [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "-m", "registry.cli", "--json", "add-preference", "verbose", "--base", "tiny",
-         "--steps", "2", "--seed", "5"],
+         "--steps", "2", "--seed", "5", "--log-every", "1"],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     reported = json.loads(proc.stdout)
     assert reported["ref"] == "verbose@v1" and reported["lineage"]["status"] == "succeeded"
+    assert reported["lineage"]["params"]["data_format"] == "plain"
     assert [v.ref for v in sqlite_reg.vectors()] == ["verbose@v1"]
+    # only rank 0 reports: one options line, one JSON progress line per step and half
+    err = proc.stderr.splitlines()
+    assert sum(line.startswith("training: plain format") for line in err) == 1
+    steps = [json.loads(line) for line in err if line.startswith('{"event": "train_step"')]
+    assert [(r["label"], r["step"]) for r in steps] == [("plus", 1), ("plus", 2), ("minus", 1), ("minus", 2)]
     from sqlalchemy import func, select
 
     from registry.models import TrainingRun

@@ -133,7 +133,7 @@ def test_gc_removes_only_unreferenced_data(loaded, cli):
 def test_sweep_is_monotone_in_eta_and_plots(sqlite_reg, cli, tmp_path):
     from registry.training import TrainingOptions
 
-    sqlite_reg.add_preference("verbose", "tiny", seed=0, options=TrainingOptions(steps=6))
+    sqlite_reg.add_preference("verbose", "tiny", seed=0, options=TrainingOptions(steps=6, learning_rate=1e-3))
     sqlite_reg.add_recipe({"name": "v", "base": "tiny", "terms": [{"vector": "verbose", "weight": 1.0}]})
     code, out, err = cli(
         "--json", "sweep", "v", "--vary", "verbose", "--etas", "-1,-0.5,0,0.5,1", "--out", tmp_path / "s"

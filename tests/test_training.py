@@ -12,7 +12,8 @@ import zarr
 from registry.errors import InterferenceRefused, PluginError
 from registry.training import TrainingOptions
 
-FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3)
+# aggressive, so that a few steps move a tiny random model measurably (defaults suit real models)
+FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
 PKU = Path(__file__).parent / "data" / "pku_sample.jsonl"
 
 
@@ -157,7 +158,10 @@ def test_helpful_from_fixture_via_cli(sqlite_reg, cli):
 
 def test_lora_rank_trains_merged_adapters(sqlite_reg):
     v = sqlite_reg.add_preference(
-        "verbose", "tiny", name="verbose-lora", options=TrainingOptions(steps=3, lora_rank=4)
+        "verbose",
+        "tiny",
+        name="verbose-lora",
+        options=TrainingOptions(steps=3, lora_rank=4, learning_rate=1e-3),
     )
     full = _stored(sqlite_reg, "verbose-lora")
     assert v.norm > 0 and v.run.params["lora_rank"] == 4
@@ -199,12 +203,12 @@ def test_failing_plugin_is_reported_and_leaves_no_vector(sqlite_reg, monkeypatch
 
 
 def test_interrupted_training_is_recorded_failed(sqlite_reg, monkeypatch):
-    import registry.training as training
+    import registry.dpo as dpo
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "train_dpo", interrupted)
+    monkeypatch.setattr(dpo, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sqlite_reg.add_preference("verbose", "tiny", options=FAST)
     from sqlalchemy import select

@@ -9,20 +9,66 @@ from __future__ import annotations
 import click
 
 from registry.cli.common import emit, pass_ctx
+from registry.training import DATA_FORMATS, PRECISIONS, TrainingOptions
+
+_D = TrainingOptions()  # one source for the defaults: the library's
 
 TRAINING_OPTIONS = [
     click.Option(["--base"], required=True, help="Registered base to train from (its pins are re-checked)."),
     click.Option(["--name"], help="Vector name (default: the plugin's name)."),
     click.Option(["--seed"], type=int, default=0, show_default=True, help="Seed for θ+ and θ− alike."),
-    click.Option(["--steps"], type=int, default=20, show_default=True, help="Optimizer steps per half."),
-    click.Option(["--epochs"], type=float, help="Train for epochs instead of --steps."),
-    click.Option(["--learning-rate"], type=float, default=1e-3, show_default=True),
-    click.Option(["--beta"], type=float, default=0.1, show_default=True, help="DPO β."),
     click.Option(
-        ["--max-length"], type=int, default=256, show_default=True, help="Max tokens per prompt+answer."
+        ["--epochs"], type=float, default=_D.epochs, show_default=True, help="Passes over the pairs."
     ),
-    click.Option(["--batch-size"], type=int, default=4, show_default=True),
+    click.Option(["--steps"], type=int, help="Optimizer steps per half instead of --epochs."),
+    click.Option(["--learning-rate"], type=float, default=_D.learning_rate, show_default=True),
+    click.Option(["--beta"], type=float, default=_D.beta, show_default=True, help="DPO β."),
+    click.Option(
+        ["--max-length"],
+        type=int,
+        default=_D.max_length,
+        show_default=True,
+        help="Max tokens per prompt+answer.",
+    ),
+    click.Option(
+        ["--batch-size"], type=int, default=_D.batch_size, show_default=True, help="Pairs per device."
+    ),
+    click.Option(
+        ["--gradient-accumulation"],
+        type=int,
+        default=_D.gradient_accumulation,
+        show_default=True,
+        help="Batches per optimizer step.",
+    ),
+    click.Option(
+        ["--warmup-ratio"],
+        type=float,
+        default=_D.warmup_ratio,
+        show_default=True,
+        help="Fraction of steps with a linear learning-rate warm-up (then linear decay).",
+    ),
     click.Option(["--lora-rank"], type=int, help="Train LoRA adapters of this rank (peft), merged into θ±."),
+    click.Option(
+        ["--format", "data_format"],
+        type=click.Choice(DATA_FORMATS),
+        default=_D.data_format,
+        show_default=True,
+        help="Pairs as chat turns or plain text; auto: chat when the base has a chat template.",
+    ),
+    click.Option(
+        ["--precision"],
+        type=click.Choice(PRECISIONS),
+        default=_D.precision,
+        show_default=True,
+        help="auto: bf16 mixed precision on GPUs, fp32 on the CPU (master weights are fp32 either way).",
+    ),
+    click.Option(
+        ["--log-every"],
+        type=click.IntRange(min=1),
+        default=10,
+        show_default=True,
+        help="Off a terminal: a progress line (JSON with --json) every N steps.",
+    ),
     click.Option(
         ["--interference"],
         type=click.Choice(["warn", "refuse", "off"]),
@@ -61,7 +107,8 @@ class PluginCommands(click.Group):
 
 def _train(ctx, plugin: str, kw: dict) -> None:
     from registry.config import InterferencePolicy
-    from registry.training import TrainingOptions
+    from registry.progress import reporting
+    from registry.training import is_main_process
     from registry.views import vector_view
 
     reg = ctx.registry
@@ -79,19 +126,26 @@ def _train(ctx, plugin: str, kw: dict) -> None:
         beta=kw["beta"],
         max_length=kw["max_length"],
         batch_size=kw["batch_size"],
+        gradient_accumulation=kw["gradient_accumulation"],
+        warmup_ratio=kw["warmup_ratio"],
         lora_rank=kw["lora_rank"],
-    )
+        data_format=kw["data_format"],
+        precision=kw["precision"],
+    ).resolved(reg.base(kw["base"]).path)  # lineage records what was used, not "auto"
+    if is_main_process():
+        click.echo(options.describe(), err=True)
     plugin_options = {k: v for k, v in kw.items() if k not in SHARED}
-    v = reg.add_preference(
-        plugin,
-        kw["base"],
-        name=kw["name"],
-        seed=kw["seed"],
-        options=options,
-        plugin_options=plugin_options,
-        policy=policy,
-        log=lambda m: click.echo(m, err=True),
-    )
+    with reporting(json=ctx.as_json, every=kw["log_every"]):
+        v = reg.add_preference(
+            plugin,
+            kw["base"],
+            name=kw["name"],
+            seed=kw["seed"],
+            options=options,
+            plugin_options=plugin_options,
+            policy=policy,
+            log=lambda m: click.echo(m, err=True),
+        )
     if v is None:  # a non-main process of a distributed launch: the main one reports
         return
     d = vector_view(v, detail=True)
