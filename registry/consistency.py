@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import NotFound, RegistryError
@@ -54,8 +53,7 @@ def consistency(
     run = v.run
     if run is None or run.kind != "dpo" or not run.plugin:
         raise RegistryError(f"vector {v.ref} was not trained by a plugin here: nothing to retrain")
-    known = {f.name for f in fields(TrainingOptions)}
-    options = TrainingOptions(**{k: val for k, val in run.params.items() if k in known})
+    options = TrainingOptions.from_params(run.params)
     plugin_options = run.params.get("plugin_options", {})
     s0 = run.seed or 0
     vecs = [v]

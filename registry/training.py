@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,12 @@ class TrainingOptions:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise TrainingFailed(f"invalid training option(s): {', '.join(bad)}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainingOptions:
+        """The options a run recorded (its lineage params hold more: plugin options, results)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in known})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,7 +212,7 @@ def add_preference(
         log(f"run {run.id}: θ− (labels switched)")
         switched = [x.switched() for x in pairs]
         minus = train(Path(b.path), switched, options, seed, work / "minus", log, label="θ−")
-        run.params = {**run.params, **plus.lineage()}  # format, precision, φ from float32 θ±
+        run.params = {**run.params, "trained": plus.lineage()}  # how θ± were made (φ from fp32)
         _, base_w = checked_base(core, base)  # the base must not have changed during training
         pos_w, neg_w = SafetensorsFolder(plus.folder), SafetensorsFolder(minus.folder)
         for w in (pos_w, neg_w):

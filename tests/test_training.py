@@ -49,15 +49,14 @@ def test_same_inputs_same_digest_and_lineage_reproduces_it(sqlite_reg, cli):
     assert lineage["dataset_size"] == 24 and len(lineage["dataset_digest"]) == 64
     assert {"torch", "transformers", "trl"} <= set(lineage["library_versions"])
     assert lineage["status"] == "succeeded" and lineage["seconds"] > 0
-    params = dict(lineage["params"])
-    plugin_options = params.pop("plugin_options")
-    params.pop("lossless")
+    params = lineage["params"]
+    assert params["trained"]["phi_from"] == "float32" and params["trained"]["data_format"] == "plain"
     v2 = sqlite_reg.add_preference(
         lineage["plugin"],
         "tiny",
         seed=lineage["seed"],
-        options=TrainingOptions(**params),
-        plugin_options=plugin_options,
+        options=TrainingOptions.from_params(params),
+        plugin_options=params["plugin_options"],
     )
     assert v2.ref == "verbose@v2" and v2.digest == v1.digest
     assert v2.interference["cosines"]["verbose@v1"]["global"] == pytest.approx(1.0)
