@@ -12,8 +12,9 @@ python -m registry.tinymodel "$WORK/models"
 say registry init
 say registry base add tiny "$WORK/models/base"
 # train two preferences against the pinned base: θ+ by DPO, θ− with labels switched
-say registry add-preference verbose --base tiny --seed 0 --steps 20
-say registry add-preference helpful --base tiny --data "$HERE/tests/data/pku_sample.jsonl" --seed 0 --steps 10
+# (the defaults suit pretrained models; a random tiny model needs a much larger step)
+say registry add-preference verbose --base tiny --seed 0 --steps 20 --learning-rate 1e-3
+say registry add-preference helpful --base tiny --data "$HERE/tests/data/pku_sample.jsonl" --seed 0 --steps 10 --learning-rate 1e-3
 # a vector trained elsewhere can be imported too
 say registry vector import drift --base tiny --positive "$WORK/models/plus" --negative "$WORK/models/minus"
 say registry interference --base tiny --plot "$WORK/interference.png"
@@ -29,6 +30,9 @@ terms:
     weight: 0.5
 YAML
 say registry recipe add "$WORK/verbose-helpful.yaml"
+# a recipe may be approved only once every vector it uses is approved
+say registry approve --vector verbose@v1 --reason "demo: held-out margin checked"
+say registry approve --vector helpful@v1 --reason "demo: held-out margin checked"
 say registry approve verbose-helpful@v1 --reason "demo: held-out margins checked"
 say registry recipe alias verbose-helpful@v1 prod
 say registry vector list
@@ -40,6 +44,7 @@ say registry verify
 say registry verify --lock "$WORK/merged/registry-lock.json"
 say registry sweep verbose-helpful --vary verbose --etas -1,-0.5,0,0.5,1 --out "$WORK/sweep"
 say registry log --limit 8
+say registry lineage verbose-helpful@prod
 say python - "$WORK/merged" <<'PY'
 import sys
 from transformers import AutoModelForCausalLM, AutoTokenizer
