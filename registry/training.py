@@ -207,11 +207,11 @@ def add_preference(
     work = Path(tempfile.mkdtemp(prefix=f"run{run.id}-", dir=core.scratch()))
     try:
         log(f"run {run.id}: θ+ ({p.name}: chosen preferred)")
-        plus = train(Path(b.path), pairs, options, seed, work / "plus", log, label="θ+")
+        plus = train(Path(b.path), pairs, options, seed, work / "plus", log)
         crashpoint("train:after-plus")
         log(f"run {run.id}: θ− (labels switched)")
         switched = [x.switched() for x in pairs]
-        minus = train(Path(b.path), switched, options, seed, work / "minus", log, label="θ−")
+        minus = train(Path(b.path), switched, options, seed, work / "minus", log)
         run.params = {**run.params, "trained": plus.lineage()}  # how θ± were made (φ from fp32)
         _, base_w = checked_base(core, base)  # the base must not have changed during training
         pos_w, neg_w = SafetensorsFolder(plus.folder), SafetensorsFolder(minus.folder)

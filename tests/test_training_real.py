@@ -132,7 +132,7 @@ def test_cli_prints_options_and_records_resolved_ones(sqlite_reg, cli):
     )
     # the recorded options replay as they are
     params.pop("plugin_options"), params.pop("lossless")
-    assert TrainingOptions(**params).resolved(sqlite_reg.base("tiny").path) == TrainingOptions(**params)
+    assert TrainingOptions.from_params(params).resolved(sqlite_reg.base("tiny").path) == TrainingOptions.from_params(params)
 
 
 # -- chat format ------------------------------------------------------------------------------
