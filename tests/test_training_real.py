@@ -132,7 +132,9 @@ def test_cli_prints_options_and_records_resolved_ones(sqlite_reg, cli):
     )
     # the recorded options replay as they are
     params.pop("plugin_options"), params.pop("lossless")
-    assert TrainingOptions.from_params(params).resolved(sqlite_reg.base("tiny").path) == TrainingOptions.from_params(params)
+    assert TrainingOptions.from_params(params).resolved(
+        sqlite_reg.base("tiny").path
+    ) == TrainingOptions.from_params(params)
 
 
 # -- chat format ------------------------------------------------------------------------------
@@ -353,11 +355,8 @@ def test_cli_json_progress_goes_to_stderr(sqlite_reg, cli):
     assert steps == [(half, n) for half in ("plus", "minus") for n in (1, 2, 3)]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="add_preference does not yet record options.resolved() and TrainResult.lineage()"
-)
 def test_verb_records_resolved_options_and_how_phi_was_made(sqlite_reg):
     v = sqlite_reg.add_preference("verbose", "tiny", options=TrainingOptions(steps=2, learning_rate=1e-3))
     params = v.run.params
     assert params["data_format"] == "plain" and params["precision"] == "fp32"
-    assert params["phi_from"] == "float32" and params["optimizer_steps"] == 2
+    assert params["trained"]["phi_from"] == "float32" and params["trained"]["optimizer_steps"] == 2
