@@ -80,7 +80,12 @@ def table(runs: list[dict]) -> str:
             + " |"
         )
     lines.append(
-        "| stored bytes/param | " + " | ".join(f"{r['stored_bytes_per_param']:.3f}" for r in runs) + " |"
+        "| stored bytes/param | " + " | ".join(str(r["stored_bytes_per_param"]) for r in runs) + " |"
+    )
+    lines.append(
+        "| load average before / after | "
+        + " | ".join(f"{r['load_before']} / {r['load_after']}" for r in runs)
+        + " |"
     )
     return "\n".join(lines)
 
