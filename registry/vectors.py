@@ -94,7 +94,7 @@ def _delta(pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inex
 
 
 # ‖φ‖/‖θbase‖ above this is not a fine-tune of the base: docs/concepts.md says how it was chosen
-RELATIVE_NORM_LIMIT = 0.5
+RELATIVE_NORM_LIMIT = 1.0
 
 
 def _matrix(shape) -> bool:

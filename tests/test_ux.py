@@ -179,7 +179,7 @@ def test_relative_norm_is_stored_and_a_foreign_fine_tune_is_flagged(sqlite_reg, 
     code, _, err = cli("vector", "import", "helpful", "--base", "tiny", "--positive", models["plus"])
     assert code == 0 and "warning" not in err
     report = sqlite_reg.vector("helpful").interference["plausibility"]
-    assert report["relative_norm"] == pytest.approx(expected, rel=1e-5) and report["limit"] == 0.5
+    assert report["relative_norm"] == pytest.approx(expected, rel=1e-5) and report["limit"] == 1.0
     assert "relative norm: " in cli("vector", "show", "helpful")[1]
 
     code, _, err = cli("vector", "import", "foreign", "--base", "tiny", "--positive", models["other_base"])
