@@ -1,6 +1,6 @@
 """Database health: the SQLite file checked when a registry opens, and its rows checked by verify.
 
-Opening runs SQLite's `quick_check` (milliseconds: the file holds metadata only, the arrays
+Opening runs SQLite's `quick_check` (cheap: the file holds metadata only, the arrays
 live in the store), so a damaged file is refused with one line instead of half-working.
 """
 

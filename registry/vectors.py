@@ -108,11 +108,16 @@ def _delta(
 
 
 # ‖φ‖/‖θbase‖ above this is not a fine-tune of the base: docs/concepts.md says how it was chosen
-RELATIVE_NORM_LIMIT = 0.5
+RELATIVE_NORM_LIMIT = 1.0
+
+
+def _matrix(shape) -> bool:
+    """Matrices only: norm scales start at 1.0 in every model, so they would hide a foreign base."""
+    return len(shape) >= 2
 
 
 def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
-    """‖θbase‖ over the float tensors, computed once per base digest and cached under home."""
+    """‖θbase‖ over the float matrices, computed once per base digest and cached under home."""
     import json
     import os
 
@@ -125,7 +130,7 @@ def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
         total = 0.0
         for name in base_w.names():
             spec = base_w.spec(name)
-            if spec.tag in FLOATS:
+            if spec.tag in FLOATS and _matrix(spec.shape):
                 for a, c in row_blocks(spec.shape):
                     x = to_f32(base_w.read_rows(name, a, c), spec.tag).astype(np.float64)
                     total += float(np.dot(x.ravel(), x.ravel()))
@@ -138,10 +143,11 @@ def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
 
 
 def plausibility(
-    core: Core, b: BaseModel, base_w: TensorReader, norm: float, policy: InterferencePolicy | None
+    core: Core, b: BaseModel, base_w: TensorReader, tensors: list[dict], policy: InterferencePolicy | None
 ) -> dict[str, Any]:
-    """‖φ‖ relative to ‖θbase‖, judged like interference (warn / refuse / off) above the limit."""
+    """‖φ‖/‖θbase‖ over the matrices, judged like interference (warn / refuse / off) above the limit."""
     policy = policy or core.config.interference
+    norm = float(np.sqrt(sum(t["norm"] ** 2 for t in tensors if _matrix(t["shape"]))))
     ref_norm = base_norm(core, b, base_w)
     rel = norm / ref_norm if ref_norm > 0 else 0.0
     report: dict[str, Any] = {"relative_norm": rel, "base_norm": ref_norm, "limit": RELATIVE_NORM_LIMIT}
@@ -206,7 +212,7 @@ def store_vector(
             "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
             "stored_bytes": core.store.nbytes(writer.key),
         }
-        plausible = plausibility(core, b, base_w, fields["norm"], policy)
+        plausible = plausibility(core, b, base_w, tensors, policy)
         fields["interference"] = check_interference(core, b, vector_row(fields, tensors, version=0), policy)
         fields["interference"]["plausibility"] = plausible
         crashpoint("store:before-commit")

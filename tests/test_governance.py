@@ -161,7 +161,9 @@ def test_two_vector_sweep_grid(sqlite_reg, models, tmp_path):
     with pytest.raises(Exception, match="no evaluator"):
         run_sweep(sqlite_reg, "g", ["drift"], [0.0])
     sqlite_reg.import_vector("drift2", "tiny", models["plus2"])
-    grid = run_sweep(sqlite_reg, "g", ["drift", "drift2"], [-1.0, 1.0], evaluators=["verbose"])
+    terms = [{"vector": "drift", "weight": 1.0}, {"vector": "drift2", "weight": 1.0}]
+    sqlite_reg.add_recipe({"name": "g2", "base": "tiny", "terms": terms})
+    grid = run_sweep(sqlite_reg, "g2", ["drift", "drift2"], [-1.0, 1.0], evaluators=["verbose"])
     assert len(grid.rows) == 4
     files = grid.write(tmp_path / "grid")
     assert (tmp_path / "grid" / "sweep.png").stat().st_size > 0 and files["json"].endswith("sweep.json")
