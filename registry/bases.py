@@ -84,10 +84,12 @@ def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache |
     With a cache, a file whose stat fingerprint is unchanged since its last full hash is
     not hashed again (git's index does the same); `registry verify` never uses the cache.
     """
+    # a weight file added after registration would be loaded; pickles never are (ignored)
+    ignored = set(pickle_files(folder)) if folder.is_dir() else set()
     problems = [
         f"{p.name} is an unpinned weight file (added after registration)"
         for p in (sorted(folder.iterdir()) if folder.is_dir() else [])
-        if p.suffix in WEIGHT_SUFFIXES and p.name not in pins
+        if p.suffix in WEIGHT_SUFFIXES and p.name not in pins and p.name not in ignored
     ]  # fmt: skip
     for fname, digest in sorted(pins.items()):
         path = folder / fname
