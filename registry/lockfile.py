@@ -23,23 +23,7 @@ def build_lock(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> 
     lock = {
         "lock_version": LOCK_VERSION,
         "generator": f"registry {VERSION}",
-        "recipe": {
-            "name": r.name,
-            "version": r.version,
-            "method": r.method,
-            "parameters": r.params,
-            "dtype": r.dtype,
-            "content_digest": r.content_digest,
-            "terms": [
-                {
-                    "vector": t.vector.name,
-                    "version": t.vector.version,
-                    "weight": t.weight,
-                    "digest": t.vector.digest,
-                }
-                for t in r.terms
-            ],
-        },
+        "recipe": recipe_metadata(r),
         "base": {
             "name": b.name,
             "source": b.source,
