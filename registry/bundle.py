@@ -168,7 +168,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
     from registry.recipes import DTYPES, recipe_row, resolved_content, validate_parameters
     from registry.refs import check_name
     from registry.runs import run_from_lineage
-    from registry.signing import record_signature, statement
+    from registry.signing import statement
     from registry.tensor_io import SafetensorsFolder
     from registry.vectors import get_vector, lookup_vector, vector_row
 
@@ -300,11 +300,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     )  # fmt: skip
                     s.add(row)
                     s.flush()
-                    for sig in e.get("signatures") or []:
-                        if isinstance(sig, dict) and sig.get("key_id") == kid:
-                            record_signature(
-                                core, s, "vector", row.id, kid, sig.get("statement") or {}, sig["bundle"]
-                            )
+                    _keep_signatures(core, s, "vector", row.id, kid, e)
                     ref = f"{e['name']}@v{int(e['version'])}"
                     core.audit(s, "vector.import-bundle", ref,
                                {"bundle": str(path), "digest": fields["digest"], "status": status, **extra})  # fmt: skip
@@ -328,11 +324,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     r.status_reason = extra.get("status_reason")
                     s.add(r)
                     s.flush()
-                    for sig in rc.get("signatures") or []:
-                        if isinstance(sig, dict) and sig.get("key_id") == kid:
-                            record_signature(
-                                core, s, "recipe", r.id, kid, sig.get("statement") or {}, sig["bundle"]
-                            )
+                    _keep_signatures(core, s, "recipe", r.id, kid, rc)
                     core.audit(
                         s, "recipe.import-bundle", ref, {"bundle": str(path), "status": status, **extra}
                     )
@@ -348,3 +340,12 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
         for key in created_keys:
             core.store.delete(key)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _keep_signatures(core: Core, s, kind: str, row_id: int, kid: str | None, entry: dict) -> None:
+    """Record the entry's signatures made with the key that verified its approval."""
+    from registry.signing import record_signature
+
+    for sig in entry.get("signatures") or []:
+        if isinstance(sig, dict) and sig.get("key_id") == kid:
+            record_signature(core, s, kind, row_id, kid, sig.get("statement") or {}, sig["bundle"])

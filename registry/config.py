@@ -29,6 +29,12 @@ class InterferencePolicy:
         if not 0.0 <= self.threshold <= 1.0:
             raise RegistryError(f"interference threshold must be in [0, 1], not {self.threshold}")
 
+    def judge(self, message: str, error: type[RegistryError]) -> str:
+        """A finding over the limit: refused under `refuse`, else returned as the warning."""
+        if self.action == "refuse":
+            raise error(message + " (policy: refuse)")
+        return message
+
 
 HIDDEN = "***"
 

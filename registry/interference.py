@@ -145,9 +145,7 @@ def check_interference(
             f"vector {vec.name} interferes with {worst[0]}: |cosine| {abs(worst[1]['global']):.4f} "
             f"> threshold {policy.threshold}"
         )
-        if policy.action == "refuse":
-            raise InterferenceRefused(message + " (policy: refuse)")
-        report["warning"] = message
+        report["warning"] = policy.judge(message, InterferenceRefused)
     return report
 
 

@@ -156,9 +156,7 @@ def plausibility(
             f"φ's norm is {rel:.3g}× the base's (fine-tunes of one base stay far below "
             f"{RELATIVE_NORM_LIMIT}): were θ+ and θ− fine-tuned from base {b.name}?"
         )
-        if policy.action == "refuse":
-            raise IncompatibleWeights(message + " (policy: refuse)")
-        report["warning"] = message
+        report["warning"] = policy.judge(message, IncompatibleWeights)
     return report
 
 
