@@ -30,7 +30,8 @@ def main() -> None:
     from registry import codec
     from registry._memory import recycle_large_blocks
     from registry.digests import file_sha256
-    from registry.store import _sum_squares
+    from registry.delta import delta_block
+    from registry.store import sum_squares
     from registry.tensor_io import SafetensorsFolder, from_f32, row_blocks, to_f32
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,21 +55,13 @@ def main() -> None:
         t = time.thread_time()
         for f in [*plus.files, *minus.files]:
             file_sha256(f)
-        t = tick(imp, "sha256 of the θ± files (lineage; serial, before the pass)", t)
+        t = tick(imp, "sha256 of the θ± files (lineage; on a thread beside the pass)", t)
         h = hashlib.sha256()
         for name in plus.names():
             for a, b in row_blocks(plus.spec(name).shape):
                 t = time.thread_time()
-                pr, mr = plus.read_rows(name, a, b), minus.read_rows(name, a, b)
-                t = tick(imp, "read θ± rows", t)
-                pf, mf = to_f32(pr, "BF16"), to_f32(mr, "BF16")
-                t = tick(imp, "widen θ± to float32", t)
-                _ = np.isfinite(pf).all() and np.isfinite(mf).all()
-                t = tick(imp, "NaN/Inf check", t)
-                d = pf - mf
-                t = tick(imp, "φ = θ+ − θ−", t)
-                _ = np.array_equal(mf + d, pf)
-                t = tick(imp, "exactness check (θ− + φ == θ+)", t)
+                d = delta_block(plus, minus, name, a, b, [])
+                t = tick(imp, "φ block: read θ± rows, widen, subtract, finite + exactness checks", t)
                 body = codec.encode(d)
                 t = tick(imp, "split16 encode", t)
                 crc = google_crc32c.value(body)
@@ -77,8 +70,8 @@ def main() -> None:
                 t = tick(imp, "crc32c + write chunk", t)
                 h.update(d)
                 t = tick(imp, "sha256 of φ's float32 bytes", t)
-                _sum_squares(d.reshape(-1))
-                t = tick(imp, "norm (Σφ², float64)", t)
+                sum_squares(d)
+                t = tick(imp, "norm (Σφ²: float32 rows, float64 total)", t)
                 chunks.append((name, a, b, path))
                 n += d.size
         out = open(Path(tmp) / "out", "wb")  # noqa: SIM115 - closed below, timed per write

@@ -16,7 +16,7 @@ from registry.digests import file_sha256, named_digest
 from registry.errors import AlreadyExists, IncompatibleWeights, IntegrityError, NotFound
 from registry.models import BaseFile, BaseModel
 from registry.refs import check_name
-from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, pickle_files
+from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, pickle_files
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -228,7 +228,41 @@ def add_base(core: Core, name: str, source: str, revision: str | None = None) ->
             s.flush()
             return lookup_base(s, name)
 
-    return core.write(write)
+    added = core.write(write)
+    base_norm(core, added, SafetensorsFolder(folder))  # read while the files are hot from hashing
+    return added
+
+
+def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
+    """‖θbase‖ over the float matrices (plausibility's yardstick), computed once per base digest
+    when the base is added, and cached under home."""
+    import json
+    import os
+
+    import numpy as np
+
+    from registry.store import sum_squares
+    from registry.tensor_io import row_blocks, to_f32
+
+    cache = core.home / ".cache" / "base-norms.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if b.digest not in known:
+        total = 0.0
+        for name in base_w.names():
+            spec = base_w.spec(name)
+            # matrices only: norm scales start at 1.0 in every model, so they would hide a foreign base
+            if spec.tag in FLOATS and len(spec.shape) >= 2:
+                for a, c in row_blocks(spec.shape):
+                    total += sum_squares(to_f32(base_w.read_rows(name, a, c), spec.tag))
+        known[b.digest] = float(np.sqrt(total))
+        cache.parent.mkdir(exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache)  # readers never see a half-written cache
+    return known[b.digest]
 
 
 def download(repo_id: str, revision: str | None) -> Path:

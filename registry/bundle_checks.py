@@ -58,6 +58,7 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
     import numpy as np
 
     from registry.digests import ArrayHasher, named_digest
+    from registry.store import sum_squares
     from registry.tensor_io import row_blocks
 
     stored = core.store.open(key, label=f"bundle vector {ref}")
@@ -73,7 +74,7 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
         for a, b in row_blocks(stored.spec(name).shape, stored.chunk_rows(name)):
             x = stored.read_rows(name, a, b)
             h.update(x)
-            sq += float(np.dot(x.ravel(), x.ravel().astype(np.float64)))
+            sq += sum_squares(x)
         digests[name] = h.hexdigest()
         if digests[name] != t["sha256"]:
             raise IntegrityError(f"bundle vector {ref}: array {name} sha256 mismatch")

@@ -7,6 +7,7 @@ unreferenced group for `gc`, never a visible half-vector.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,15 +16,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from registry._memory import recycle_large_blocks
-from registry.bases import architecture_at, check_compatible, checked_base, lookup_base
+from registry.bases import architecture_at, base_norm, check_compatible, checked_base, lookup_base
 from registry.config import InterferencePolicy
+from registry.delta import delta_block
 from registry.digests import file_sha256, named_digest
 from registry.errors import IncompatibleWeights, NotFound, RegistryError
 from registry.faults import crashpoint
 from registry.models import BaseModel, TrainingRun, Vector, VectorTensor, utcnow
 from registry.refs import Ref, check_name
 from registry.runs import copy_run, new_run, stop_heartbeat
-from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, row_blocks, to_f32
+from registry.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, row_blocks
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -66,8 +68,13 @@ def import_vector(
     """
     check_name(name, "vector name")
     b, base_w = checked_base(core, base)
+    from concurrent.futures import ThreadPoolExecutor
+
     sources: dict[str, Any] = {}
     folders = []
+    # θ±'s files are hashed for the lineage on a thread beside the data pass, not before it
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-sha256")
+    pending: dict[str, dict[str, Any]] = {}
     for role, path in (("positive", positive), ("negative", negative)):
         if path is None:
             folders.append(base_w)
@@ -77,34 +84,23 @@ def import_vector(
         w = SafetensorsFolder(path)
         check_compatible(base_w, w, architecture_at(path), b.architecture)
         folders.append(w)
-        sources[role] = {"path": str(path), "files": {f.name: file_sha256(f) for f in w.files}}
+        sources[role] = {"path": str(path)}
+        pending[role] = {f.name: hashing.submit(file_sha256, f) for f in w.files}
     pos_w, neg_w = folders
     # an import's run is committed together with its vector: a refused import leaves no trace
     run = new_run("import", b, name, sources=sources)
-    return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy, require_lossless)
 
+    def hashed() -> None:
+        done = {
+            role: {**run.sources[role], "files": {n: f.result() for n, f in fs.items()}}
+            for role, fs in pending.items()
+        }
+        run.sources = {**run.sources, **done}
 
-def _delta(
-    pos: TensorReader, neg: TensorReader, name: str, a: int, b: int, inexact: list[str], strict: bool = False
-) -> np.ndarray:
-    p, m = (
-        to_f32(pos.read_rows(name, a, b), pos.spec(name).tag),
-        to_f32(neg.read_rows(name, a, b), neg.spec(name).tag),
-    )
-    for role, x in (("positive", p), ("negative", m)):
-        if not np.isfinite(x).all():
-            raise IncompatibleWeights(f"{role} weights: tensor {name} contains NaN or Inf")
-    d = p - m
-    # lossless means exact both ways: θ− + φ gives θ+ back and θ+ − φ gives θ− back
-    # (m + d == p alone passes p = 1, m = 2⁻³⁰, where φ = 1 has lost m entirely)
-    if not (np.array_equal(m + d, p) and np.array_equal(p - d, m)):
-        inexact.append(name)
-        if strict:
-            raise IncompatibleWeights(
-                f"tensor {name}: θ+ − θ− is not exact in float32 (rows {a}–{b}); "
-                "the vector would not give θ+ and θ− back bit for bit"
-            )
-    return d
+    try:
+        return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy, require_lossless, hashed)
+    finally:
+        hashing.shutdown(cancel_futures=True)
 
 
 # ‖φ‖/‖θbase‖ above this is not a fine-tune of the base: docs/concepts.md says how it was chosen
@@ -116,39 +112,12 @@ def _matrix(shape) -> bool:
     return len(shape) >= 2
 
 
-def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
-    """‖θbase‖ over the float matrices, computed once per base digest and cached under home."""
-    import json
-    import os
-
-    cache = core.home / ".cache" / "base-norms.json"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if b.digest not in known:
-        total = 0.0
-        for name in base_w.names():
-            spec = base_w.spec(name)
-            if spec.tag in FLOATS and _matrix(spec.shape):
-                for a, c in row_blocks(spec.shape):
-                    x = to_f32(base_w.read_rows(name, a, c), spec.tag).astype(np.float64)
-                    total += float(np.dot(x.ravel(), x.ravel()))
-        known[b.digest] = float(np.sqrt(total))
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, cache)  # readers never see a half-written cache
-    return known[b.digest]
-
-
 def plausibility(
-    core: Core, b: BaseModel, base_w: TensorReader, tensors: list[dict], policy: InterferencePolicy | None
+    core: Core, b: BaseModel, ref_norm: float, tensors: list[dict], policy: InterferencePolicy | None
 ) -> dict[str, Any]:
     """‖φ‖/‖θbase‖ over the matrices, judged like interference (warn / refuse / off) above the limit."""
     policy = policy or core.config.interference
     norm = float(np.sqrt(sum(t["norm"] ** 2 for t in tensors if _matrix(t["shape"]))))
-    ref_norm = base_norm(core, b, base_w)
     rel = norm / ref_norm if ref_norm > 0 else 0.0
     report: dict[str, Any] = {"relative_norm": rel, "base_norm": ref_norm, "limit": RELATIVE_NORM_LIMIT}
     if rel > RELATIVE_NORM_LIMIT and policy.action != "off":
@@ -170,36 +139,50 @@ def store_vector(
     neg_w: TensorReader,
     policy: InterferencePolicy | None = None,
     require_lossless: bool = False,
+    before_commit: Callable[[], None] | None = None,
 ) -> Vector:
-    """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction."""
+    """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction.
+
+    `before_commit` finishes work that ran beside the data pass (import's source hashes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from registry.interference import check_interference
 
     recycle_large_blocks()
     crashpoint("store:before-data")
     writer = core.store.writer()
+    # ‖θbase‖ (for the plausibility check) is read on a thread beside the data pass
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-norm")
+    base_norm_future = side.submit(base_norm, core, b, base_w)
     inexact: list[str] = []  # tensors whose φ does not give θ+ and θ− back exactly
     try:
-        tensors = []
-        for tname in base_w.names():
-            spec = base_w.spec(tname)
-            if spec.tag not in FLOATS:
-                continue
-            if tensors:
-                crashpoint("store:mid-data")
-            jobs = (
-                functools.partial(_delta, pos_w, neg_w, tname, a, c, inexact, require_lossless)
-                for a, c in row_blocks(spec.shape)
-            )
-            writer.add(tname, spec.shape, jobs)
-            tensors.append(
-                {
-                    "name": tname,
-                    "shape": list(spec.shape),
-                    "source_dtype": TAG_NAMES.get(pos_w.spec(tname).tag, pos_w.spec(tname).tag),
-                    "norm": writer.norms[tname],
-                    "sha256": writer.digests[tname],
-                }
-            )
+        names = [n for n in base_w.names() if base_w.spec(n).tag in FLOATS]
+
+        def blocks():
+            for k, tname in enumerate(names):
+                if k:
+                    crashpoint("store:mid-data")
+                shape = base_w.spec(tname).shape
+                yield (
+                    tname,
+                    shape,
+                    (
+                        functools.partial(delta_block, pos_w, neg_w, tname, a, c, inexact, require_lossless)
+                        for a, c in row_blocks(shape)
+                    ),
+                )
+
+        writer.write(blocks())
+        tensors = [
+            {
+                "name": tname,
+                "shape": list(base_w.spec(tname).shape),
+                "source_dtype": TAG_NAMES.get(pos_w.spec(tname).tag, pos_w.spec(tname).tag),
+                "norm": writer.norms[tname],
+                "sha256": writer.digests[tname],
+            }
+            for tname in names
+        ]
         writer.close()
         fields = {
             "name": name,
@@ -210,9 +193,11 @@ def store_vector(
             "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
             "stored_bytes": core.store.nbytes(writer.key),
         }
-        plausible = plausibility(core, b, base_w, tensors, policy)
+        plausible = plausibility(core, b, base_norm_future.result(), tensors, policy)
         fields["interference"] = check_interference(core, b, vector_row(fields, tensors, version=0), policy)
         fields["interference"]["plausibility"] = plausible
+        if before_commit:
+            before_commit()
         crashpoint("store:before-commit")
         run_persisted = run.id is not None
 
@@ -253,6 +238,8 @@ def store_vector(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        side.shutdown(cancel_futures=True)
 
 
 def _vouch(core: Core, key: str, digests: dict[str, str]) -> None:
