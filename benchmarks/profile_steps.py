@@ -29,8 +29,8 @@ def main() -> None:
 
     from registry import codec
     from registry._memory import recycle_large_blocks
-    from registry.digests import file_sha256
     from registry.delta import delta_block
+    from registry.digests import file_sha256
     from registry.store import sum_squares
     from registry.tensor_io import SafetensorsFolder, from_f32, row_blocks, to_f32
 

@@ -1,6 +1,6 @@
 """Where the store's bytes live: a local folder, or object storage through fsspec.
 
-The vector store speaks in relative keys (`data/<id>/<tensor>/c/0/0`); this module maps
+The vector store speaks in relative keys (`data/<id>/<tensor>/c.0.0`); this module maps
 them to files or objects. Local folders use plain file calls (the fast path); any other
 URL (`s3://bucket/prefix`, `gs://…`, `memory://…`) goes through fsspec, whose s3fs
 backend takes credentials and endpoint from the environment / AWS configuration.
@@ -48,8 +48,11 @@ class LocalBlobs:
 
     def write(self, key: str, data: bytes) -> None:
         path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except FileNotFoundError:  # folders are made on the first write into them
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
     def exists(self, key: str) -> bool:
         return (self.root / key).is_file()

@@ -22,8 +22,8 @@ from registry.tensor_io import TensorReader, to_f32
 # f_p, f_m (a subnormal's field 0 counted as 1, which only shrinks its ulp's bound), |p − m| <
 # 2^(max f − bias + 2) and both are multiples of the smaller ulp 2^(min f − bias − mantissa),
 # so |p − m| is fewer than 2^(gap + mantissa + 2) such ulps: ≤ 2^24 needs gap ≤ 22 − mantissa
-# (bf16: 7 mantissa bits → 15; fp16: 10 → 12). Zeros are multiples of every ulp; overflow and
-# NaN/Inf are caught by the finiteness check first.
+# (bf16: 7 mantissa bits → 15; fp16: 10 → 12; a safe bound, one short of the tight one). Zeros
+# are multiples of every ulp; overflow and NaN/Inf are caught by the finiteness check first.
 _EXACT_GAP = {"BF16": (0x7F80, 15 << 7), "F16": (0x7C00, 12 << 10)}
 
 

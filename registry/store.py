@@ -44,7 +44,8 @@ def _array_meta(shape: tuple[int, ...], chunks: tuple[int, ...], scalar: bool) -
         "shape": list(shape),
         "data_type": "float32",
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        # "." keeps a tensor's chunks in its own folder: no folder per chunk to create
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "."}},
         "fill_value": 0.0,
         "codecs": [
             {"name": "bytes", "configuration": {"endian": "little"}},
@@ -71,9 +72,9 @@ def sum_squares(x: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64)) + float(np.dot(tail, tail))
 
 
-def chunk_key(name: str, i: int, ndim: int) -> str:
-    """Zarr v3 default chunk key of row-chunk i: `c/i/0/…`."""
-    return "/".join([name, "c", str(i), *["0"] * (max(ndim, 1) - 1)])
+def chunk_key(name: str, i: int, ndim: int, separator: str = ".") -> str:
+    """Zarr v3 default chunk key of row-chunk i: `c.i.0…` (arrays of earlier versions: `c/i/0/…`)."""
+    return f"{name}/" + separator.join(["c", str(i), *["0"] * (max(ndim, 1) - 1)])
 
 
 def chunk_rows(shape: tuple[int, ...]) -> int:
@@ -277,6 +278,11 @@ class StoredVector:
             codecs = [c["name"] for c in meta.get("codecs", [])]
             if codecs not in (SPLIT16, BLOSC) or meta.get("data_type") != "float32":
                 raise IntegrityError(f"{self.label}: array {name} has an unexpected encoding {codecs}")
+            encoding = meta.get("chunk_key_encoding") or {}
+            sep = (encoding.get("configuration") or {}).get("separator", "/")
+            if encoding.get("name") != "default" or sep not in ("/", "."):
+                raise IntegrityError(f"{self.label}: array {name} has an unexpected chunk key encoding")
+            meta["separator"] = sep
             meta["split16"] = codecs == SPLIT16
             self._meta[name] = meta
         return self._meta[name]
@@ -332,7 +338,8 @@ class StoredVector:
         import google_crc32c
 
         try:
-            data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape))}")
+            sep = self.meta(name)["separator"]
+            data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape), sep)}")
         except FileNotFoundError:  # every chunk is written: a missing one is lost data, not zeros
             raise IntegrityError(f"{self.label}: array {name} is missing chunk {i}") from None
         body, crc = data[:-4], int.from_bytes(data[-4:], "little")

@@ -230,7 +230,7 @@ def test_materialize_refuses_changed_base_and_corrupt_chunk(loaded, models, tmp_
     assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
     loaded.add_recipe({"name": "h", "base": "tiny", "terms": [{"vector": "helpful", "weight": 1.0}]})
     v = loaded.vector("helpful", "tiny")
-    chunk = loaded.store.path / "data" / v.store_key / "lm_head.weight" / "c" / "0" / "0"
+    chunk = loaded.store.path / "data" / v.store_key / "lm_head.weight" / "c.0.0"
     raw = bytearray(chunk.read_bytes())
     raw[10] ^= 0x80
     chunk.write_bytes(raw)

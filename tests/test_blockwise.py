@@ -241,10 +241,8 @@ def test_split16_refuses_malformed_chunks(mutate):
 def _write(store, name, x, rows_per_block):
     writer = store.writer()
     rows = x.shape[0]
-    writer.add(
-        name,
-        x.shape,
-        [lambda a=a: x[a : a + rows_per_block] for a in range(0, rows, rows_per_block)],
+    writer.write(
+        [(name, x.shape, [lambda a=a: x[a : a + rows_per_block] for a in range(0, rows, rows_per_block)])]
     )
     writer.close()
     return writer
@@ -314,7 +312,7 @@ def test_store_refuses_unknown_or_corrupt_encodings(tmp_path):
     x = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
     writer = _write(vs, "t", x, 64)
     root = tmp_path / "v.zarr" / "data" / writer.key / "t"
-    chunk = root / "c" / "0" / "0"
+    chunk = root / "c.0.0"
     # a chunk whose crc32c matches but whose split16 body is garbage
     body = b"RS16" + bytes(40)
     chunk.write_bytes(body + google_crc32c.value(body).to_bytes(4, "little"))

@@ -77,7 +77,7 @@ def test_conflicts_and_tampering_are_refused(source, models, tmp_path):
         flipped = False
         for m in src.getmembers():
             data = src.extractfile(m).read() if m.isfile() else None
-            if data is not None and "/c/" in m.name and not flipped:
+            if data is not None and "/c." in m.name and not flipped:
                 data = bytearray(data)
                 data[len(data) // 2] ^= 0x01
                 data, flipped = bytes(data), True

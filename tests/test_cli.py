@@ -70,7 +70,7 @@ def test_main_flow_with_json(home, cli, models, tmp_path):
 
 def test_verify_names_the_corrupted_array(loaded, cli):
     v = loaded.vector("helpful")
-    chunk = loaded.store.path / "data" / v.store_key / "model.layers.0.mlp.down_proj.weight" / "c" / "0" / "0"
+    chunk = loaded.store.path / "data" / v.store_key / "model.layers.0.mlp.down_proj.weight" / "c.0.0"
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x01
     chunk.write_bytes(data)

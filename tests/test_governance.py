@@ -115,7 +115,7 @@ def test_gc_removes_only_unreferenced_data(loaded, cli):
     writer = loaded.store.writer()  # a crashed import: data without a row
     import numpy as np
 
-    writer.add("x", (4, 4), [lambda: np.ones((4, 4), np.float32)])
+    writer.write([("x", (4, 4), [lambda: np.ones((4, 4), np.float32)])])
     writer.close()
     scratch = loaded.home / ".scratch" / "run99-dead"
     scratch.mkdir(parents=True)

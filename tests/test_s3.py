@@ -74,7 +74,7 @@ def test_s3_store_matches_local_store_byte_for_byte(s3, models, tmp_path, monkey
     config = (tmp_path / "s3" / "registry.toml").read_text()
     assert f"s3://{bucket}/team/vectors.zarr" in config and "testing" not in config
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert any(k.endswith("/c/0/0") for k in keys)
+    assert any(k.endswith("/c.0.0") for k in keys)
 
 
 def test_s3_verify_names_flipped_byte_and_gc_cleans(s3, models, tmp_path):
@@ -85,7 +85,7 @@ def test_s3_verify_names_flipped_byte_and_gc_cleans(s3, models, tmp_path):
     reg = Registry.init(tmp_path / "h", store=f"s3://{bucket}/v.zarr")
     reg.add_base("tiny", str(models["base"]))
     v = reg.import_vector("helpful", "tiny", models["plus"])
-    key = f"v.zarr/data/{v.store_key}/model.layers.0.mlp.up_proj.weight/c/0/0"
+    key = f"v.zarr/data/{v.store_key}/model.layers.0.mlp.up_proj.weight/c.0.0"
     body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0x01
     client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
@@ -100,7 +100,7 @@ def test_s3_verify_names_flipped_byte_and_gc_cleans(s3, models, tmp_path):
     orphan = reg.store.writer()
     import numpy as np
 
-    orphan.add("x", (2, 2), [lambda: np.ones((2, 2), np.float32)])
+    orphan.write([("x", (2, 2), [lambda: np.ones((2, 2), np.float32)])])
     orphan.close()
     report = reg.gc(grace_seconds=0)
     assert report["removed"] == [orphan.key] and reg.store.group_keys() == [v.store_key]

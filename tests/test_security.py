@@ -259,7 +259,7 @@ def test_missing_data_is_refused_everywhere(loss, source, tmp_path):
     tensor = "model.layers.0.mlp.up_proj.weight"
     d = _array_dir(source, "helpful", tensor)
     if loss == "chunk":
-        (d / "c" / "0" / "0").unlink()
+        (d / "c.0.0").unlink()
         message = f"array {tensor} is missing chunk 0"
     else:
         shutil.rmtree(d)
@@ -281,7 +281,7 @@ def test_changed_array_bytes_fail_the_streaming_check(source, tmp_path):
     from registry import codec
 
     tensor = "model.layers.0.mlp.up_proj.weight"
-    chunk = _array_dir(source, "helpful", tensor) / "c" / "0" / "0"
+    chunk = _array_dir(source, "helpful", tensor) / "c.0.0"
     raw = chunk.read_bytes()
     values = codec.decode(raw[:-4]).copy()
     values[0] += 1.0  # a well-formed chunk with other values: only the sha256 can tell
