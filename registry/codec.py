@@ -80,11 +80,12 @@ def encode(x: np.ndarray, size: int | None = None) -> bytes:
 _scratch = threading.local()
 
 
-def _hi_buffer(n: int) -> np.ndarray:
-    """A per-thread buffer for the high halves: decompressing into it allocates nothing."""
-    buf = getattr(_scratch, "hi", None)
+def _hi_buffer(n: int, slot: int = 0) -> np.ndarray:
+    """A per-thread buffer (one per slot) for the high halves: decompressing allocates nothing."""
+    bufs = _scratch.__dict__.setdefault("hi", {})
+    buf = bufs.get(slot)
     if buf is None or buf.size < n:
-        buf = _scratch.hi = np.empty(n, "<u2")
+        buf = bufs[slot] = np.empty(n, "<u2")
     return buf[:n]
 
 
@@ -92,7 +93,7 @@ def _hi_buffer(n: int) -> np.ndarray:
 class Parts:
     """A decoded chunk before widening: high halves plus the low halves that are non-zero."""
 
-    hi: np.ndarray  # uint16, one per element (a per-thread buffer: use before the next decode)
+    hi: np.ndarray  # uint16, one per element (a per-thread buffer: use before the slot's next decode)
     mode: int
     low: memoryview
 
@@ -108,7 +109,7 @@ class Parts:
         return out
 
 
-def parts(data: bytes | memoryview) -> Parts:
+def parts(data: bytes | memoryview, slot: int = 0) -> Parts:
     view = memoryview(data)
     if len(view) < _HEADER.size:
         raise CodecError("split16 chunk too short")
@@ -117,7 +118,7 @@ def parts(data: bytes | memoryview) -> Parts:
         raise CodecError(f"not a split16 chunk (magic {magic!r}, version {version}, mode {mode})")
     if len(view) != _HEADER.size + hi_len + lo_len or (mode == LOW_SPARSE and lo_len % 6):
         raise CodecError("split16 chunk has inconsistent lengths")
-    hi = _hi_buffer(n)
+    hi = _hi_buffer(n, slot)
     if n:
         blosc = _blosc()
         body = view[_HEADER.size : _HEADER.size + hi_len]

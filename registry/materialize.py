@@ -35,7 +35,9 @@ from registry.store import StoredVector, chunk_rows
 from registry.tensor_io import (
     DTYPE_NAMES,
     FLOATS,
+    STORAGE,
     SafetensorsFolder,
+    TensorReader,
     TensorSpec,
     from_f32,
     row_blocks,
@@ -104,9 +106,11 @@ class MergePlan:
     def _block(
         self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
     ) -> np.ndarray:
-        base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
         if merged and type(self.method) is Linear:
-            return from_f32(linear_block(base, self.vectors, self.weights, out.name, a, b), out.tag)
+            fast = linear_block(self.base, self.vectors, self.weights, out.name, a, b, out.tag)
+            if fast is not None:
+                return fast
+        base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
         if merged:
             deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
             start = a * (src.numel // rows_of(src.shape))
@@ -114,39 +118,54 @@ class MergePlan:
         return from_f32(base, out.tag)
 
 
+# a linear block is summed in sub-blocks of about this many elements, so that each pass over
+# them (widen, add, patch, round) runs in the core's cache
+SUB_ELEMS = 1 << 18
+
+
 def linear_block(
-    base: np.ndarray, vectors: list[StoredVector], weights: list[float], name: str, a: int, b: int
-) -> np.ndarray:
-    """Linear.merge_block, bit for bit, reading split16 chunks without widening φ first.
+    base: TensorReader, vectors: list, weights: list[float], name: str, a: int, b: int, out_tag: str
+) -> np.ndarray | None:
+    """Linear.merge_block on rows [a, b), bit for bit, reading split16 chunks without widening φ.
 
     acc += w·φ is done as acc += w·hi (hi: φ's high halves, an exact bf16) for every element,
     then the elements whose φ has a non-zero low half are recomputed from their old sum with
-    the exact φ — the same float32 operations on the same values as the reference. `base` is
-    the caller's fresh float32 block and is summed into in place (no copy).
+    the exact φ — the same float32 operations on the same values as the reference. None when
+    a vector's chunk is not split16 with sparse low halves (the caller then merges in float32).
     """
     from ml_dtypes import bfloat16
 
-    acc = np.ascontiguousarray(base, dtype=np.float32).reshape(-1)  # the caller's own: summed in place
-    for v, w in zip(vectors, weights, strict=True):
-        p = v.read_parts(name, a, b)
+    terms = []
+    for slot, (v, w) in enumerate(zip(vectors, weights, strict=True)):
+        p = v.read_parts(name, a, b, slot)
         low = p.low_halves() if p is not None else None
         if p is None or (low is not None and not isinstance(low, tuple)):  # old format, or dense
-            delta = v.read_rows(name, a, b).reshape(-1)
-            acc += delta if w == 1.0 else np.float32(w) * delta
-            continue
-        hi = p.hi[: acc.size].view(bfloat16)
-        if low is not None:
-            idx, vals = low
-            idx = idx[: int(np.searchsorted(idx, acc.size))]
-            old = acc[idx]
-            exact = ((hi.view(np.uint16)[idx].astype(np.uint32) << 16) | vals[: idx.size]).view(np.float32)
-        if w == 1.0:
-            np.add(acc, hi, out=acc, dtype=np.float32)
-        else:
-            np.add(acc, np.multiply(hi, np.float32(w), dtype=np.float32), out=acc)
-        if low is not None:
-            acc[idx] = old + exact if w == 1.0 else old + np.float32(w) * exact
-    return acc.reshape(base.shape)
+            return None
+        terms.append((p.hi, low, np.float32(w)))
+    spec = base.spec(name)
+    row = math.prod(spec.shape[1:]) if len(spec.shape) > 1 else 1
+    out = np.empty((b - a) * row, STORAGE[out_tag])
+    step = max(1, SUB_ELEMS // row)
+    for s in range(a, b, step):
+        e = min(b, s + step)
+        lo, hi_end = (s - a) * row, (e - a) * row
+        acc = to_f32(base.read_rows(name, s, e), spec.tag).reshape(-1)  # fresh: summed in place
+        for hi, low, w in terms:
+            h = hi[lo:hi_end].view(bfloat16)
+            if low is not None:
+                idx, vals = low
+                i0, i1 = np.searchsorted(idx, (lo, hi_end))
+                idx, vals = idx[i0:i1] - lo, vals[i0:i1]
+                old = acc[idx]
+                exact = ((h.view(np.uint16)[idx].astype(np.uint32) << 16) | vals).view(np.float32)
+            if w == 1.0:
+                np.add(acc, h, out=acc, dtype=np.float32)
+            else:
+                np.add(acc, np.multiply(h, w, dtype=np.float32), out=acc)
+            if low is not None:
+                acc[idx] = old + exact if w == 1.0 else old + w * exact
+        out[lo:hi_end] = from_f32(acc, out_tag)
+    return out.reshape((b - a, *spec.shape[1:]) if spec.shape else ())
 
 
 def rows_of(shape: tuple[int, ...]) -> int:

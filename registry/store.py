@@ -312,7 +312,7 @@ class StoredVector:
         rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return rows[a - first * step : b - first * step]
 
-    def read_parts(self, name: str, a: int, b: int):
+    def read_parts(self, name: str, a: int, b: int, slot: int = 0):
         """Rows [a, b) still split (codec.Parts: high halves, low halves), when they are exactly
         one split16 chunk, crc-checked; None otherwise (the caller then uses read_rows).
 
@@ -327,7 +327,7 @@ class StoredVector:
             return None
         data = self._raw_chunk(name, a // step, shape)
         try:
-            return parts(data)
+            return parts(data, slot)
         except Exception as e:
             raise IntegrityError(
                 f"{self.label}: array {name} cannot be decoded (chunk {a // step}: {e})"

@@ -83,9 +83,9 @@ class VerifiedVector:
     def chunk_rows(self, name: str) -> int:
         return self.data.chunk_rows(name)
 
-    def read_parts(self, name: str, a: int, b: int):
+    def read_parts(self, name: str, a: int, b: int, slot: int = 0):
         """The store's split fast path, only for arrays already verified (else None: read_rows)."""
-        return self.data.read_parts(name, a, b) if name in self.done else None
+        return self.data.read_parts(name, a, b, slot) if name in self.done else None
 
     def read_rows(self, name: str, a: int, b: int) -> np.ndarray:
         if name not in self.expected:

@@ -345,11 +345,23 @@ def test_sliced_blocks_equal_reference_on_larger_tensors(method):
 
 
 def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
-    """materialize's linear path (bf16 high halves added straight, low halves patched)."""
+    """materialize's linear path (bf16 high halves added straight, low halves patched), at any
+    sub-block size; a chunk with dense low halves is handed back (None) to the float32 path."""
+    from registry import materialize as mat
     from registry import store as store_mod
-    from registry.materialize import linear_block
     from registry.methods.linear import Linear
     from registry.store import VectorStore
+    from registry.tensor_io import TensorSpec
+
+    class Base:
+        def __init__(self, x):
+            self.x = x
+
+        def spec(self, name):
+            return TensorSpec(name, "F32", self.x.shape)
+
+        def read_rows(self, name, a, b):
+            return self.x[a:b].copy()
 
     monkeypatch.setattr(store_mod, "chunk_rows", lambda shape, block_bytes=0: 40)
     vs = VectorStore(tmp_path / "v.zarr")
@@ -363,11 +375,13 @@ def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     dense = rng.standard_normal(shape).astype(np.float32)
     stored = [vs.open(_write(vs, "t", x, 40).key) for x in (bf16_like, sparse, dense)]
     base = rng.standard_normal(shape).astype(np.float32)
-    for weights in ([1.0, 1.0, 1.0], [0.5, -1.25, 3.0], [1.0, 0.3, 1.0]):
-        for a in range(0, 100, 40):
-            b = min(100, a + 40)
-            want = Linear().merge_block("t", base[a:b], [v.read_rows("t", a, b) for v in stored], weights)
-            got = linear_block(base[a:b].copy(), stored, weights, "t", a, b)
-            assert np.array_equal(
-                got.view(np.uint32), want.view(np.uint32), equal_nan=False
-            ) or np.array_equal(got, want, equal_nan=True)
+    for sub in (64, 3 * 64 + 5, 1 << 18):
+        monkeypatch.setattr(mat, "SUB_ELEMS", sub)
+        for weights in ([1.0, 1.0], [0.5, -1.25], [1.0, 0.3]):
+            for a in range(0, 100, 40):
+                b = min(100, a + 40)
+                deltas = [v.read_rows("t", a, b) for v in stored[:2]]
+                want = Linear().merge_block("t", base[a:b].copy(), deltas, weights)
+                got = mat.linear_block(Base(base), stored[:2], weights, "t", a, b, "F32")
+                assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+                assert mat.linear_block(Base(base), stored, [*weights, 1.0], "t", a, b, "F32") is None
