@@ -80,6 +80,11 @@ def table(runs: list[dict]) -> str:
             + " |"
         )
     lines.append(
+        "| import ÷ materialize, wall (the two medians) | "
+        + " | ".join(f"{r['import']['wall_s']} / {r['materialize']['wall_s']}" for r in runs)
+        + " |"
+    )
+    lines.append(
         "| stored bytes/param | " + " | ".join(str(r["stored_bytes_per_param"]) for r in runs) + " |"
     )
     lines.append(
