@@ -12,6 +12,12 @@ from concurrent.futures import Executor
 from typing import TypeVar
 
 T = TypeVar("T")
+L = TypeVar("L")
+
+
+def labelled(label: L, job: Callable[[], T]) -> Callable[[], tuple[L, T]]:
+    """A job whose result carries a label, so one ordered stream can span many tensors."""
+    return lambda: (label, job())
 
 
 def ordered(pool: Executor, jobs: Iterable[Callable[[], T]], window: int) -> Iterator[T]:

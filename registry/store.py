@@ -14,7 +14,6 @@ earlier versions (bytes → blosc lz4hc → crc32c) still read. Any other chain 
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -161,10 +160,6 @@ class VectorStore:
         return max(8, cores) if self.remote else max(2, cores)
 
 
-def _tag(tag: tuple, job: Callable[[], np.ndarray]) -> tuple[tuple, np.ndarray]:
-    return tag, job()
-
-
 class VectorWriter:
     """Writes the arrays of one new vector: chunks encoded in parallel, digests in order.
 
@@ -179,8 +174,6 @@ class VectorWriter:
         store.blobs.write(f"{DATA}/{key}/zarr.json", json.dumps(GROUP_META, indent=2).encode())
         self.digests: dict[str, str] = {}
         self.norms: dict[str, float] = {}
-        self._hashers: dict[str, ArrayHasher] = {}
-        self._squares: dict[str, float] = {}
         self.workers = workers or store.workers
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="encode")
 
@@ -196,7 +189,10 @@ class VectorWriter:
         """
         from collections import deque
 
-        from registry.pipeline import ordered
+        from registry.pipeline import labelled, ordered
+
+        hashers: dict[str, ArrayHasher] = {}
+        squares: dict[str, float] = {}
 
         def tagged():
             for name, shape, jobs in tensors:
@@ -205,9 +201,9 @@ class VectorWriter:
                 self.store.blobs.write(
                     f"{DATA}/{self.key}/{name}/zarr.json", json.dumps(meta, indent=2).encode()
                 )
-                self._hashers[name], self._squares[name] = ArrayHasher(), 0.0
+                hashers[name], squares[name] = ArrayHasher(), 0.0
                 for i, job in enumerate(jobs):
-                    yield functools.partial(_tag, (name, i, full), job)
+                    yield labelled((name, i, full), job)
 
         window = 2 * self.workers + 2
         writes: deque = deque()
@@ -215,17 +211,17 @@ class VectorWriter:
         def settle(keep: int) -> None:
             while len(writes) > keep:
                 name, w = writes.popleft()
-                self._squares[name] += w.result()  # in block order: the sum does not depend on timing
+                squares[name] += w.result()  # in block order: the sum does not depend on timing
 
         for (name, i, full), block in ordered(self._pool, tagged(), window):
             block = np.ascontiguousarray(block, dtype=np.float32)
             writes.append((name, self._pool.submit(self._encode, name, i, full, block)))
-            self._hashers[name].update(block)
+            hashers[name].update(block)
             settle(window)
         settle(0)
-        for name, h in self._hashers.items():
-            self.digests.setdefault(name, h.hexdigest())
-            self.norms.setdefault(name, self._squares[name] ** 0.5)
+        for name, h in hashers.items():
+            self.digests[name] = h.hexdigest()
+            self.norms[name] = squares[name] ** 0.5
 
     def _encode(self, name: str, i: int, full: tuple[int, ...], block: np.ndarray) -> float:
         """Encode and write chunk i; returns its Σx² (float64)."""

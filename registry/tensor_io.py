@@ -281,7 +281,7 @@ def write_sharded(
     from concurrent.futures import ThreadPoolExecutor
 
     from registry.digests import stream_hasher
-    from registry.pipeline import ordered
+    from registry.pipeline import labelled, ordered
 
     shards = plan_shards(specs, max_shard_bytes)
     names = shard_names(len(shards))
@@ -299,7 +299,7 @@ def write_sharded(
                 f.write(head)
                 h.update(head)
                 written = dict.fromkeys((s.name for s in shard), 0)
-                tagged = (_tagged(spec, job) for spec in shard for job in jobs(spec))
+                tagged = (labelled(spec, job) for spec in shard for job in jobs(spec))
                 # one ordered stream across tensors keeps the pool busy at tensor boundaries;
                 # the window of blocks in flight bounds memory to a few block sizes
                 for spec, block in ordered(pool, tagged, window):
@@ -332,7 +332,3 @@ def write_sharded(
             json.dumps(index, indent=2, sort_keys=True) + "\n"
         )
     return digests
-
-
-def _tagged(spec: TensorSpec, job: Callable[[], np.ndarray]) -> Callable[[], tuple[TensorSpec, np.ndarray]]:
-    return lambda: (spec, job())
