@@ -164,7 +164,10 @@ def linear_block(
                 np.add(acc, np.multiply(h, w, dtype=np.float32), out=acc)
             if low is not None:
                 acc[idx] = old + exact if w == 1.0 else old + w * exact
-        out[lo:hi_end] = from_f32(acc, out_tag)
+        if out_tag == "BF16":  # rounded straight into the output: no temporary, no copy
+            np.copyto(out[lo:hi_end].view(bfloat16), acc, casting="unsafe")
+        else:
+            out[lo:hi_end] = from_f32(acc, out_tag)
     return out.reshape((b - a, *spec.shape[1:]) if spec.shape else ())
 
 
@@ -238,7 +241,7 @@ def materialize(
     if previous is not None and Path(previous.out_path) == out:
         files, reused = dict(previous.files), previous
     elif previous is not None:
-        copy_folder(Path(previous.out_path), out, force)
+        copy_folder(Path(previous.out_path), out, force, durable)
         files, reused = dict(previous.files), previous
     else:
         b, base_w = checked_base(core, r.base.name)  # pins first: an unpinned weight file is refused

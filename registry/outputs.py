@@ -33,15 +33,16 @@ def verify_files(folder: Path, files: dict[str, str]) -> list[str]:
     return problems + [f"{name}: not recorded" for name in sorted(present - set(files))]
 
 
-def copy_folder(src: Path, out: Path, force: bool) -> None:
+def copy_folder(src: Path, out: Path, force: bool, durable: bool = False) -> None:
     """Copy a verified earlier output into place, with the same all-or-nothing rename."""
     prepare_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         shutil.copytree(src, tmp)
-        _fsync_dir(tmp)
-        _swap_into_place(tmp, out)
+        if durable:
+            _fsync_dir(tmp)
+        _swap_into_place(tmp, out, durable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -111,20 +112,24 @@ def write_folder(plan, out: Path, force: bool = False) -> dict[str, str]:
         crashpoint("materialize:before-rename")
         if plan.durable:
             _fsync_dir(tmp)
-        _swap_into_place(tmp, out)
+        _swap_into_place(tmp, out, plan.durable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return files
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
+def _swap_into_place(tmp: Path, out: Path, durable: bool) -> None:
+    """The rename is the commit: atomic against a killed process. Only `durable` fsyncs the
+    parent as well (power-loss safety): on ext4 that fsync waits for the whole output's data
+    to reach the disk, 0.6 s of idle wall time for a 2 GB output."""
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(out, old)
     os.rename(tmp, out)
-    _fsync_dir(out.parent)
+    if durable:
+        _fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
