@@ -9,7 +9,7 @@ Builds (once) a random bf16 Llama and two fine-tune-like variants θ± (make_mod
 times whole processes (`registry …` and `mergekit-yaml …`) and reads each one's wall time,
 CPU time (user + system) and peak RSS from wait4(). Our materialize and mergekit's runs are
 interleaved (ours, mergekit bf16, mergekit fp32, ours, …) so that the ratios of one run see
-the same machine load. Outputs are deleted as soon as they are hashed (the first of each kind
+the same machine load; every timed process starts after os.sync(). Outputs are deleted as soon as they are hashed (the first of each kind
 is kept until it has been compared), so disk use stays at about two models.
 mergekit is a benchmark peer only: install it in a separate virtual environment.
 """
@@ -37,7 +37,13 @@ REGISTRY = [PY, "-m", "registry.cli"]
 
 
 def run(cmd: list[str], env: dict | None = None, quiet: bool = True) -> dict:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one whole process."""
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one whole process.
+
+    Dirty pages are flushed first, so no run pays (at its first fsync) for the writeback of
+    the run before it: mergekit's buffered outputs and deleted files otherwise land on the
+    next process that commits a journal transaction (our SQLite commit waited 1.4 s once).
+    """
+    os.sync()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)

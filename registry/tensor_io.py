@@ -281,7 +281,6 @@ def write_sharded(
     from concurrent.futures import ThreadPoolExecutor
 
     from registry.digests import stream_hasher
-    from registry.direct_io import SequentialWriter
     from registry.pipeline import labelled, ordered
 
     shards = plan_shards(specs, max_shard_bytes)
@@ -295,7 +294,7 @@ def write_sharded(
         for fname, shard in zip(names, shards, strict=True):
             h = stream_hasher()
             hashing: deque = deque()  # one hashing thread takes blocks in order, beside the writes
-            with SequentialWriter(folder / fname, durable) as f:
+            with open(folder / fname, "wb") as f:
                 head = _header_bytes(shard, {"format": "pt"})
                 f.write(head)
                 h.update(head)
@@ -318,6 +317,9 @@ def write_sharded(
                         raise RuntimeError(
                             f"{spec.name}: wrote {written[spec.name]} bytes, expected {spec.nbytes}"
                         )
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             for fut in hashing:
                 fut.result()
             digests[fname] = h.hexdigest()

@@ -6,7 +6,12 @@ Only click is imported here; every command imports what it needs when it runs, s
 
 from __future__ import annotations
 
+import os
 import sys
+
+# numpy's OpenBLAS would start a spinning thread per core for every small dot product;
+# the streaming commands already run one job per core, so BLAS stays on its caller's thread
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 
