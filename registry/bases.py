@@ -155,6 +155,18 @@ class StatCache:
         entry = self.entries.get(str(path))
         return entry is not None and entry[0] == digest and entry[1:] == self._fingerprint(path)
 
+    def sha256(self, path: Path) -> str:
+        """A file's sha256, hashed only if its fingerprint changed since it was last hashed
+        (an import's θ± files: the same fine-tune imported twice is read for data only)."""
+        entry = self.entries.get(str(path))
+        fingerprint = self._fingerprint(path)
+        if entry is not None and entry[1:] == fingerprint:
+            return entry[0]
+        digest = file_sha256(path)
+        if self._fingerprint(path) == fingerprint:  # unchanged while it was hashed
+            self.remember(path, digest)
+        return digest
+
     @staticmethod
     def _tree_fingerprint(folder: Path) -> list:
         import hashlib

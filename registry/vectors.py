@@ -19,7 +19,7 @@ from registry._memory import recycle_large_blocks
 from registry.bases import architecture_at, base_norm, check_compatible, checked_base, lookup_base
 from registry.config import InterferencePolicy
 from registry.delta import delta_block
-from registry.digests import file_sha256, named_digest
+from registry.digests import named_digest
 from registry.errors import IncompatibleWeights, NotFound, RegistryError
 from registry.faults import crashpoint
 from registry.models import BaseModel, TrainingRun, Vector, VectorTensor, utcnow
@@ -74,6 +74,7 @@ def import_vector(
     folders = []
     # θ±'s files are hashed for the lineage on a thread beside the data pass, not before it
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-sha256")
+    cache = core.stat_cache()
     pending: dict[str, dict[str, Any]] = {}
     for role, path in (("positive", positive), ("negative", negative)):
         if path is None:
@@ -85,7 +86,7 @@ def import_vector(
         check_compatible(base_w, w, architecture_at(path), b.architecture)
         folders.append(w)
         sources[role] = {"path": str(path)}
-        pending[role] = {f.name: hashing.submit(file_sha256, f) for f in w.files}
+        pending[role] = {f.name: hashing.submit(cache.sha256, f) for f in w.files}
     pos_w, neg_w = folders
     # an import's run is committed together with its vector: a refused import leaves no trace
     run = new_run("import", b, name, sources=sources)

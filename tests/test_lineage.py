@@ -87,3 +87,35 @@ def test_lineage_refusals(history, cli, tmp_path):
     assert code == 1 and "recipe not found: elsewhere@v1" in err
     code, _, err = cli("lineage")
     assert code == 2 and "exactly one of REF or --lock" in err
+
+
+def test_import_hashes_unchanged_sources_once(sqlite_reg, models, tmp_path, monkeypatch):
+    """θ± files are hashed for the lineage; an unchanged file is vouched for by its stat
+    fingerprint on the next import, a rewritten one is hashed again."""
+    import hashlib
+    import shutil
+
+    import registry.bases as bases
+
+    plus = tmp_path / "plus"
+    shutil.copytree(models["plus"], plus)
+    weights = plus / "model.safetensors"
+    calls = []
+    real = bases.file_sha256
+    monkeypatch.setattr(bases, "file_sha256", lambda p: calls.append(p) or real(p))
+
+    def recorded(ref: str) -> str:
+        [run] = sqlite_reg.lineage(ref)["runs"]
+        return run["sources"]["positive"]["files"]["model.safetensors"]
+
+    sqlite_reg.import_vector("a", "tiny", plus)
+    assert calls == [weights]
+    assert recorded("a@v1") == hashlib.sha256(weights.read_bytes()).hexdigest()
+    sqlite_reg.import_vector("b", "tiny", plus)
+    assert calls == [weights] and recorded("b@v1") == recorded("a@v1")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # the last byte of the last tensor: still a valid file, another digest
+    weights.write_bytes(bytes(data))
+    sqlite_reg.import_vector("c", "tiny", plus)
+    assert calls == [weights, weights]
+    assert recorded("c@v1") == hashlib.sha256(bytes(data)).hexdigest() != recorded("a@v1")
