@@ -121,8 +121,9 @@ def write_folder(plan, out: Path, force: bool = False) -> dict[str, str]:
 
 def _swap_into_place(tmp: Path, out: Path, durable: bool) -> None:
     """The rename is the commit: atomic against a killed process. Only `durable` fsyncs the
-    parent as well (power-loss safety): on ext4 that fsync waits for the whole output's data
-    to reach the disk, 0.6 s of idle wall time for a 2 GB output."""
+    parent as well (power-loss safety): on ext4 that fsync's journal commit waits for every
+    output whose writeback has begun (benchmarks/write_paths.py: 1.763 s idle after two
+    2 GiB outputs, in 2026-11-24-write-paths.json)."""
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
