@@ -358,19 +358,28 @@ def test_unpinned_weight_file_fails_the_pins(tmp_path, models, home):
     assert not (tmp_path / "out").exists()
 
 
-def test_inexact_difference_is_refused(sqlite_reg, models, tmp_path):
+INEXACT = "model.layers.0.mlp.up_proj.weight"
+
+
+def inexact_pair(models, tmp_path):
+    """θ± whose float32 difference in one tensor is not exact."""
     import shutil
 
     import torch
     from safetensors.torch import load_file, save_file
 
-    name = "model.layers.0.mlp.up_proj.weight"
     pos, neg = tmp_path / "pos", tmp_path / "neg"
     for folder, value in ((pos, 1.0), (neg, 2.0**-30)):
         shutil.copytree(models["base"], folder)
         t = load_file(folder / "model.safetensors")
-        t[name] = torch.full_like(t[name], value)
+        t[INEXACT] = torch.full_like(t[INEXACT], value)
         save_file(t, folder / "model.safetensors", metadata={"format": "pt"})
+    return pos, neg
+
+
+def test_inexact_difference_is_refused(sqlite_reg, models, tmp_path):
+    name = INEXACT
+    pos, neg = inexact_pair(models, tmp_path)
     # float32: 1 - 2^-30 rounds to 1, and 2^-30 + 1 rounds back to 1: m + d == p holds, d is wrong
     with pytest.raises(IncompatibleWeights, match=rf"tensor {name}: θ\+ − θ− is not exact in float32"):
         sqlite_reg.import_vector("x", "tiny", pos, neg, require_lossless=True)
@@ -378,6 +387,20 @@ def test_inexact_difference_is_refused(sqlite_reg, models, tmp_path):
     v = sqlite_reg.import_vector("x", "tiny", pos, neg)  # recorded truthfully, not refused
     assert v.run.params["lossless"] is False and v.run.params["inexact_tensors"] == [name]
     assert sqlite_reg.import_vector("y", "tiny", models["plus"]).run.params["lossless"] is True
+
+
+def test_cli_require_lossless(sqlite_reg, models, tmp_path, cli):
+    pos, neg = inexact_pair(models, tmp_path)
+    args = ("vector", "import", "x", "--base", "tiny", "--positive", pos, "--negative", neg)
+    code, out, err = cli(*args, "--require-lossless")
+    assert (
+        code != 0 and out == "" and err.count("\n") == 1 and f"tensor {INEXACT}: θ+ − θ− is not exact" in err
+    )
+    assert sqlite_reg.store.group_keys() == []
+    code, out, err = cli(*args)  # without the flag: stored, and recorded as inexact
+    assert code == 0 and out.startswith("imported x@v1 for base tiny"), err
+    params = json.loads(cli("--json", "vector", "show", "x@v1")[1])["lineage"]["params"]
+    assert params["lossless"] is False and params["inexact_tensors"] == [INEXACT]
 
 
 def test_log_object_matches_names_exactly(sqlite_reg):

@@ -27,8 +27,14 @@ def vector_group() -> None:
     type=click.Path(exists=True, file_okay=False),
     help="θ− folder (default: the base itself).",
 )
+@click.option(
+    "--require-lossless",
+    is_flag=True,
+    help="Refuse the import if θ+ − θ− is not exact in float32 for some tensor "
+    "(by default it is stored and recorded as lossless: false in the lineage).",
+)
 @pass_ctx
-def import_(ctx, name: str, base: str, positive: str, negative: str | None) -> None:
+def import_(ctx, name: str, base: str, positive: str, negative: str | None, require_lossless: bool) -> None:
     """Import φ = θ+ − θ− from fine-tunes made elsewhere.
 
     \b
@@ -37,7 +43,7 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None) -> N
     """
     from registry.views import vector_view
 
-    v = ctx.registry.import_vector(name, base, positive, negative)
+    v = ctx.registry.import_vector(name, base, positive, negative, require_lossless=require_lossless)
     d = vector_view(v)
     lines = [
         f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param"
