@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from registry.errors import IntegrityError, NotFound
 from registry.models import Alias, AuditEvent, Materialization, Recipe, Vector
+from registry.views import run_view
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -55,23 +56,7 @@ def _events(s, objects: set[str]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _run(v: Vector) -> dict[str, Any]:
-    r = v.run
-    if r is None:
-        return {"id": None, "kind": "unknown"}
-    return {
-        "id": r.id,
-        "kind": r.kind,
-        "plugin": r.plugin,
-        "plugin_version": r.plugin_version,
-        "dataset_digest": r.dataset_digest,
-        "dataset_size": r.dataset_size,
-        "options": r.params,
-        "seed": r.seed,
-        "sources": r.sources,
-        "library_versions": r.library_versions,
-        "status": r.status,
-    }
+UNKNOWN_RUN = {"id": None, "kind": "unknown"}  # a vector whose run row is gone
 
 
 def lineage(core: Core, ref: str) -> dict[str, Any]:
@@ -143,7 +128,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
     }
     runs: dict[Any, dict[str, Any]] = {}
     for v in vecs:
-        node = runs.setdefault(v.run_id, {**_run(v), "vectors": []})
+        node = runs.setdefault(v.run_id, {**(run_view(v.run) or UNKNOWN_RUN), "vectors": []})
         node["vectors"].append(
             {
                 "ref": v.ref,

@@ -50,6 +50,7 @@ def test_recipe_lineage_tree_json_and_png(history, cli, tmp_path):
     code, out, _ = cli("lineage", "hs@prod")
     assert code == 0 and "recipe hs@v1 (linear: +1·helpful@v1 +0.5·harmless@v1)  approved" in out
     assert "alias hs@prod" in out and "approved by tester" in out and str(tmp_path / "out") in out
+    assert "options lossless=True" in out  # each run's recorded parameters
 
 
 def test_vector_and_base_lineage(history):

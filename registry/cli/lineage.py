@@ -16,7 +16,7 @@ def render(tree: dict) -> str:
     b = tree["base"]
     root = Tree(f"base {b['name']}  {b['digest'][:12]}  ({b['source']})")
     for run in tree["runs"]:
-        opts = run.get("options") or {}
+        opts = run.get("params") or {}
         what = f"{run.get('plugin')} {run.get('plugin_version')}" if run.get("plugin") else run["kind"]
         libs = " ".join(f"{k} {v}" for k, v in sorted((run.get("library_versions") or {}).items()))
         rn = root.add(f"run {run['id']}: {what}, seed {run.get('seed')}, {run.get('status')}")
