@@ -95,12 +95,8 @@ def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache |
         path = folder / fname
         if not path.is_file():
             problems.append(f"{fname} missing")
-        elif cache is not None and cache.fresh(path, digest):
-            continue
-        elif file_sha256(path) != digest:
+        elif (cache.sha256(path) if cache is not None else file_sha256(path)) != digest:
             problems.append(f"{fname} sha256 mismatch")
-        elif cache is not None:
-            cache.remember(path, digest)
     if problems:
         raise IntegrityError(
             f"base {name} at {folder} no longer matches its pins: {'; '.join(problems)}", problems
@@ -151,13 +147,10 @@ class StatCache:
         st = path.stat()
         return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
-    def fresh(self, path: Path, digest: str) -> bool:
-        entry = self.entries.get(str(path))
-        return entry is not None and entry[0] == digest and entry[1:] == self._fingerprint(path)
-
     def sha256(self, path: Path) -> str:
         """A file's sha256, hashed only if its fingerprint changed since it was last hashed
-        (an import's θ± files: the same fine-tune imported twice is read for data only)."""
+        (base pins before every use; an import's θ± files, read for data only when the same
+        fine-tune is imported twice)."""
         entry = self.entries.get(str(path))
         fingerprint = self._fingerprint(path)
         if entry is not None and entry[1:] == fingerprint:
