@@ -12,7 +12,6 @@ single-core (blosc's own threads off) CPU ns/param, split16 against the first fo
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import emit
 
 HERE = Path(__file__).resolve().parent
 
@@ -125,10 +125,7 @@ def main() -> None:
         ),
     }
     shutil.rmtree(args.workdir, ignore_errors=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import emit, load
 
 from registry.digests import file_sha256 as sha256_file
 
@@ -69,10 +70,6 @@ def summary(runs: list[dict]) -> dict:
 
 def repeat(n: int, cmd_for, env=None) -> dict:
     return summary([run(cmd_for(i), env) for i in range(n)])
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def bf16_ulps(a_dir: Path, b_dir: Path) -> dict:
@@ -239,10 +236,7 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     if not args.keep_models:
         shutil.rmtree(models, ignore_errors=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from report import emit
 
 
 def main() -> None:
@@ -107,10 +107,7 @@ def main() -> None:
     report["materialize_total_ns_per_param"] = round(
         sum(report["materialize_linear_ns_per_param"].values()), 2
     )
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

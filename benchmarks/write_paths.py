@@ -15,7 +15,6 @@ Linux only (O_DIRECT).
 from __future__ import annotations
 
 import argparse
-import json
 import mmap
 import os
 import platform
@@ -23,6 +22,10 @@ import resource
 import shutil
 import time
 from pathlib import Path
+
+from report import emit, load
+
+from registry.outputs import fsync_dir
 
 PIECE = 8 << 20
 
@@ -50,14 +53,6 @@ def write(path: Path, buf: mmap.mmap, total: int, direct: bool) -> None:
         os.close(fd)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", type=Path, default=Path("/tmp"))
@@ -74,7 +69,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}",
         "bytes": total,
-        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "load_before": load(),
     }
     f = work / "file"
     os.sync()
@@ -97,10 +92,7 @@ def main() -> None:
     os.rename(tmp, final)
     report["fsync_parent_after_rename"] = timed(lambda: fsync_dir(work))
     shutil.rmtree(work)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

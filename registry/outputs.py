@@ -41,7 +41,7 @@ def copy_folder(src: Path, out: Path, force: bool, durable: bool = False) -> Non
     try:
         shutil.copytree(src, tmp)
         if durable:
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
         _swap_into_place(tmp, out, durable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -111,7 +111,7 @@ def write_folder(plan, out: Path, force: bool = False) -> dict[str, str]:
             check.result()  # e.g. the base's pins: a failure discards the whole folder
         crashpoint("materialize:before-rename")
         if plan.durable:
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
         _swap_into_place(tmp, out, plan.durable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -130,12 +130,13 @@ def _swap_into_place(tmp: Path, out: Path, durable: bool) -> None:
         os.rename(out, old)
     os.rename(tmp, out)
     if durable:
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename into it) durable; benchmarks/write_paths.py times it."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
