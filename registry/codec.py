@@ -9,13 +9,19 @@ deltas, whose two sides mostly share an exponent). So a chunk is stored as
     high     the high 16 bits of every element (its bf16 truncation): blosc lz4, bit shuffle
     low      mode 0: nothing (every low half is zero)
              mode 1: the positions (uint32) and values (uint16) of the non-zero low halves
-             mode 2: every low half, blosc lz4 with bit shuffle (dense: e.g. fp32 fine-tunes)
+             mode 2: every low half, blosc zstd (level 1) with byte shuffle (dense: φ of
+                     float32 master weights, as add-preference trains)
 
 and decoded by widening the high halves (an exact bf16 → float32 cast) and or-ing in the
 low ones. Bit for bit lossless for every float32 pattern (signed zeros, subnormals, NaN
 payloads, infinities). Compared with blosc lz4hc over the whole float32 (the first store
 format, still read): ~1.3 instead of 1.44 bytes/param, compression ~5× and decompression
 ~2× faster, because only half the bytes go through the codec.
+
+Dense low halves of trained φ are mostly the few mantissa bits just below bf16's, then zeros:
+zstd's entropy stage packs them to ~0.9 bytes/param where lz4 needs ~1.16 (a DPO vector at the
+default learning rate: 2.56 → ~2.3 bytes/param, benchmarks/results/2026-11-24-codec-limits.json).
+blosc records its codec in each frame, so chunks written with lz4 low planes still decode.
 
 The codec is also a zarr v3 bytes-to-bytes codec (`registry_split16`, registered through
 the `zarr.codecs` entry point), so zarr itself reads these arrays once registry is installed.
@@ -37,6 +43,8 @@ LOW_NONE, LOW_SPARSE, LOW_DENSE = 0, 1, 2
 # blosc: lz4 (level 1) with bit shuffle compresses the high halves of φ to ~1.37 bytes/param
 # at ~600 M params/s per core and decompresses them at ~1 G params/s
 CNAME, CLEVEL = b"lz4", 1
+# dense low halves: zstd's entropy coder (see the module docstring); byte shuffle beats bit shuffle
+LOW_CNAME, LOW_CLEVEL = b"zstd", 1
 # above this share of non-zero low halves, a dense low plane is smaller than positions+values
 DENSE_SHARE = 1 / 16
 
@@ -73,7 +81,7 @@ def encode(x: np.ndarray, size: int | None = None) -> bytes:
         mode = LOW_DENSE
         if size > flat.size:
             lo = np.concatenate([lo, np.zeros(size - flat.size, "<u2")])
-        low = blosc.compress(lo, CNAME, CLEVEL, blosc.BITSHUFFLE, 0)
+        low = blosc.compress(lo, LOW_CNAME, LOW_CLEVEL, blosc.SHUFFLE, 0)
     return b"".join((_HEADER.pack(MAGIC, VERSION, mode, size, len(hi_c), len(low)), hi_c, low))
 
 

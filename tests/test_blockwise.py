@@ -204,6 +204,35 @@ def test_split16_size_on_bf16_deltas():
     assert len(codec.encode(phi)) / phi.size < 1.6
 
 
+def _master_weight_phi(n: int) -> np.ndarray:
+    """φ as add-preference makes it: two float32 trainings from one bf16 base, subtracted."""
+    from ml_dtypes import bfloat16
+
+    rng = np.random.default_rng(6)
+    base = (rng.standard_normal(n).astype(np.float32) * 0.02).astype(bfloat16).astype(np.float32)
+    step = np.float32(1e-6)
+    plus = base + step * np.round(rng.standard_normal(n) * 20).astype(np.float32)
+    minus = base + step * np.round(rng.standard_normal(n) * 20).astype(np.float32)
+    return plus - minus
+
+
+def test_split16_dense_low_halves_use_zstd_and_old_lz4_chunks_still_decode():
+    from numcodecs import blosc
+
+    phi = _master_weight_phi(1 << 16)
+    halves = phi.view("<u2")
+    hi, lo = np.ascontiguousarray(halves[1::2]), np.ascontiguousarray(halves[0::2])
+    assert np.count_nonzero(lo) > lo.size / 2  # dense: every element carries low bits
+    data = codec.encode(phi)
+    hi_c = blosc.compress(hi, codec.CNAME, codec.CLEVEL, blosc.BITSHUFFLE, 0)
+    lz4_low = blosc.compress(lo, b"lz4", 1, blosc.BITSHUFFLE, 0)  # the first dense format
+    # the zstd low plane is what makes the chunk smaller than the first format's
+    assert len(data) < codec._HEADER.size + len(hi_c) + len(lz4_low) - 0.1 * lo.size
+    old = codec._HEADER.pack(codec.MAGIC, codec.VERSION, codec.LOW_DENSE, phi.size, len(hi_c), len(lz4_low))
+    for chunk in (data, old + hi_c + lz4_low):
+        assert np.array_equal(codec.decode(chunk).view(np.uint32), phi.view(np.uint32))
+
+
 def test_split16_pads_and_decodes_a_prefix():
     x = np.random.default_rng(4).standard_normal(1000).astype(np.float32)
     x[::7] = (x[::7].view(np.uint32) | 0x1234).view(np.float32)  # some low halves
