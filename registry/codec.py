@@ -19,9 +19,10 @@ format, still read): ~1.3 instead of 1.44 bytes/param, compression ~5× and deco
 ~2× faster, because only half the bytes go through the codec.
 
 Dense low halves of trained φ are mostly the few mantissa bits just below bf16's, then zeros:
-zstd's entropy stage packs them to ~0.9 bytes/param where lz4 needs ~1.16 (a DPO vector at the
-default learning rate: 2.56 → ~2.3 bytes/param, benchmarks/results/2026-11-24-codec-limits.json).
-blosc records its codec in each frame, so chunks written with lz4 low planes still decode.
+zstd's entropy stage packs them tighter than lz4 (a DPO vector at the default learning rate:
+2.5615 → 2.3213 bytes/param, benchmarks/results/2026-11-24-codec-limits*.json), at the cost
+of slower decoding for such vectors only. blosc records its codec in each frame, so chunks
+written with lz4 low planes still decode.
 
 The codec is also a zarr v3 bytes-to-bytes codec (`registry_split16`, registered through
 the `zarr.codecs` entry point), so zarr itself reads these arrays once registry is installed.
