@@ -112,10 +112,23 @@ class Parts:
         if self.mode == LOW_SPARSE:
             count = len(self.low) // 6
             idx = np.frombuffer(self.low, "<u4", count)
+            # readers find a block's positions by binary search: out of order, a linear merge
+            # would patch other elements than a decode does, and φ as verified ≠ φ as merged
+            if count > 1 and not (idx[1:] > idx[:-1]).all():
+                raise CodecError("split16 low-half positions are not strictly ascending")
             return idx, np.frombuffer(self.low, "<u2", count, offset=4 * count)
         out = np.empty(self.hi.size, "<u2")
+        # a shorter frame would decode without error and leave `out` partly uninitialised
+        _check_frame(self.low, out.nbytes, "low halves")
         _blosc().decompress(self.low, out)
         return out
+
+
+def _check_frame(frame: bytes | memoryview, nbytes: int, what: str) -> None:
+    """A blosc frame must decompress to exactly `nbytes`: blosc checks only that they fit."""
+    # blosc's header: bytes 4–8 hold the decompressed size
+    if len(frame) < 16 or int.from_bytes(frame[4:8], "little") != nbytes:
+        raise CodecError(f"split16 {what} have the wrong size")
 
 
 def parts(data: bytes | memoryview, slot: int = 0) -> Parts:
@@ -131,9 +144,7 @@ def parts(data: bytes | memoryview, slot: int = 0) -> Parts:
     if n:
         blosc = _blosc()
         body = view[_HEADER.size : _HEADER.size + hi_len]
-        # blosc's header: bytes 4–8 hold the decompressed size
-        if len(body) < 16 or int.from_bytes(body[4:8], "little") != 2 * n:
-            raise CodecError("split16 high halves have the wrong size")
+        _check_frame(body, 2 * n, "high halves")
         blosc.decompress(body, hi)
     return Parts(hi, mode, view[_HEADER.size + hi_len :])
 

@@ -264,6 +264,39 @@ def test_split16_refuses_malformed_chunks(mutate):
         codec.decode(mutate(data))
 
 
+def test_split16_refuses_a_dense_low_plane_of_the_wrong_size():
+    """blosc fills only what a frame holds: a short low plane must not leave memory unset."""
+    from numcodecs import blosc
+
+    phi = _master_weight_phi(4096)
+    halves = phi.view("<u2")
+    hi_c = blosc.compress(np.ascontiguousarray(halves[1::2]), codec.CNAME, codec.CLEVEL, blosc.BITSHUFFLE, 0)
+    for count in (4095, 100):  # fewer low halves than elements
+        low = blosc.compress(np.ascontiguousarray(halves[0::2][:count]), b"zstd", 1, blosc.SHUFFLE, 0)
+        head = codec._HEADER.pack(codec.MAGIC, codec.VERSION, codec.LOW_DENSE, phi.size, len(hi_c), len(low))
+        with pytest.raises(codec.CodecError, match="low halves have the wrong size"):
+            codec.decode(head + hi_c + low)
+
+
+@pytest.mark.parametrize("positions", [[9, 3], [3, 3], [1, 7, 5]])
+def test_split16_refuses_sparse_positions_out_of_order(positions):
+    """A decode and a linear merge (binary search) must agree on which elements get low halves."""
+    from numcodecs import blosc
+
+    hi_c = blosc.compress(np.ones(16, "<u2"), codec.CNAME, codec.CLEVEL, blosc.BITSHUFFLE, 0)
+    idx = np.array(positions, "<u4")
+    low = idx.tobytes() + np.ones(idx.size, "<u2").tobytes()
+    head = codec._HEADER.pack(codec.MAGIC, codec.VERSION, codec.LOW_SPARSE, 16, len(hi_c), len(low))
+    with pytest.raises(codec.CodecError, match="not strictly ascending"):
+        codec.decode(head + hi_c + low)
+    idx.sort()
+    if len(set(positions)) == len(positions):  # the same positions in order decode
+        good = np.unique(idx).tobytes() + np.ones(idx.size, "<u2").tobytes()
+        head = codec._HEADER.pack(codec.MAGIC, codec.VERSION, codec.LOW_SPARSE, 16, len(hi_c), len(good))
+        got = codec.decode(head + hi_c + good).view(np.uint32)
+        assert sorted(np.flatnonzero(got & 0xFFFF)) == sorted(positions)
+
+
 # -- the store: split16 arrays, old blosc arrays, zarr ----------------------------------------
 
 
