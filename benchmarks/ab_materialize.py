@@ -1,17 +1,20 @@
 """A/B: materialize time of two source trees on the same store, runs interleaved.
 
     python benchmarks/ab_materialize.py OLD_TREE NEW_TREE [--layers 16] [--rounds 5]
+        [--variants bf16|f32] [--out results/DATE-ab-LABEL.json]
 
-Both trees are imported through PYTHONPATH from the same virtual environment and work on
+Both trees are imported through PYTHONPATH from the same virtual environment, each run
+started in its tree (`python -m` puts the working folder first on sys.path), and work on
 one registry home (the store format is shared), alternating A, B, A, B … so that load from
 other processes on a shared machine falls on both alike. Used to show that a refactor
-keeps the per-byte path's speed. Prints the raw JSON report.
+keeps the per-byte path's speed, or what a change to it gained; the outputs' sha256 must be
+the same for both trees (the report says so). --variants f32: θ± as float32 master weights,
+whose φ takes split16's dense path (make_models.py). Prints the raw JSON report.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -25,6 +28,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_materialize import run  # noqa: E402
+from report import emit  # noqa: E402
+
+from registry.digests import file_sha256  # noqa: E402
 
 
 def main() -> None:
@@ -34,54 +40,72 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/registry-bench"))
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--variants", choices=["bf16", "f32"], default="bf16")
+    p.add_argument("--out", type=Path)
     args = p.parse_args()
-    work = args.workdir / f"l{args.layers}"
+    work = args.workdir / (
+        f"l{args.layers}" if args.variants == "bf16" else f"{args.variants}-l{args.layers}"
+    )
     models = work / "models"
     if not (models / "minus" / "model.safetensors.index.json").exists():
+        make = [sys.executable, str(HERE / "make_models.py"), str(models), "--layers", str(args.layers)]
         subprocess.run(
-            [sys.executable, str(HERE / "make_models.py"), str(models), "--layers", str(args.layers)],
+            [*make, "--variants", args.variants],
             check=True,
             stdout=sys.stderr,
         )
     home = work / "ab-home"
     shutil.rmtree(home, ignore_errors=True)
     cli = [sys.executable, "-m", "registry.cli"]
+    trees = {"old": args.old.resolve(), "new": args.new.resolve()}
     envs = {
         tag: {**os.environ, "REGISTRY_HOME": str(home), "PYTHONPATH": str(tree.resolve())}
         for tag, tree in (("old", args.old), ("new", args.new))
     }
-    run([*cli, "init"], envs["new"])
-    run([*cli, "base", "add", "big", str(models / "base")], envs["new"])
+    run([*cli, "init"], envs["new"], cwd=trees["new"])
+    run([*cli, "base", "add", "big", str(models / "base")], envs["new"], cwd=trees["new"])
     pos, neg = str(models / "plus"), str(models / "minus")
-    run([*cli, "vector", "import", "phi", "--base", "big", "--positive", pos, "--negative", neg], envs["new"])
+    run(
+        [*cli, "vector", "import", "phi", "--base", "big", "--positive", pos, "--negative", neg],
+        envs["new"],
+        cwd=trees["new"],
+    )
     (work / "ab-recipe.yaml").write_text("name: r\nbase: big\nterms:\n  - vector: phi\n    weight: 1.0\n")
-    run([*cli, "recipe", "add", str(work / "ab-recipe.yaml")], envs["new"])
-    walls: dict[str, list[float]] = {"old": [], "new": []}
-    rss: dict[str, list[int]] = {"old": [], "new": []}
+    run([*cli, "recipe", "add", str(work / "ab-recipe.yaml")], envs["new"], cwd=trees["new"])
+    runs: dict[str, list[dict]] = {"old": [], "new": []}
+    digests: dict[str, set[str]] = {"old": set(), "new": set()}
     for i in range(args.rounds):
         for tag in ("old", "new") if i % 2 == 0 else ("new", "old"):
             out = work / f"ab-out-{tag}"
-            w, r = run([*cli, "materialize", "r", "--out", str(out), "--force", "--no-reuse"], envs[tag])
-            walls[tag].append(round(w, 3))
-            rss[tag].append(r)
+            runs[tag].append(
+                run(
+                    [*cli, "materialize", "r", "--out", str(out), "--force", "--no-reuse"],
+                    envs[tag],
+                    cwd=trees[tag],
+                )
+            )
+            digests[tag].add(",".join(file_sha256(f) for f in sorted(out.glob("*.safetensors"))))
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_end": os.getloadavg(),
         "layers": args.layers,
+        "variants": args.variants,
         "old_tree": str(args.old),
         "new_tree": str(args.new),
         **{
             tag: {
-                "median_wall_s": statistics.median(walls[tag]),
-                "walls": walls[tag],
-                "peak_rss_mb": max(rss[tag]) / 1e6,
+                "median_wall_s": statistics.median(r["wall_s"] for r in runs[tag]),
+                "walls": [r["wall_s"] for r in runs[tag]],
+                "median_cpu_s": statistics.median(r["cpu_s"] for r in runs[tag]),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[tag]),
             }
-            for tag in walls
+            for tag in runs
         },
+        "same_output_bytes": len(digests["old"] | digests["new"]) == 1,
     }
-    report["new_over_old"] = report["new"]["median_wall_s"] / report["old"]["median_wall_s"]
-    print(json.dumps(report, indent=1))
+    report["new_over_old"] = round(report["new"]["median_wall_s"] / report["old"]["median_wall_s"], 3)
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

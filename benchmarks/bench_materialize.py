@@ -37,7 +37,7 @@ PY = sys.executable
 REGISTRY = [PY, "-m", "registry.cli"]
 
 
-def run(cmd: list[str], env: dict | None = None, quiet: bool = True) -> dict:
+def run(cmd: list[str], env: dict | None = None, quiet: bool = True, cwd: Path | None = None) -> dict:
     """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one whole process.
 
     Dirty pages are flushed first, so no run pays (at its first fsync) for the writeback of
@@ -46,7 +46,8 @@ def run(cmd: list[str], env: dict | None = None, quiet: bool = True) -> dict:
     """
     os.sync()
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE)
+    out = subprocess.DEVNULL if quiet else None
+    p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.PIPE, cwd=cwd)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     err = p.stderr.read().decode() if p.stderr else ""

@@ -43,9 +43,13 @@ def llama_specs(
 
 
 def write_model(
-    folder: Path, specs: list[TensorSpec], seed: int, base_seed: int | None, config: dict
+    folder: Path, specs: list[TensorSpec], seed: int, base_seed: int | None, config: dict, tag: str = "BF16"
 ) -> None:
-    """seed: the base's noise; base_seed set: a variant = base + small noise of its own."""
+    """seed: the base's noise; base_seed set: a variant = base + small noise of its own.
+
+    tag F32: the variant is kept in float32, like the master weights add-preference trains
+    (its φ then has a low half in almost every element: split16's dense path)."""
+    specs = [TensorSpec(s.name, tag, s.shape) for s in specs]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
@@ -60,7 +64,7 @@ def write_model(
             x = to_f32(from_f32(x, "BF16"), "BF16")  # the base, as its bf16 file holds it
             noise = np.random.default_rng([seed, key]).standard_normal(shape, dtype=np.float32)
             x = x + noise * np.float32(2e-4)
-        return from_f32(x, "BF16")
+        return from_f32(x, spec.tag)
 
     def jobs(spec: TensorSpec):
         rows = spec.shape[0]
@@ -86,6 +90,9 @@ def main() -> None:
         help="8b: Llama-3-8B tensor shapes (vocab 128256, hidden 4096, intermediate 14336, "
         "32 heads, 8 kv heads); --layers still sets the depth",
     )
+    p.add_argument(
+        "--variants", choices=["bf16", "f32"], default="bf16", help="f32: θ± as float32 master weights"
+    )
     args = p.parse_args()
     if args.preset == "8b":
         args.vocab, args.hidden, args.intermediate = 128256, 4096, 14336
@@ -109,7 +116,8 @@ def main() -> None:
         "torch_dtype": "bfloat16",
     }
     for name, seed, base_seed in (("base", 0, None), ("plus", 1, 0), ("minus", 2, 0)):
-        write_model(args.folder / name, specs, seed, base_seed, config)
+        tag = "F32" if base_seed is not None and args.variants == "f32" else "BF16"
+        write_model(args.folder / name, specs, seed, base_seed, config, tag)
     n = sum(s.numel for s in specs)
     print(json.dumps({"params": n, "folder": str(args.folder)}))
 

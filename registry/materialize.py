@@ -130,27 +130,38 @@ def linear_block(
 
     acc += w·φ is done as acc += w·hi (hi: φ's high halves, an exact bf16) for every element,
     then the elements whose φ has a non-zero low half are recomputed from their old sum with
-    the exact φ — the same float32 operations on the same values as the reference. None when
-    a vector's chunk is not split16 with sparse low halves (the caller then merges in float32).
+    the exact φ — the same float32 operations on the same values as the reference. A dense
+    low plane (φ of float32 master weights) is or-ed into the widened high halves per
+    sub-block instead: the exact φ, still in cache. None when a vector's chunk is not split16
+    (the first store format; the caller then merges in float32).
     """
     from ml_dtypes import bfloat16
 
     terms = []
     for slot, (v, w) in enumerate(zip(vectors, weights, strict=True)):
         p = v.read_parts(name, a, b, slot)
-        low = p.low_halves() if p is not None else None
-        if p is None or (low is not None and not isinstance(low, tuple)):  # old format, or dense
+        if p is None:  # the first store format
             return None
-        terms.append((p.hi, low, np.float32(w)))
+        terms.append((p.hi, p.low_halves(), np.float32(w)))
     spec = base.spec(name)
     row = math.prod(spec.shape[1:]) if len(spec.shape) > 1 else 1
     out = np.empty((b - a) * row, STORAGE[out_tag])
     step = max(1, SUB_ELEMS // row)
+    scratch = None  # a dense term's exact φ for one sub-block
     for s in range(a, b, step):
         e = min(b, s + step)
         lo, hi_end = (s - a) * row, (e - a) * row
         acc = to_f32(base.read_rows(name, s, e), spec.tag).reshape(-1)  # fresh: summed in place
         for hi, low, w in terms:
+            if isinstance(low, np.ndarray):  # dense: φ = hi·2¹⁶ | lo, exact, then as the reference
+                if scratch is None:
+                    scratch = np.empty(min(step * row, (b - a) * row), np.uint32)
+                phi = scratch[: hi_end - lo]
+                np.left_shift(hi[lo:hi_end], 16, out=phi, dtype=np.uint32)
+                np.bitwise_or(phi, low[lo:hi_end], out=phi)
+                f = phi.view(np.float32)
+                np.add(acc, f if w == 1.0 else np.multiply(f, w), out=acc)
+                continue
             h = hi[lo:hi_end].view(bfloat16)
             if low is not None:
                 idx, vals = low

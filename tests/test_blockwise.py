@@ -407,13 +407,13 @@ def test_sliced_blocks_equal_reference_on_larger_tensors(method):
 
 
 def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
-    """materialize's linear path (bf16 high halves added straight, low halves patched), at any
-    sub-block size; a chunk with dense low halves is handed back (None) to the float32 path."""
+    """materialize's linear path (bf16 high halves added straight, sparse low halves patched,
+    dense ones or-ed in per sub-block), bit for bit the float32 merge at any sub-block size."""
     from registry import materialize as mat
     from registry import store as store_mod
     from registry.methods.linear import Linear
     from registry.store import VectorStore
-    from registry.tensor_io import TensorSpec
+    from registry.tensor_io import TensorSpec, from_f32
 
     class Base:
         def __init__(self, x):
@@ -439,11 +439,15 @@ def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     base = rng.standard_normal(shape).astype(np.float32)
     for sub in (64, 3 * 64 + 5, 1 << 18):
         monkeypatch.setattr(mat, "SUB_ELEMS", sub)
-        for weights in ([1.0, 1.0], [0.5, -1.25], [1.0, 0.3]):
-            for a in range(0, 100, 40):
-                b = min(100, a + 40)
-                deltas = [v.read_rows("t", a, b) for v in stored[:2]]
-                want = Linear().merge_block("t", base[a:b].copy(), deltas, weights)
-                got = mat.linear_block(Base(base), stored[:2], weights, "t", a, b, "F32")
-                assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
-                assert mat.linear_block(Base(base), stored, [*weights, 1.0], "t", a, b, "F32") is None
+        for weights in ([1.0, 1.0, 1.0], [0.5, -1.25, 0.75], [1.0, 0.3, -2.0]):
+            for vecs in ([0, 1, 2], [2], [2, 0]):  # all three kinds; dense alone; dense first
+                w = [weights[i] for i in vecs]
+                for a in range(0, 100, 40):
+                    b = min(100, a + 40)
+                    deltas = [stored[i].read_rows("t", a, b) for i in vecs]
+                    want = Linear().merge_block("t", base[a:b].copy(), deltas, w)
+                    vs_ = [stored[i] for i in vecs]
+                    got = mat.linear_block(Base(base), vs_, w, "t", a, b, "F32")
+                    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+                    got16 = mat.linear_block(Base(base), vs_, w, "t", a, b, "BF16")
+                    assert np.array_equal(got16, from_f32(want, "BF16"))
