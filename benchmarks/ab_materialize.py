@@ -62,6 +62,19 @@ def main() -> None:
         tag: {**os.environ, "REGISTRY_HOME": str(home), "PYTHONPATH": str(tree.resolve())}
         for tag, tree in (("old", args.old), ("new", args.new))
     }
+    loaded = {  # which registry each side really imports: the report proves A ≠ B
+        tag: subprocess.run(
+            [sys.executable, "-c", "import registry; print(registry.__file__)"],
+            env=envs[tag],
+            cwd=trees[tag],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for tag in trees
+    }
+    if loaded["old"] == loaded["new"]:
+        raise SystemExit(f"both trees import the same registry ({loaded['new']}): nothing to compare")
     run([*cli, "init"], envs["new"], cwd=trees["new"])
     run([*cli, "base", "add", "big", str(models / "base")], envs["new"], cwd=trees["new"])
     pos, neg = str(models / "plus"), str(models / "minus")
@@ -93,6 +106,7 @@ def main() -> None:
         "variants": args.variants,
         "old_tree": str(args.old),
         "new_tree": str(args.new),
+        "imported": loaded,
         **{
             tag: {
                 "median_wall_s": statistics.median(r["wall_s"] for r in runs[tag]),
