@@ -3,6 +3,7 @@
     python benchmarks/bench_materialize.py [--workdir /work/bench] [--layers 16] [--repeat 3]
         [--hidden 1024 --vocab 32000 --intermediate 2464 | --preset 8b]
         [--methods linear,ties,dare] [--mergekit /path/to/side-venv/bin/mergekit-yaml]
+        [--variants bf16|f32]
         [--out benchmarks/results/DATE-LABEL.json]
 
 Builds (once) a random bf16 Llama and two fine-tune-like variants θ± (make_models.py), then
@@ -104,6 +105,9 @@ def main() -> None:
     p.add_argument("--intermediate", type=int, default=2464)
     p.add_argument("--preset", choices=["8b"], help="8b: Llama-3-8B tensor shapes (see make_models.py)")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--variants", choices=["bf16", "f32"], default="bf16", help="f32: θ± as float32 master weights"
+    )
     p.add_argument("--methods", default="linear,ties,dare", help="methods timed besides linear's repeats")
     p.add_argument("--mergekit", default=shutil.which("mergekit-yaml"), help="mergekit-yaml of a side venv")
     p.add_argument("--keep-models", action="store_true", help="keep the built models for a later run")
@@ -114,6 +118,8 @@ def main() -> None:
         print(json.dumps(bf16_ulps(*args.compare)))
         return
     label = f"{args.preset}-l{args.layers}" if args.preset else f"h{args.hidden}-l{args.layers}"
+    if args.variants != "bf16":
+        label = f"{args.variants}-{label}"
     work = args.workdir / label
     models = work / "models"
     if not (models / "minus" / "config.json").exists():
@@ -121,7 +127,16 @@ def main() -> None:
             "--hidden", str(args.hidden), "--vocab", str(args.vocab), "--intermediate", str(args.intermediate)
         ]  # fmt: skip
         subprocess.run(
-            [PY, str(HERE / "make_models.py"), str(models), "--layers", str(args.layers), *shape],
+            [
+                PY,
+                str(HERE / "make_models.py"),
+                str(models),
+                "--layers",
+                str(args.layers),
+                *shape,
+                "--variants",
+                args.variants,
+            ],
             check=True,
             stdout=sys.stderr,
         )
