@@ -1,7 +1,7 @@
-"""A/B: materialize time of two source trees on the same store, runs interleaved.
+"""A/B: materialize (or verify) time of two source trees on the same store, runs interleaved.
 
     python benchmarks/ab_materialize.py OLD_TREE NEW_TREE [--layers 16] [--rounds 5]
-        [--variants bf16|f32] [--out results/DATE-ab-LABEL.json]
+        [--variants bf16|f32] [--verb materialize|verify] [--out results/DATE-ab-LABEL.json]
 
 Both trees are imported through PYTHONPATH from the same virtual environment, each run
 started in its tree (`python -m` puts the working folder first on sys.path), and work on
@@ -41,6 +41,9 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--variants", choices=["bf16", "f32"], default="bf16")
+    p.add_argument(
+        "--verb", choices=["materialize", "verify"], default="materialize", help="the command timed"
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     work = args.workdir / (
@@ -90,13 +93,11 @@ def main() -> None:
     for i in range(args.rounds):
         for tag in ("old", "new") if i % 2 == 0 else ("new", "old"):
             out = work / f"ab-out-{tag}"
-            runs[tag].append(
-                run(
-                    [*cli, "materialize", "r", "--out", str(out), "--force", "--no-reuse"],
-                    envs[tag],
-                    cwd=trees[tag],
-                )
-            )
+            if args.verb == "verify":  # re-hashes the base and every array; nothing written
+                runs[tag].append(run([*cli, "verify"], envs[tag], cwd=trees[tag]))
+                continue
+            cmd = [*cli, "materialize", "r", "--out", str(out), "--force", "--no-reuse"]
+            runs[tag].append(run(cmd, envs[tag], cwd=trees[tag]))
             digests[tag].add(",".join(file_sha256(f) for f in sorted(out.glob("*.safetensors"))))
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -104,6 +105,7 @@ def main() -> None:
         "load_average_at_end": os.getloadavg(),
         "layers": args.layers,
         "variants": args.variants,
+        "verb": args.verb,
         "old_tree": str(args.old),
         "new_tree": str(args.new),
         "imported": loaded,
@@ -116,7 +118,9 @@ def main() -> None:
             }
             for tag in runs
         },
-        "same_output_bytes": len(digests["old"] | digests["new"]) == 1,
+        "same_output_bytes": len(digests["old"] | digests["new"]) == 1
+        if args.verb == "materialize"
+        else None,
     }
     report["new_over_old"] = round(report["new"]["median_wall_s"] / report["old"]["median_wall_s"], 3)
     emit(report, args.out)

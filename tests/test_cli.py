@@ -81,6 +81,30 @@ def test_verify_names_the_corrupted_array(loaded, cli):
     assert err.strip() == "Error: verify found 1 problem(s)"
 
 
+def test_verify_hashes_in_parallel_but_reports_in_row_order(loaded):
+    """Arrays are hashed on a pool; problems and progress still follow the database's rows."""
+    damaged = []
+    for ref, count in (("helpful", 1), ("harmless", 2)):
+        v = loaded.vector(ref)
+        for t in [t for t in v.tensors if len(t.shape) == 2][-count:]:  # late rows finish late
+            chunk = loaded.store.path / "data" / v.store_key / t.name / "c.0.0"
+            data = bytearray(chunk.read_bytes())
+            data[len(data) // 2] ^= 0x01
+            chunk.write_bytes(data)
+            damaged.append(
+                f"vector {ref}@v1 (base tiny): array {t.name}: cannot be read (chunk 0: crc32c mismatch"
+            )
+    seen: list[str] = []
+    problems = loaded.verify(on_item=seen.append)
+    assert [p[: len(d)] for p, d in zip(problems, damaged, strict=True)] == damaged
+    assert seen == [
+        "database",
+        "base tiny",
+        "vector helpful@v1 (base tiny)",
+        "vector harmless@v1 (base tiny)",
+    ]
+
+
 def test_commands_without_registry_fail_cleanly(home, cli):
     code, _, err = cli("vector", "list")
     assert code != 0 and err.strip().startswith("Error: no registry at") and "registry init" in err
