@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -105,8 +105,15 @@ class Parts:
     hi: np.ndarray  # uint16, one per element (a per-thread buffer: use before the slot's next decode)
     mode: int
     low: memoryview
+    _decoded: tuple | None = field(default=None, repr=False)  # (low halves,) once checked
 
     def low_halves(self) -> tuple[np.ndarray, np.ndarray] | np.ndarray | None:
+        """The low halves, checked: (positions, values) when sparse, a plane when dense."""
+        if self._decoded is None:
+            self._decoded = (self._low_halves(),)
+        return self._decoded[0]
+
+    def _low_halves(self) -> tuple[np.ndarray, np.ndarray] | np.ndarray | None:
         if self.mode == LOW_NONE:
             return None
         if self.mode == LOW_SPARSE:

@@ -323,7 +323,9 @@ class StoredVector:
             return None
         data = self._raw_chunk(name, a // step, shape)
         try:
-            return parts(data, slot)
+            p = parts(data, slot)
+            p.low_halves()  # checked here, so a bad low plane is reported like any bad chunk
+            return p
         except Exception as e:
             raise IntegrityError(
                 f"{self.label}: array {name} cannot be decoded (chunk {a // step}: {e})"

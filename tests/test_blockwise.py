@@ -310,6 +310,34 @@ def _write(store, name, x, rows_per_block):
     return writer
 
 
+def test_store_reports_out_of_order_low_halves_as_a_bad_chunk(tmp_path):
+    """Checked when the chunk is read (a crc-valid chunk, as a hostile bundle could carry it):
+    the linear merge then gets the same one-line IntegrityError as every other bad chunk."""
+    import google_crc32c
+
+    from registry.errors import IntegrityError
+    from registry.store import VectorStore
+
+    vs = VectorStore(tmp_path / "v.zarr")
+    vs.create("rid")
+    x = np.zeros((8, 16), np.float32)
+    x.reshape(-1)[[3, 40, 77]] = np.array([1, 2, 3], np.uint32).view(np.float32)  # three low halves
+    writer = _write(vs, "t", x, 8)
+    chunk = next((tmp_path / "v.zarr" / "data" / writer.key / "t").glob("c*"))
+    body = bytearray(chunk.read_bytes()[:-4])
+    _, _, mode, _, hi_len, lo_len = codec._HEADER.unpack_from(body)
+    assert mode == codec.LOW_SPARSE and lo_len == 18
+    at = codec._HEADER.size + hi_len
+    body[at : at + 8] = body[at + 4 : at + 8] + body[at : at + 4]  # swap the first two positions
+    chunk.write_bytes(bytes(body) + google_crc32c.value(bytes(body)).to_bytes(4, "little"))
+    v = vs.open(writer.key)
+    for read in (lambda: v.read_parts("t", 0, 8), lambda: v.read_rows("t", 0, 8)):
+        with pytest.raises(
+            IntegrityError, match=r"array t cannot be decoded \(chunk 0: .*not strictly ascending"
+        ):
+            read()
+
+
 def test_store_round_trips_special_values_and_digests_float32_bytes(tmp_path, monkeypatch):
     import hashlib
 
