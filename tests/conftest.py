@@ -34,7 +34,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from registry.tinymodel import build_tiny_llama, perturbed_copy
+    from registry.testing.tiny_model import build_tiny_llama, perturbed_copy
 
     root = tmp_path_factory.mktemp("models")
     base = build_tiny_llama(root / "base", seed=0)
@@ -136,7 +136,7 @@ def test_plugins(monkeypatch):
     """Register extra entry points (name -> 'module:attr') the way an installed package would."""
     from importlib.metadata import EntryPoint
 
-    import registry.plugins as plugins
+    import registry.plugins.loader as plugins
 
     def register(**extra: str) -> None:
         eps = dict(plugins._entry_points())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from registry import models as m
+from registry.db import models as m
 
 
 def snapshot(reg, out_parent):

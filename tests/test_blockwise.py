@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from registry import codec
-from registry.methods import InMemory
-from registry.methods.dare import Dare, keep_mask, mask_key, uniform_words
-from registry.methods.ties import Ties, thresholds, trim
+from registry.merging.methods import InMemory
+from registry.merging.methods.dare import Dare, keep_mask, mask_key, uniform_words
+from registry.merging.methods.ties import Ties, thresholds, trim
+from registry.storage import codec
 
 
 def _deltas(seed: int, shape=(37, 29), n=3) -> list[np.ndarray]:
@@ -316,7 +316,7 @@ def test_store_reports_out_of_order_low_halves_as_a_bad_chunk(tmp_path):
     import google_crc32c
 
     from registry.errors import IntegrityError
-    from registry.store import VectorStore
+    from registry.storage.vector_store import VectorStore
 
     vs = VectorStore(tmp_path / "v.zarr")
     vs.create("rid")
@@ -343,8 +343,8 @@ def test_store_round_trips_special_values_and_digests_float32_bytes(tmp_path, mo
 
     import zarr
 
-    from registry import store as store_mod
-    from registry.store import VectorStore
+    from registry.storage import vector_store as store_mod
+    from registry.storage.vector_store import VectorStore
 
     monkeypatch.setattr(store_mod, "chunk_rows", lambda shape, block_bytes=0: 5)  # several chunks
     vs = VectorStore(tmp_path / "v.zarr")
@@ -367,7 +367,7 @@ def test_store_still_reads_arrays_of_the_first_format(tmp_path):
     import zarr
     from zarr.codecs import BloscCodec, Crc32cCodec
 
-    from registry.store import VectorStore
+    from registry.storage.vector_store import VectorStore
 
     vs = VectorStore(tmp_path / "v.zarr")
     vs.create("rid")
@@ -395,7 +395,7 @@ def test_store_refuses_unknown_or_corrupt_encodings(tmp_path):
     import google_crc32c
 
     from registry.errors import IntegrityError
-    from registry.store import VectorStore
+    from registry.storage.vector_store import VectorStore
 
     vs = VectorStore(tmp_path / "v.zarr")
     vs.create("rid")
@@ -437,11 +437,11 @@ def test_sliced_blocks_equal_reference_on_larger_tensors(method):
 def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     """materialize's linear path (bf16 high halves added straight, sparse low halves patched,
     dense ones or-ed in per sub-block), bit for bit the float32 merge at any sub-block size."""
-    from registry import materialize as mat
-    from registry import store as store_mod
-    from registry.methods.linear import Linear
-    from registry.store import VectorStore
-    from registry.tensor_io import TensorSpec, from_f32
+    from registry.merging.methods.linear import Linear
+    from registry.release import materialize as mat
+    from registry.storage import vector_store as store_mod
+    from registry.storage.tensor_io import TensorSpec, from_f32
+    from registry.storage.vector_store import VectorStore
 
     class Base:
         def __init__(self, x):

@@ -32,7 +32,7 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
     assert json.loads(out)["vectors"] == ["helpful@v1", "harmless@v1"]
     target = Registry.init(tmp_path / "target")
     report = target.__class__.open(tmp_path / "target")
-    from registry.bundle import import_bundle
+    from registry.exchange.bundle import import_bundle
 
     with pytest.raises(Exception, match=r"base not found: tiny \(pass --base-path tiny=DIR"):
         import_bundle(report, bundle)
@@ -59,8 +59,8 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
 
 def test_conflicts_and_tampering_are_refused(source, models, tmp_path):
     from registry import Registry
-    from registry.bundle import export_bundle, import_bundle
     from registry.errors import AlreadyExists, IntegrityError
+    from registry.exchange.bundle import export_bundle, import_bundle
 
     bundle = tmp_path / "b.tar"
     export_bundle(source, ["mix"], bundle)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ml_dtypes import bfloat16
 
-from registry import delta
 from registry.errors import IncompatibleWeights
-from registry.tensor_io import TensorSpec
+from registry.storage import delta
+from registry.storage.tensor_io import TensorSpec
 
 
 class Arrays:

@@ -43,7 +43,7 @@ def test_two_process_launch_writes_one_vector(sqlite_reg, home):
     assert [(r["label"], r["step"]) for r in steps] == [("plus", 1), ("plus", 2), ("minus", 1), ("minus", 2)]
     from sqlalchemy import func, select
 
-    from registry.models import TrainingRun
+    from registry.db.models import TrainingRun
 
     with sqlite_reg.Session() as s:
         assert s.scalar(select(func.count()).select_from(TrainingRun)) == 1

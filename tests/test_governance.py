@@ -131,7 +131,7 @@ def test_gc_removes_only_unreferenced_data(loaded, cli):
 
 
 def test_sweep_is_monotone_in_eta_and_plots(sqlite_reg, cli, tmp_path):
-    from registry.training import TrainingOptions
+    from registry.training.add_preference import TrainingOptions
 
     sqlite_reg.add_preference("verbose", "tiny", seed=0, options=TrainingOptions(steps=6, learning_rate=1e-3))
     sqlite_reg.add_recipe({"name": "v", "base": "tiny", "terms": [{"vector": "verbose", "weight": 1.0}]})
@@ -152,7 +152,7 @@ def test_sweep_is_monotone_in_eta_and_plots(sqlite_reg, cli, tmp_path):
 
 
 def test_two_vector_sweep_grid(sqlite_reg, models, tmp_path):
-    from registry.sweep import run_sweep
+    from registry.evaluation.sweep import run_sweep
 
     sqlite_reg.import_vector("drift", "tiny", models["plus"])
     sqlite_reg.add_recipe({"name": "g", "base": "tiny", "terms": [{"vector": "drift", "weight": 1.0}]})

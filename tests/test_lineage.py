@@ -96,7 +96,7 @@ def test_import_hashes_unchanged_sources_once(sqlite_reg, models, tmp_path, monk
     import hashlib
     import shutil
 
-    import registry.bases as bases
+    import registry.records.bases as bases
 
     plus = tmp_path / "plus"
     shutil.copytree(models["plus"], plus)

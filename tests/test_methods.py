@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from registry.methods.dare import Dare
-from registry.methods.linear import Linear
-from registry.methods.ties import Ties, trim
+from registry.merging.methods.dare import Dare
+from registry.merging.methods.linear import Linear
+from registry.merging.methods.ties import Ties, trim
 
 BASE = np.ones(4, np.float32)
 D1 = np.array([2.5, -2.0, 0.125, 3.0], np.float32)
@@ -55,7 +55,7 @@ def test_dare_drops_and_rescales():
 
 @pytest.mark.parametrize("method", ["ties", "dare"])
 def test_methods_through_materialize(sqlite_reg, models, tmp_path, method):
-    from registry.methods import get_method
+    from registry.merging.methods import get_method
 
     sqlite_reg.import_vector("a", "tiny", models["plus"])
     sqlite_reg.import_vector("b", "tiny", models["plus2"], models["minus"])

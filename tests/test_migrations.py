@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from registry import db as dbmod
-from registry.schema import SCHEMA_HEAD
+from registry.db import engine as dbmod
+from registry.db.revision import SCHEMA_HEAD
 
 
 def test_schema_head_constant_matches_alembic(reg):

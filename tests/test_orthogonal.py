@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from registry.methods.linear import Linear
-from registry.methods.orthogonal import Orthogonal, coefficients, removed_fraction
-from registry.training import TrainingOptions
+from registry.merging.methods.linear import Linear
+from registry.merging.methods.orthogonal import Orthogonal, coefficients, removed_fraction
+from registry.training.add_preference import TrainingOptions
 
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3)
 
@@ -101,7 +101,7 @@ def _swapped(tmp_path: Path) -> Path:
 
 
 def test_orthogonal_keeps_the_first_preference_when_an_overlapping_one_is_added(sqlite_reg, tmp_path):
-    from registry.evaluate import heldout_margin
+    from registry.evaluation.scoring import heldout_margin
 
     sqlite_reg.add_preference("verbose", "tiny", seed=0, options=FAST)
     data = str(_swapped(tmp_path))

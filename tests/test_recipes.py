@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from registry.errors import InvalidRecipe
-from registry.recipes import load_recipe_file
+from registry.records.recipes import load_recipe_file
 
 
 def spec(weight=1.0, vector="helpful", **extra):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from registry.errors import RetentionRefused
-from registry.retention import DEFAULT_CORPUS, load_corpus, parse_drift
+from registry.evaluation.retention import DEFAULT_CORPUS, load_corpus, parse_drift
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from registry.tensor_io import SafetensorsFolder, TensorSpec, from_f32, to_f32, write_sharded
+from registry.storage.tensor_io import SafetensorsFolder, TensorSpec, from_f32, to_f32, write_sharded
 
 
 def test_bf16_rounding_matches_torch():

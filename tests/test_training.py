@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from registry.errors import InterferenceRefused, PluginError
-from registry.training import TrainingOptions
+from registry.training.add_preference import TrainingOptions
 
 # aggressive, so that a few steps move a tiny random model measurably (defaults suit real models)
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
@@ -20,8 +20,8 @@ PKU = Path(__file__).parent / "data" / "pku_sample.jsonl"
 def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
     from transformers import AutoTokenizer
 
-    from registry.evaluate import dpo_margin, load_model
-    from registry.plugins import load
+    from registry.evaluation.scoring import dpo_margin, load_model
+    from registry.plugins.loader import load
 
     v = sqlite_reg.add_preference("verbose", "tiny", seed=0, options=FAST)
     assert v.ref == "verbose@v1" and v.run.status == "succeeded"
@@ -110,7 +110,7 @@ def test_refuse_policy_stores_nothing_and_records_failed_run(sqlite_reg, models)
     assert sqlite_reg.store.group_keys() == keys
     from sqlalchemy import select
 
-    from registry.models import TrainingRun
+    from registry.db.models import TrainingRun
 
     with sqlite_reg.Session() as s:
         runs = list(s.scalars(select(TrainingRun).where(TrainingRun.kind == "dpo")))
@@ -125,7 +125,7 @@ def test_warn_policy_stores_with_warning(sqlite_reg, models):
 
 
 def test_pku_plugins_follow_their_label(tmp_path):
-    from registry.plugins import load
+    from registry.plugins.loader import load
 
     rows = [json.loads(line) for line in PKU.read_text().splitlines()]
     helpful, harmless = load("helpful"), load("harmless")
@@ -184,8 +184,8 @@ def test_broken_plugins_fail_with_clear_messages(sqlite_reg, cli, test_plugins, 
 
 
 def test_failing_plugin_is_reported_and_leaves_no_vector(sqlite_reg, monkeypatch):
-    from registry.plugin_spec import Plugin
-    from registry.plugins import load
+    from registry.plugins.loader import load
+    from registry.plugins.spec import Plugin
 
     verbose = load("verbose")
 
@@ -202,7 +202,7 @@ def test_failing_plugin_is_reported_and_leaves_no_vector(sqlite_reg, monkeypatch
 
 
 def test_interrupted_training_is_recorded_failed(sqlite_reg, monkeypatch):
-    import registry.dpo as dpo
+    import registry.training.dpo as dpo
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -212,7 +212,7 @@ def test_interrupted_training_is_recorded_failed(sqlite_reg, monkeypatch):
         sqlite_reg.add_preference("verbose", "tiny", options=FAST)
     from sqlalchemy import select
 
-    from registry.models import TrainingRun
+    from registry.db.models import TrainingRun
 
     with sqlite_reg.Session() as s:
         run = s.scalar(select(TrainingRun))
@@ -221,7 +221,7 @@ def test_interrupted_training_is_recorded_failed(sqlite_reg, monkeypatch):
 
 
 def test_pairs_plugin_reads_any_jsonl(tmp_path):
-    from registry.plugins import load
+    from registry.plugins.loader import load
 
     data = tmp_path / "p.jsonl"
     rows = [{"prompt": f"q{i}", "chosen": f" good {i}", "rejected": f" bad {i}"} for i in range(10)]

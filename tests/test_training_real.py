@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from registry.errors import TrainingFailed
-from registry.plugin_spec import PreferencePair
-from registry.training import TrainingOptions
+from registry.plugins.spec import PreferencePair
+from registry.training.add_preference import TrainingOptions
 
 # a ChatML-like template over tokens the tiny tokenizer has, like a real chat model's
 CHAT_TEMPLATE = (
@@ -27,7 +27,7 @@ def build_tiny_chat_model(folder: Path) -> Path:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from registry.tinymodel import build_tokenizer
+    from registry.testing.tiny_model import build_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(folder)
@@ -69,7 +69,7 @@ def chat_reg(home, chat_base):
 
 
 def _verbose():
-    from registry.plugins import load
+    from registry.plugins.loader import load
 
     p = load("verbose")
     return p.pairs(), p.heldout()
@@ -142,7 +142,7 @@ def test_cli_prints_options_and_records_resolved_ones(sqlite_reg, cli):
 
 def test_chat_rows_are_conversations_and_plain_rows_are_text():
     pairs = [PreferencePair("Why?", " Because of this and that.", " No.")]
-    from registry.dpo import preference_rows
+    from registry.training.dpo import preference_rows
 
     chat = preference_rows(pairs, "chat")
     assert chat == {
@@ -160,12 +160,12 @@ def test_chat_rows_are_conversations_and_plain_rows_are_text():
 def test_chat_base_trains_in_chat_format_and_moves_chat_margin(chat_reg, chat_base):
     from transformers import AutoTokenizer
 
-    from registry.evaluate import dpo_margin, load_model
+    from registry.evaluation.scoring import dpo_margin, load_model
 
     v = chat_reg.add_preference("verbose", "chat", options=TrainingOptions(**FAST).resolved(chat_base))
     assert v.run.params["data_format"] == "chat"
     # the tied lm_head is saved once, as in the base: θ± have exactly the base's tensors
-    from registry.tensor_io import SafetensorsFolder
+    from registry.storage.tensor_io import SafetensorsFolder
 
     assert sorted(t.name for t in v.tensors) == SafetensorsFolder(chat_base).names()
     assert "lm_head.weight" not in SafetensorsFolder(chat_base).names()
@@ -189,7 +189,7 @@ def test_training_data_reaches_trl_through_the_chat_template(chat_base, tmp_path
     """What trl tokenizes for a chat base is the template's rendering, with the assistant turn."""
     import trl
 
-    from registry.dpo import train
+    from registry.training.dpo import train
 
     seen = {}
     real = trl.DPOTrainer
@@ -212,7 +212,7 @@ def test_training_data_reaches_trl_through_the_chat_template(chat_base, tmp_path
 
 
 def _read(folder: Path) -> dict[str, np.ndarray]:
-    from registry.tensor_io import FLOATS, SafetensorsFolder, to_f32
+    from registry.storage.tensor_io import FLOATS, SafetensorsFolder, to_f32
 
     w = SafetensorsFolder(folder)
     return {n: to_f32(w.read(n), w.spec(n).tag) for n in w.names() if w.spec(n).tag in FLOATS}
@@ -220,8 +220,8 @@ def _read(folder: Path) -> dict[str, np.ndarray]:
 
 def test_phi_from_float32_weights_keeps_small_updates(models, tmp_path):
     """At a real-model learning rate, bf16 θ± lose most of φ; the float32 θ± keep all of it."""
-    from registry.dpo import train
-    from registry.tensor_io import SafetensorsFolder
+    from registry.storage.tensor_io import SafetensorsFolder
+    from registry.training.dpo import train
 
     pairs, _ = _verbose()
     opts = TrainingOptions(steps=3, learning_rate=1e-6, warmup_ratio=0.0)
@@ -267,7 +267,7 @@ def test_lora_merge_matches_peft(models):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from registry.dpo import merge_lora
+    from registry.training.dpo import merge_lora
 
     model = AutoModelForCausalLM.from_pretrained(models["base"], dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
@@ -289,7 +289,7 @@ def test_lora_merge_matches_peft(models):
 def test_tied_duplicates(chat_base, models):
     from transformers import AutoModelForCausalLM
 
-    from registry.dpo import tied_duplicates
+    from registry.training.dpo import tied_duplicates
 
     assert tied_duplicates(AutoModelForCausalLM.from_pretrained(chat_base)) == {"lm_head.weight"}
     assert tied_duplicates(AutoModelForCausalLM.from_pretrained(models["base"])) == set()
@@ -304,8 +304,8 @@ class FakeTerminal(io.StringIO):
 
 
 def _train_reporting(models, tmp_path, **report):
-    from registry.dpo import train
-    from registry.progress import reporting
+    from registry.training.dpo import train
+    from registry.training.progress import reporting
 
     pairs, _ = _verbose()
     with reporting(**report):

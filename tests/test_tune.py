@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from registry.errors import PluginError, RegistryError, TargetUnreachable
-from registry.training import TrainingOptions
-from registry.tune import parse_range, parse_target, search
+from registry.evaluation.tune import parse_range, parse_target, search
+from registry.training.add_preference import TrainingOptions
 
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3)
 
@@ -31,7 +31,7 @@ def test_search_brackets_a_monotone_function_and_refuses_outside():
 
 
 def test_tune_reaches_the_target_and_records_the_search(sqlite_reg, cli, tmp_path):
-    from registry.evaluate import heldout_margin
+    from registry.evaluation.scoring import heldout_margin
 
     sqlite_reg.add_preference("verbose", "tiny", seed=0, options=FAST)
     sqlite_reg.add_recipe(
@@ -87,8 +87,8 @@ def test_tune_refusals(sqlite_reg, models, cli):
 def test_shipped_evaluator_scores_answer_length(sqlite_reg):
     from transformers import AutoTokenizer
 
-    from registry import evaluators
-    from registry.evaluate import load_model
+    from registry.evaluation.scoring import load_model
+    from registry.plugins import evaluators
 
     assert "answer_length" in evaluators.names()
     path = sqlite_reg.base("tiny").path

@@ -256,8 +256,8 @@ def test_two_dimensional_sweep_names_its_vectors_and_the_fixed_term(two_terms, c
 def test_sweep_figures_label_colour_bar_annotate_cells_and_show_fixed_weights():
     import matplotlib.pyplot as plt
 
-    from registry.plots import MARGIN, sweep_figure
-    from registry.sweep import SweepResult
+    from registry.evaluation.plots import MARGIN, sweep_figure
+    from registry.evaluation.sweep import SweepResult
 
     rows = [{"eta[a]": x, "eta[b]": y, "m": 10 * x + y} for x in (-1.0, 0.0, 1.0) for y in (0.0, 2.0)]
     fig = sweep_figure(SweepResult("g@v1", ["a", "b"], ["m"], rows, fixed={"c": 0.5}))
