@@ -99,7 +99,7 @@ def limits(deltas: list[np.ndarray]) -> dict:
 def real_dpo(work: Path, learning_rate: float, steps: int) -> dict:
     from registry import Registry
     from registry.testing.tiny_model import build_tiny_llama
-    from registry.training.add_preference import TrainingOptions
+    from registry.training.options import TrainingOptions
 
     home = work / f"home-lr{learning_rate:g}"
     shutil.rmtree(home, ignore_errors=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from registry import Registry
 from registry.evaluation.plots import lineage_plot, tune_plot
 from registry.testing.tiny_model import build_tiny_llama
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 
 ROOT = Path(__file__).parent.parent
 OUT = ROOT / "benchmarks" / "results" / "features-demo.json"

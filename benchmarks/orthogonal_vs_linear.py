@@ -19,7 +19,7 @@ from registry import Registry
 from registry.evaluation.scoring import heldout_margin
 from registry.records.interference import orthogonal_removed
 from registry.testing.tiny_model import build_tiny_llama
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 from registry_plugins.verbose import DATA
 
 OUT = Path(__file__).parent / "results" / "orthogonal-vs-linear.json"

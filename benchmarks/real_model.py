@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     from registry import Registry
     from registry.plugins.loader import load
     from registry.storage.tensor_io import SafetensorsFolder
-    from registry.training.add_preference import TrainingOptions
+    from registry.training.options import TrainingOptions
     from registry.training.dpo import train
 
     args.workdir.mkdir(parents=True, exist_ok=True)

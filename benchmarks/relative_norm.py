@@ -31,7 +31,7 @@ def main() -> None:
     home = root / "home"
     if not home.exists():
         from registry.testing.tiny_model import build_tiny_llama, perturbed_copy
-        from registry.training.add_preference import TrainingOptions
+        from registry.training.options import TrainingOptions
 
         base = build_tiny_llama(root / "base", seed=0)
         reg = Registry.init(home)

@@ -17,17 +17,17 @@ from registry.db.models import AuditEvent, BaseModel, Materialization, Recipe, V
 from registry.evaluation import consistency, retention, scoring, sweep, tune
 from registry.evaluation.retention import RetentionCheck
 from registry.evaluation.sweep import SweepResult
-from registry.governance import lifecycle, signing
+from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
-from registry.records import bases, interference, lineage, recipes, vectors
+from registry.records import bases, interference, lineage, recipes, vector_import, vectors
 from registry.release import materialize, publish
 from registry.training import add_preference
 
 if TYPE_CHECKING:
     from registry.records.interference import Gram
     from registry.storage.tensor_io import SafetensorsFolder
-    from registry.training.add_preference import TrainingOptions
+    from registry.training.options import TrainingOptions
 
 
 class Registry(Core):
@@ -56,7 +56,7 @@ class Registry(Core):
         policy: InterferencePolicy | None = None,
         require_lossless: bool = False,
     ) -> Vector:
-        return vectors.import_vector(self, name, base, positive, negative, policy, require_lossless)
+        return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
@@ -103,10 +103,10 @@ class Registry(Core):
         return recipes.get_recipe(self, ref)
 
     def aliases(self, name: str | None = None):
-        return recipes.list_aliases(self, name)
+        return aliases.list_aliases(self, name)
 
     def set_alias(self, ref: str, alias: str, force: bool = False) -> Recipe:
-        return recipes.set_alias(self, ref, alias, force)
+        return aliases.set_alias(self, ref, alias, force)
 
     def set_status(
         self, ref: str, status: str, reason: str, kind: str = "recipe", base: str | None = None, sign_key=None

@@ -21,6 +21,7 @@ from registry.db.health import check_on_open
 from registry.db.models import AuditEvent, Meta
 from registry.db.revision import SCHEMA_HEAD
 from registry.errors import AlreadyExists, NotInitialized
+from registry.storage.file_cache import StatCache
 from registry.storage.vector_store import VectorStore
 
 T = TypeVar("T")
@@ -122,9 +123,7 @@ class Core:
         with self.Session.begin() as s:
             self.audit(s, action, obj, details)
 
-    def stat_cache(self):
-        from registry.records.bases import StatCache
-
+    def stat_cache(self) -> StatCache:
         return StatCache(self.home / ".cache" / "verified-files.json")
 
     def scratch(self) -> Path:

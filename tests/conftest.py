@@ -136,11 +136,13 @@ def test_plugins(monkeypatch):
     """Register extra entry points (name -> 'module:attr') the way an installed package would."""
     from importlib.metadata import EntryPoint
 
-    import registry.plugins.loader as plugins
+    from registry.plugins.loader import PLUGINS, Group
 
     def register(**extra: str) -> None:
-        eps = dict(plugins._entry_points())
-        eps.update({n: EntryPoint(name=n, value=v, group=plugins.GROUP) for n, v in extra.items()})
-        monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+        eps = dict(PLUGINS.entry_points())
+        eps.update({n: EntryPoint(name=n, value=v, group=PLUGINS.group) for n, v in extra.items()})
+        monkeypatch.setattr(Group, "entry_points", lambda g: eps if g == PLUGINS else real(g))
+
+    real = Group.entry_points
 
     return register

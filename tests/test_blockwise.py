@@ -437,8 +437,8 @@ def test_sliced_blocks_equal_reference_on_larger_tensors(method):
 def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     """materialize's linear path (bf16 high halves added straight, sparse low halves patched,
     dense ones or-ed in per sub-block), bit for bit the float32 merge at any sub-block size."""
+    from registry.merging import engine
     from registry.merging.methods.linear import Linear
-    from registry.release import materialize as mat
     from registry.storage import vector_store as store_mod
     from registry.storage.tensor_io import TensorSpec, from_f32
     from registry.storage.vector_store import VectorStore
@@ -466,7 +466,7 @@ def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     stored = [vs.open(_write(vs, "t", x, 40).key) for x in (bf16_like, sparse, dense)]
     base = rng.standard_normal(shape).astype(np.float32)
     for sub in (64, 3 * 64 + 5, 1 << 18):
-        monkeypatch.setattr(mat, "SUB_ELEMS", sub)
+        monkeypatch.setattr(engine, "SUB_ELEMS", sub)
         for weights in ([1.0, 1.0, 1.0], [0.5, -1.25, 0.75], [1.0, 0.3, -2.0]):
             for vecs in ([0, 1, 2], [2], [2, 0]):  # all three kinds; dense alone; dense first
                 w = [weights[i] for i in vecs]
@@ -475,7 +475,7 @@ def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
                     deltas = [stored[i].read_rows("t", a, b) for i in vecs]
                     want = Linear().merge_block("t", base[a:b].copy(), deltas, w)
                     vs_ = [stored[i] for i in vecs]
-                    got = mat.linear_block(Base(base), vs_, w, "t", a, b, "F32")
+                    got = engine.linear_block(Base(base), vs_, w, "t", a, b, "F32")
                     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
-                    got16 = mat.linear_block(Base(base), vs_, w, "t", a, b, "BF16")
+                    got16 = engine.linear_block(Base(base), vs_, w, "t", a, b, "BF16")
                     assert np.array_equal(got16, from_f32(want, "BF16"))

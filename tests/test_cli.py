@@ -118,7 +118,7 @@ def test_init_twice_is_refused(home, cli):
 
 def test_fast_listings_match_the_orm_views(loaded):
     from registry.db import listings as catalog
-    from registry.records.as_json import base_view, vector_view
+    from registry.db.as_json import base_view, vector_view
 
     assert catalog.vector_rows(loaded.config) == [vector_view(v) for v in loaded.vectors()]
     assert catalog.vector_rows(loaded.config, "tiny") == [vector_view(v) for v in loaded.vectors("tiny")]

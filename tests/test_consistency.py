@@ -9,7 +9,7 @@ import pytest
 import zarr
 
 from registry.errors import RegistryError
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3)
 

@@ -131,7 +131,7 @@ def test_gc_removes_only_unreferenced_data(loaded, cli):
 
 
 def test_sweep_is_monotone_in_eta_and_plots(sqlite_reg, cli, tmp_path):
-    from registry.training.add_preference import TrainingOptions
+    from registry.training.options import TrainingOptions
 
     sqlite_reg.add_preference("verbose", "tiny", seed=0, options=TrainingOptions(steps=6, learning_rate=1e-3))
     sqlite_reg.add_recipe({"name": "v", "base": "tiny", "terms": [{"vector": "verbose", "weight": 1.0}]})

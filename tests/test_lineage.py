@@ -96,14 +96,14 @@ def test_import_hashes_unchanged_sources_once(sqlite_reg, models, tmp_path, monk
     import hashlib
     import shutil
 
-    import registry.records.bases as bases
+    import registry.storage.file_cache as file_cache
 
     plus = tmp_path / "plus"
     shutil.copytree(models["plus"], plus)
     weights = plus / "model.safetensors"
     calls = []
-    real = bases.file_sha256
-    monkeypatch.setattr(bases, "file_sha256", lambda p: calls.append(p) or real(p))
+    real = file_cache.file_sha256
+    monkeypatch.setattr(file_cache, "file_sha256", lambda p: calls.append(p) or real(p))
 
     def recorded(ref: str) -> str:
         [run] = sqlite_reg.lineage(ref)["runs"]

@@ -10,7 +10,7 @@ import pytest
 
 from registry.merging.methods.linear import Linear
 from registry.merging.methods.orthogonal import Orthogonal, coefficients, removed_fraction
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3)
 

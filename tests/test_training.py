@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from registry.errors import InterferenceRefused, PluginError
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 
 # aggressive, so that a few steps move a tiny random model measurably (defaults suit real models)
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)

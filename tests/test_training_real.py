@@ -11,7 +11,7 @@ import pytest
 
 from registry.errors import TrainingFailed
 from registry.plugins.spec import PreferencePair
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 
 # a ChatML-like template over tokens the tiny tokenizer has, like a real chat model's
 CHAT_TEMPLATE = (

@@ -9,7 +9,7 @@ import yaml
 
 from registry.errors import PluginError, RegistryError, TargetUnreachable
 from registry.evaluation.tune import parse_range, parse_target, search
-from registry.training.add_preference import TrainingOptions
+from registry.training.options import TrainingOptions
 
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3)
 
@@ -88,11 +88,11 @@ def test_shipped_evaluator_scores_answer_length(sqlite_reg):
     from transformers import AutoTokenizer
 
     from registry.evaluation.scoring import load_model
-    from registry.plugins import evaluators
+    from registry.plugins.loader import EVALUATORS
 
-    assert "answer_length" in evaluators.names()
+    assert "answer_length" in EVALUATORS.names()
     path = sqlite_reg.base("tiny").path
-    score = evaluators.load("answer_length").score(load_model(path), AutoTokenizer.from_pretrained(path))
+    score = EVALUATORS.load("answer_length").score(load_model(path), AutoTokenizer.from_pretrained(path))
     assert 0.0 <= score <= 32.0
     with pytest.raises(PluginError, match="unknown evaluator 'x'"):
-        evaluators.load("x")
+        EVALUATORS.load("x")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from registry.cli.common import emit, pass_ctx
-from registry.training.add_preference import DATA_FORMATS, PRECISIONS, TrainingOptions
+from registry.training.options import DATA_FORMATS, PRECISIONS, TrainingOptions
 
 _D = TrainingOptions()  # one source for the defaults: the library's
 
@@ -107,8 +107,8 @@ class PluginCommands(click.Group):
 
 def _train(ctx, plugin: str, kw: dict) -> None:
     from registry.config import InterferencePolicy
-    from registry.records.as_json import vector_view
-    from registry.training.add_preference import is_main_process
+    from registry.db.as_json import vector_view
+    from registry.training.options import is_main_process
     from registry.training.progress import reporting
 
     reg = ctx.registry

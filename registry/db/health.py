@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.orm import Session
+
+from registry.db.models import Base, Vector, VectorTensor
 from registry.errors import DatabaseCorrupted
-
-if TYPE_CHECKING:
-    from registry.core import Core
 
 RESTORE = "restore it from a backup (`registry backup DIR` makes one; see docs/reliability.md)"
 
@@ -67,23 +67,19 @@ def check_on_open(url: str) -> None:
         raise DatabaseCorrupted(f"database file {path} is damaged ({problems[0][:120]}): {RESTORE}", problems)
 
 
-def database_problems(core: Core) -> list[str]:
+def database_problems(url: str, engine: Engine) -> list[str]:
     """What `verify` finds wrong in the database itself: file damage, dangling keys, missing tables."""
-    from sqlalchemy import func, inspect, select
-
-    from registry.db.models import Base, Vector, VectorTensor
-
-    path = sqlite_path(core.config.db_url)
+    path = sqlite_path(url)
     if path is not None:
         problems = sqlite_problems(path, full=True)
         if problems:
             return [f"database {path}: {p}" for p in problems]
-    with core.engine.connect() as conn:
+    with engine.connect() as conn:
         present = set(inspect(conn).get_table_names())
     missing = sorted(set(Base.metadata.tables) - present)
     if missing:
         return [f"database: table {t} is missing" for t in missing]
-    with core.Session() as s:
+    with Session(engine) as s:
         counts = dict(
             s.execute(select(VectorTensor.vector_id, func.count()).group_by(VectorTensor.vector_id)).all()
         )

@@ -10,11 +10,14 @@ takes the full path, which also applies pending migrations.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 from registry.config import Config
+from registry.db.as_json import base_view, vector_view
+from registry.db.revision import SCHEMA_HEAD
 
 VECTORS = """
 SELECT v.name, v.version, b.name, v.status, v.digest, v.param_count, v.norm, v.stored_bytes, v.created_at
@@ -29,8 +32,6 @@ FROM base_models ORDER BY name
 
 def _connect(url: str):
     if url.startswith("sqlite:///"):
-        import sqlite3
-
         return sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True), "?"
     if url.startswith(("postgresql+psycopg://", "postgresql://")):
         import psycopg
@@ -42,7 +43,6 @@ def _connect(url: str):
 
 
 def _query(config: Config, sql: str, params: tuple = ()) -> list[tuple] | None:
-    from registry.db.revision import SCHEMA_HEAD
 
     try:
         conn, mark = _connect(config.db_url)
@@ -82,7 +82,6 @@ def _objects(rows: list[tuple], keys: str) -> list[SimpleNamespace]:
 
 
 def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
-    from registry.records.as_json import vector_view
 
     where, params = ("WHERE b.name = ?", (base,)) if base else ("", ())
     rows = _query(config, VECTORS.format(where=where), params)
@@ -91,7 +90,6 @@ def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]]
 
 
 def base_rows(config: Config) -> list[dict[str, Any]] | None:
-    from registry.records.as_json import base_view
 
     rows = _query(config, BASES)
     keys = "name source revision path architecture dtype param_count digest created_at"

@@ -11,7 +11,12 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from registry.config import InterferencePolicy
 from registry.errors import NotFound, RegistryError
+from registry.records.interference import compare
+from registry.records.vectors import get_vector
+from registry.training.add_preference import add_preference
+from registry.training.options import TrainingOptions
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -19,7 +24,6 @@ if TYPE_CHECKING:
 
 
 def _replica(core: Core, v: Vector, seed: int) -> Vector | None:
-    from registry.records.vectors import get_vector
 
     try:
         r = get_vector(core, f"{v.name}-seed{seed}", v.base.name)
@@ -42,11 +46,6 @@ def consistency(
     log: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Train `seeds − 1` replicas of vector `name` (its own seed is the first) and compare all pairs."""
-    from registry.config import InterferencePolicy
-    from registry.records.interference import compare
-    from registry.records.vectors import get_vector
-    from registry.training.add_preference import TrainingOptions, add_preference
-
     if seeds < 2:
         raise RegistryError("consistency needs at least 2 seeds")
     v = get_vector(core, name, base)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from registry.records.lineage import nodes_and_edges
+
 
 def heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, title: str = "") -> None:
     import matplotlib
@@ -93,8 +95,6 @@ def lineage_plot(tree: dict, path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from registry.records.lineage import nodes_and_edges
 
     nodes, edges = nodes_and_edges(tree)
     columns = ["base", "run", "vector", "recipe", "output"]

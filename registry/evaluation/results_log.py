@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from registry.db.models import AuditEvent
+from registry.evaluation.retention import gate
+
 if TYPE_CHECKING:
     from registry.core import Core
     from registry.db.models import Recipe
@@ -17,8 +20,6 @@ ACTIONS = {"recipe.tune": "tune", "recipe.retention": "retention"}
 def recorded_notes(core: Core, ref: str) -> dict[str, Any]:
     """The newest note of each kind recorded for exactly this recipe version."""
     from sqlalchemy import select
-
-    from registry.db.models import AuditEvent
 
     with core.Session() as s:
         q = (
@@ -33,7 +34,5 @@ def output_notes(core: Core, r: Recipe, max_ppl_drift: float | None = None) -> d
     """What a new output of `r` records: its tune search, and (when gated) the retention check."""
     notes = {k: v for k, v in recorded_notes(core, r.ref).items() if k == "tune"}
     if max_ppl_drift is not None:
-        from registry.evaluation.retention import gate
-
         notes["retention"] = gate(core, r, max_ppl_drift)
     return notes

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError, RetentionRefused
+from registry.evaluation.scoring import load_model, merged_state
+from registry.records.recipes import get_recipe
+from registry.util.digests import file_sha256
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -86,10 +89,6 @@ def perplexity(model, tok, passages: list[str]) -> tuple[float, int]:
 def measure(core: Core, ref: str | Recipe) -> RetentionCheck:
     """Perplexity drift of a recipe's in-memory merge on the registry's retention corpus."""
     from transformers import AutoTokenizer
-
-    from registry.evaluation.scoring import load_model, merged_state
-    from registry.records.recipes import get_recipe
-    from registry.util.digests import file_sha256
 
     r = get_recipe(core, ref) if isinstance(ref, str) else ref
     path = corpus_path(core)

@@ -14,7 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from registry.merging.methods import get_method
+from registry.plugins.loader import load
 from registry.plugins.spec import PreferencePair
+from registry.records.bases import checked_base, get_base
+from registry.records.vectors import get_vector
+from registry.records.verified_reads import verified_vectors
+from registry.storage.tensor_io import FLOATS, read_whole, to_f32
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -126,12 +132,6 @@ def merged_state(
     import numpy as np
     import torch
 
-    from registry.merging.methods import get_method
-    from registry.records.bases import checked_base
-    from registry.records.vectors import get_vector
-    from registry.records.verified_reads import verified_vectors
-    from registry.storage.tensor_io import FLOATS, read_whole, to_f32
-
     _b, base_w = checked_base(core, base)
     vecs = [get_vector(core, ref, base) for ref, _ in terms]
     # the database's tensor rows say what must exist; every array is checked as it is read
@@ -161,9 +161,6 @@ def heldout_margin(
 ) -> float:
     """The mean held-out DPO margin (vs the base) of a plugin's pairs under an in-memory merge."""
     from transformers import AutoTokenizer
-
-    from registry.plugins.loader import load
-    from registry.records.bases import get_base
 
     pairs = load(plugin).heldout(**(plugin_options or {}))
     path = get_base(core, base).path

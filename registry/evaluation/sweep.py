@@ -16,10 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError
+from registry.evaluation.plots import sweep_plot
+from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
+from registry.plugins.loader import load
+from registry.records.bases import get_base
+from registry.records.recipes import get_recipe
+from registry.records.vectors import get_vector
 from registry.util.refs import Ref
 
 if TYPE_CHECKING:
-    from registry.api import Registry
+    from registry.core import Core
 
 
 @dataclass
@@ -39,7 +45,6 @@ class SweepResult:
             for r in self.rows:
                 w.writerow([r[c] for c in columns])
         (folder / "sweep.json").write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        from registry.evaluation.plots import sweep_plot
 
         sweep_plot(self, folder / "sweep.png")
         return {k: str(folder / f"sweep.{k}") for k in ("csv", "json", "png")}
@@ -54,13 +59,11 @@ class SweepResult:
         }
 
 
-def evaluators_for(
-    reg: Registry, refs: list[str], base: str, extra: list[str]
-) -> dict[str, tuple[str, dict]]:
+def evaluators_for(core: Core, refs: list[str], base: str, extra: list[str]) -> dict[str, tuple[str, dict]]:
     """metric name -> (plugin, plugin options), from the vectors' lineage and --evaluator."""
     found: dict[str, tuple[str, dict]] = {}
     for ref in refs:
-        run = reg.vector(ref, base).run
+        run = get_vector(core, ref, base).run
         if run is not None and run.plugin:
             found.setdefault(f"{run.plugin}_margin", (run.plugin, run.params.get("plugin_options", {})))
     for plugin in extra:
@@ -69,7 +72,7 @@ def evaluators_for(
 
 
 def run_sweep(
-    reg: Registry,
+    core: Core,
     recipe: str,
     vary: list[str],
     etas: list[float],
@@ -78,13 +81,10 @@ def run_sweep(
 ) -> SweepResult:
     from transformers import AutoTokenizer
 
-    from registry.evaluation.scoring import completion_logprobs, load_model
-    from registry.plugins.loader import load
-
     bad = [e for e in etas if not math.isfinite(e)]
     if bad:
         raise RegistryError(f"η must be finite numbers, not {', '.join(map(str, bad))}")
-    r = reg.recipe(recipe)
+    r = get_recipe(core, recipe)
     base = r.base.name
     terms = {t.vector.name: (t.vector.ref, t.weight) for t in r.terms}
     varied = []
@@ -98,12 +98,12 @@ def run_sweep(
         varied.append(name)
     if len(set(varied)) != len(varied):
         raise RegistryError("each vector may be varied once")
-    evals = evaluators_for(reg, [ref for ref, _ in terms.values()], base, evaluators or [])
+    evals = evaluators_for(core, [ref for ref, _ in terms.values()], base, evaluators or [])
     if not evals:
         raise RegistryError(
             "no evaluator: none of the recipe's vectors was trained by a plugin; pass --evaluator PLUGIN"
         )
-    b = reg.base(base)
+    b = get_base(core, base)
     tok = AutoTokenizer.from_pretrained(b.path)
     model = load_model(b.path)
     heldout, base_lp = {}, {}
@@ -118,7 +118,7 @@ def run_sweep(
     for point in itertools.product(etas, repeat=len(varied)):
         weights = dict(zip(varied, point, strict=True))
         merged = [(ref, weights.get(name, w)) for name, (ref, w) in terms.items()]
-        model.load_state_dict(reg.merged_state(base, merged, r.method, r.params), strict=False)
+        model.load_state_dict(merged_state(core, base, merged, r.method, r.params), strict=False)
         row = {f"eta[{v}]": e for v, e in weights.items()}
         for metric, pairs in heldout.items():
             pc, pr = (completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected"))

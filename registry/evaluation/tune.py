@@ -12,6 +12,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError, TargetUnreachable
+from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
+from registry.plugins.loader import EVALUATORS, load, names
+from registry.records.recipes import add_recipe, get_recipe
+from registry.records.vectors import get_vector
+from registry.util.refs import Ref
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -44,16 +49,11 @@ def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, flo
     """terms → value: a plugin's held-out DPO margin (`PLUGIN_margin`) or an installed evaluator."""
     from transformers import AutoTokenizer
 
-    from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
-    from registry.plugins import evaluators
-    from registry.plugins.loader import load, names
-
     base = r.base
     tok = AutoTokenizer.from_pretrained(base.path)
     model = load_model(base.path)
     if metric.endswith("_margin") and metric[: -len("_margin")] in names():
         plugin = metric[: -len("_margin")]
-        from registry.records.vectors import get_vector
 
         runs = [get_vector(core, t.vector.ref, base.name).run for t in r.terms]  # its training options
         opts = next((x.params.get("plugin_options", {}) for x in runs if x and x.plugin == plugin), {})
@@ -66,14 +66,14 @@ def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, flo
             pc, pr = (completion_logprobs(m, tok, pairs, w) for w in ("chosen", "rejected"))
             return sum((a - b) - (c - d) for a, b, c, d in zip(pc, bc, pr, br, strict=True)) / len(pairs)
 
-    elif metric in evaluators.names():
-        ev = evaluators.load(metric)
+    elif metric in EVALUATORS.names():
+        ev = EVALUATORS.load(metric)
 
         def score(m) -> float:
             return float(ev.score(m, tok))
 
     else:
-        known = [f"{p}_margin" for p in names()] + evaluators.names()
+        known = [f"{p}_margin" for p in names()] + EVALUATORS.names()
         raise RegistryError(f"unknown metric {metric!r} (known: {', '.join(known)})")
 
     def value(terms: list[tuple[str, float]]) -> float:
@@ -131,9 +131,6 @@ def tune(
     max_evals: int = 12,
 ) -> dict[str, Any]:
     """Find η for term `vary` so that `metric` ≈ `target`; write it as a new recipe version."""
-    from registry.records.recipes import add_recipe, get_recipe
-    from registry.util.refs import Ref
-
     r = get_recipe(core, recipe)
     names = [t.vector.name for t in r.terms]
     if vary is None:

@@ -20,13 +20,23 @@ import tarfile
 import tempfile
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
-from registry.util.refs import Ref
+from registry.exchange.checks import confined, extract, landing_status, recompute
+from registry.governance.signing import record_signature, signatures_of, statement
+from registry.records.bases import add_base, get_base, inspect_folder, lookup_base
+from registry.records.recipes import DTYPES, get_recipe, recipe_row, resolved_content, validate_parameters
+from registry.records.runs import run_from_lineage
+from registry.records.vectors import get_vector, lookup_vector, vector_row
+from registry.storage.tensor_io import SafetensorsFolder
+from registry.util.digests import content_digest, named_digest
+from registry.util.refs import Ref, check_name
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -36,8 +46,6 @@ from registry.exchange.checks import FORMAT
 
 
 def _vector_entry(core: Core, v: Vector, index: int) -> dict[str, Any]:
-    from registry.governance.signing import signatures_of
-    from registry.records.as_json import run_view, tensor_view
 
     return {
         "name": v.name,
@@ -56,7 +64,6 @@ def _vector_entry(core: Core, v: Vector, index: int) -> dict[str, Any]:
 
 
 def _recipe_entry(core: Core, r: Recipe) -> dict[str, Any]:
-    from registry.governance.signing import signatures_of
 
     return {
         "signatures": signatures_of(core, "recipe", r.id),
@@ -78,9 +85,6 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
     """Write recipes (with their vectors and bases) and vectors named by `refs` to `out`."""
     recipes: dict[str, Recipe] = {}
     vectors: dict[tuple[str, str], Vector] = {}
-    from registry.records.bases import get_base
-    from registry.records.recipes import get_recipe
-    from registry.records.vectors import get_vector
 
     for ref in refs:
         try:
@@ -160,17 +164,6 @@ def import_bundle(core: Core, path: str | Path, base_paths: dict[str, str] | Non
 
 
 def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any]:
-    from types import SimpleNamespace
-
-    from registry.exchange.checks import confined, extract, landing_status, recompute
-    from registry.governance.signing import statement
-    from registry.records.bases import add_base, get_base, inspect_folder, lookup_base
-    from registry.records.recipes import DTYPES, recipe_row, resolved_content, validate_parameters
-    from registry.records.runs import run_from_lineage
-    from registry.records.vectors import get_vector, lookup_vector, vector_row
-    from registry.storage.tensor_io import SafetensorsFolder
-    from registry.util.digests import content_digest, named_digest
-    from registry.util.refs import check_name
 
     work = Path(tempfile.mkdtemp(prefix="bundle-", dir=core.scratch())).resolve()
     created_keys: list[str] = []
@@ -344,8 +337,6 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
 
 def _keep_signatures(core: Core, s, kind: str, row_id: int, kid: str | None, entry: dict) -> None:
     """Record the entry's signatures made with the key that verified its approval."""
-    from registry.governance.signing import record_signature
-
     for sig in entry.get("signatures") or []:
         if isinstance(sig, dict) and sig.get("key_id") == kid:
             record_signature(core, s, kind, row_id, kid, sig.get("statement") or {}, sig["bundle"])

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import IntegrityError, RegistryError
+from registry.governance.signing import verified_by_trusted
+from registry.storage.tensor_io import row_blocks
+from registry.storage.vector_store import sum_squares
+from registry.util.digests import ArrayHasher, named_digest
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -57,10 +61,6 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
     """The vector's fields from its data: per-array sha256 and norms, digest, parameter count."""
     import numpy as np
 
-    from registry.storage.tensor_io import row_blocks
-    from registry.storage.vector_store import sum_squares
-    from registry.util.digests import ArrayHasher, named_digest
-
     stored = core.store.open(key, label=f"bundle vector {ref}")
     listed = {t["name"]: t for t in e["tensors"]}
     extra = sorted(set(stored.names()) - set(listed))
@@ -95,8 +95,6 @@ def landing_status(
     core: Core, claimed: Any, statement_for, signatures: Any, what: str
 ) -> tuple[str, str | None]:
     """approved only with a signature a trusted key verifies; draft and deprecated as stated."""
-    from registry.governance.signing import verified_by_trusted
-
     if claimed not in {"draft", "approved", "deprecated"}:
         raise IntegrityError(f"bundle {what}: unknown status {claimed!r}")
     if claimed != "approved":

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from registry.db.models import AuditEvent, Recipe, Vector, utcnow
 from registry.errors import GovernanceRefused, InvalidTransition
+from registry.governance import signing
 from registry.records.recipes import lookup_recipe
 from registry.records.vectors import lookup_vector
 from registry.util.refs import Ref
@@ -47,8 +48,6 @@ def set_status(
     With `sign_key` (an elliptic-curve private key), an approval is also signed: the
     signature covers the digests and the status, and travels with bundles.
     """
-    from registry.governance.lifecycle import signing
-
     if not reason or not reason.strip():
         raise InvalidTransition(f"{status} needs a reason (--reason)")
     if kind not in {"recipe", "vector"}:
@@ -116,19 +115,6 @@ def _check_approvable(core: Core, kind: str, obj: Recipe | Vector) -> None:
             f"{kind}.approved",
             obj.ref,
             f"four-eyes rule: {core.actor} created {kind} {obj.ref} and cannot also approve it",
-            {"actor": core.actor},
-        )
-
-
-def check_alias_move(core: Core, recipe_name: str, alias: str) -> None:
-    """Protected aliases (e.g. prod) move only by their listed approvers."""
-    approvers = core.config.governance.protected_aliases.get(alias)
-    if approvers is not None and core.actor not in approvers:
-        refuse(
-            core,
-            "recipe.alias",
-            f"{recipe_name}@{alias}",
-            f"alias {alias} is protected: only {', '.join(approvers) or 'nobody'} may move it, not {core.actor}",
             {"actor": core.actor},
         )
 

@@ -195,15 +195,3 @@ def sign_folder(folder: Path, private_key: str | Path) -> Path:
         sig.unlink(missing_ok=True)
         raise NotTrusted(f"cannot sign {folder} with {private_key}: {e}") from None
     return sig
-
-
-def verify_folder(folder: Path, public_key: str | Path, signature: Path | None = None) -> None:
-    """Check a released folder against its signature (what `model_signing verify key` does)."""
-    from model_signing import verifying
-
-    _quiet()
-    sig = signature or folder.with_name(folder.name + SIGNATURE_SUFFIX)
-    try:
-        verifying.Config().use_elliptic_key_verifier(public_key=str(public_key)).verify(folder, sig)
-    except Exception as e:
-        raise NotTrusted(f"{folder}: signature does not verify ({str(e).splitlines()[0][:200]})") from None

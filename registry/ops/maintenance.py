@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,7 @@ def verify(core: Core, on_item: Callable[[str], None] | None = None) -> list[str
 
     Bases and arrays are hashed on one thread per core (decoding and sha256 release the GIL);
     problems and progress still come in the order of the database's rows."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    problems = database_problems(core)
+    problems = database_problems(core.config.db_url, core.engine)
     if on_item:
         on_item("database")
     if problems:

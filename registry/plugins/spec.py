@@ -1,10 +1,15 @@
-"""What a preference plugin provides. Kept small: data in, the core does the training.
+"""What plugins provide. Kept small: data in, the core does the training and the merging.
 
-A plugin is any `Plugin` instance (or a zero-argument callable returning one) exposed in the
-`registry.plugins` entry-point group:
+A preference plugin is any `Plugin` instance (or a zero-argument callable returning one)
+exposed in the `registry.plugins` entry-point group; an evaluator (a model-level metric used
+by `tune` and `sweep` beside the plugins' held-out DPO margins) is an `Evaluator` in the
+`registry.evaluators` group:
 
     [project.entry-points."registry.plugins"]
     verbose = "my_package.verbose:plugin"
+
+    [project.entry-points."registry.evaluators"]
+    answer_length = "my_package.metrics:answer_length"
 """
 
 from __future__ import annotations
@@ -39,3 +44,13 @@ class Plugin:
     def heldout(self, **options: Any) -> list[PreferencePair]:
         """Held-out pairs for the evaluator (the core scores the DPO margin on them)."""
         return []
+
+
+@dataclass
+class Evaluator:
+    name: str
+    description: str = ""
+
+    def score(self, model, tokenizer) -> float:
+        """One number for a (merged) causal LM and its tokenizer; deterministic."""
+        raise NotImplementedError

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from registry.db.as_json import run_view
 from registry.db.models import Alias, AuditEvent, Materialization, Recipe, Vector
 from registry.errors import IntegrityError, NotFound
-from registry.records.as_json import run_view
+from registry.records.bases import get_base
+from registry.records.recipes import get_recipe, recipe_query
+from registry.records.vectors import get_vector
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -25,10 +28,6 @@ LIFECYCLE = (".approved", ".deprecated", ".draft")
 
 def _resolve(core: Core, ref: str) -> tuple[str, Any]:
     """(kind, row) for a recipe reference, else a vector reference, else a base name."""
-    from registry.records.bases import get_base
-    from registry.records.recipes import get_recipe
-    from registry.records.vectors import get_vector
-
     for kind, get in (("recipe", get_recipe), ("vector", get_vector), ("base", get_base)):
         if kind == "base" and "@" in ref:
             break
@@ -64,8 +63,6 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
     kind, row = _resolve(core, ref)
     base_id = row.id if kind == "base" else row.base_id
     with core.Session() as s:
-        from registry.records.recipes import recipe_query
-
         vecs = list(
             s.scalars(
                 select(Vector)

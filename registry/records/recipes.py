@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from registry.db.models import Alias, Recipe, RecipeTerm, Vector
-from registry.errors import InvalidName, InvalidRecipe, NotApproved, NotFound
+from registry.errors import InvalidName, InvalidRecipe, NotFound
+from registry.merging.methods import get_method
 from registry.records.bases import lookup_base
 from registry.records.vectors import lookup_vector
 from registry.util.digests import content_digest
-from registry.util.refs import Ref, check_alias, check_name
+from registry.util.refs import Ref, check_name
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -110,7 +111,6 @@ def load_recipe_file(path: str | Path) -> RecipeSpec:
 
 
 def validate_parameters(method: str, parameters: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
-    from registry.merging.methods import get_method
 
     try:
         return get_method(method).validate_parameters(parameters)
@@ -229,42 +229,3 @@ def lookup_recipe(s: Session, ref: Ref) -> Recipe:
     if r is None:
         raise NotFound("recipe", str(ref))
     return r
-
-
-def list_aliases(core: Core, name: str | None = None) -> list[Alias]:
-    with core.Session() as s:
-        q = select(Alias).options(selectinload(Alias.recipe)).order_by(Alias.recipe_name, Alias.alias)
-        if name:
-            q = q.where(Alias.recipe_name == name)
-        return list(s.scalars(q))
-
-
-def set_alias(core: Core, ref: str, alias: str, force: bool = False) -> Recipe:
-    """Point NAME@alias at a recipe version; only approved versions unless forced."""
-    from registry.governance.lifecycle import check_alias_move
-
-    check_alias(alias)
-    r_ref = Ref.parse(ref, "recipe reference")
-    check_alias_move(core, r_ref.name, alias)
-
-    def write() -> Recipe:
-        with core.Session.begin() as s:
-            r = lookup_recipe(s, r_ref)
-            if r.status != "approved" and not force:
-                raise NotApproved(
-                    f"recipe {r.ref} is {r.status}: an alias may point only at an approved version "
-                    "(approve it first, or use --force)"
-                )
-            a = s.scalar(select(Alias).where(Alias.recipe_name == r.name, Alias.alias == alias))
-            previous = None
-            if a is None:
-                s.add(Alias(recipe_name=r.name, alias=alias, recipe_id=r.id))
-            else:
-                previous = a.recipe.ref
-                a.recipe_id = r.id
-            core.audit(
-                s, "recipe.alias", f"{r.name}@{alias}", {"to": r.ref, "from": previous, "forced": force}
-            )
-            return r
-
-    return core.write(write)

@@ -7,6 +7,7 @@ run is committed together with its vector, so a refused import leaves no trace.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata as md
 import os
 import socket
 import threading
@@ -27,7 +28,6 @@ LIBRARIES = ("registry", "numpy", "zarr", "torch", "transformers", "trl")
 
 
 def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
 
     versions = {}
     for lib in LIBRARIES:

@@ -25,7 +25,7 @@ from registry.util.digests import ArrayHasher
 if TYPE_CHECKING:
     from registry.core import Core
     from registry.db.models import Vector
-    from registry.records.bases import StatCache
+    from registry.storage.file_cache import StatCache
     from registry.storage.tensor_io import TensorSpec
 
 

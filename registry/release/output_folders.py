@@ -12,6 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from registry.db.models import Materialization, Recipe
 from registry.errors import OutputExists
 from registry.records.bases import NOT_COPIED
 from registry.storage.tensor_io import TAG_NAMES, write_sharded
@@ -52,8 +53,6 @@ def check_replaceable(core, out: Path) -> None:
     """--force replaces only an earlier output of this registry: its lock names a recorded
     output, or a recipe version of this registry (an output whose record a crash lost)."""
     from sqlalchemy import select
-
-    from registry.db.models import Materialization, Recipe
 
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return

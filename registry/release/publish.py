@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidName, NotApproved, NotFound, PublishError
+from registry.records.recipes import get_recipe
+from registry.release.materialize import list_materializations
+from registry.release.output_folders import LOCK_NAME, verify_files
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -20,10 +23,6 @@ _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{
 
 def published_folder(core: Core, ref: str) -> tuple[Any, Path]:
     """(recipe, folder): the newest verified materialization of `ref`."""
-    from registry.records.recipes import get_recipe
-    from registry.release.materialize import list_materializations
-    from registry.release.output_folders import LOCK_NAME, verify_files
-
     r = get_recipe(core, ref)
     for m in reversed(list_materializations(core, r.ref)):
         folder = Path(m.out_path)
@@ -44,8 +43,6 @@ def push(
     token: str | None = None,
 ) -> dict[str, Any]:
     """Upload the materialized folder of recipe `ref` to the Hub model repo `repo` (ORG/NAME)."""
-    from registry.records.recipes import get_recipe
-
     if not _REPO.match(repo or "") or ".." in repo:
         raise InvalidName(f"invalid Hub repository {repo!r}: expected ORG/NAME")
     r = get_recipe(core, ref)

@@ -15,6 +15,7 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +24,9 @@ import numpy as np
 from ml_dtypes import bfloat16 as BF16
 
 from registry.errors import IncompatibleWeights, UnsafeWeights
+from registry.util.digests import stream_hasher
 from registry.util.faults import crashpoint
+from registry.util.pipeline import labelled, ordered
 
 # safetensors dtype tag -> numpy storage dtype (BF16 is stored as its raw bits)
 STORAGE = {
@@ -278,11 +281,6 @@ def write_sharded(
     Jobs run on a small thread pool (numpy, blosc and hashlib release the GIL) a few blocks
     ahead of the writer, which keeps the output order, and so the bytes, fixed.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from registry.util.digests import stream_hasher
-    from registry.util.pipeline import labelled, ordered
-
     shards = plan_shards(specs, max_shard_bytes)
     names = shard_names(len(shards))
     digests: dict[str, str] = {}

@@ -18,14 +18,19 @@ import json
 import math
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from registry.errors import IntegrityError, NotInitialized
+from registry.storage.blobs import open_blobs
+from registry.storage.codec import NAME, decode, encode, parts
 from registry.storage.tensor_io import TensorSpec, block_rows, row_blocks
-from registry.util.digests import ArrayHasher
+from registry.util.digests import ArrayHasher, array_sha256
+from registry.util.pipeline import labelled, ordered
 
 DATA = "data"
 # codec chains, by the names in each array's zarr.json: new arrays are written with SPLIT16;
@@ -37,8 +42,6 @@ GROUP_META = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
 
 def _array_meta(shape: tuple[int, ...], chunks: tuple[int, ...], scalar: bool) -> dict:
     """zarr v3 metadata of one float32 array in the split16 chain (what zarr itself writes)."""
-    from registry.storage.codec import NAME
-
     return {
         "shape": list(shape),
         "data_type": "float32",
@@ -83,7 +86,6 @@ def chunk_rows(shape: tuple[int, ...]) -> int:
 
 class VectorStore:
     def __init__(self, url: str | Path):
-        from registry.storage.blobs import open_blobs
 
         self.url = str(url)
         self.blobs = open_blobs(self.url)
@@ -168,7 +170,6 @@ class VectorWriter:
     """
 
     def __init__(self, store: VectorStore, key: str, workers: int | None = None):
-        from concurrent.futures import ThreadPoolExecutor
 
         self.store, self.key = store, key
         store.blobs.write(f"{DATA}/{key}/zarr.json", json.dumps(GROUP_META, indent=2).encode())
@@ -187,10 +188,6 @@ class VectorWriter:
         is encoded and written on the pool, and this thread feeds each tensor's digest (over
         the float32 bytes, in order) meanwhile. `digests` and `norms` are complete on return.
         """
-        from collections import deque
-
-        from registry.util.pipeline import labelled, ordered
-
         hashers: dict[str, ArrayHasher] = {}
         squares: dict[str, float] = {}
 
@@ -226,8 +223,6 @@ class VectorWriter:
     def _encode(self, name: str, i: int, full: tuple[int, ...], block: np.ndarray) -> float:
         """Encode and write chunk i; returns its Σx² (float64)."""
         import google_crc32c
-
-        from registry.storage.codec import encode
 
         flat = block.reshape(-1)
         # edge chunks are stored at full chunk size (zarr's rule), padded with +0.0
@@ -293,8 +288,6 @@ class StoredVector:
 
     def sha256(self, name: str) -> str:
         """sha256 of an array's float32 bytes, chunk by chunk (what the database records)."""
-        from registry.util.digests import array_sha256
-
         shape = self.spec(name).shape
         return array_sha256(self.read_rows(name, a, b) for a, b in row_blocks(shape, self.chunk_rows(name)))
 
@@ -314,8 +307,6 @@ class StoredVector:
 
         Lets a linear merge add the high halves as bf16 straight into its float32 sum and
         patch the few elements with low halves, without building φ in float32 first."""
-        from registry.storage.codec import parts
-
         meta = self.meta(name)
         step = self.chunk_rows(name)
         shape = meta["shape"]
@@ -347,8 +338,6 @@ class StoredVector:
 
     def _chunk(self, name: str, meta: dict, i: int, shape: list[int], step: int) -> np.ndarray:
         from numcodecs import blosc
-
-        from registry.storage.codec import decode
 
         rows = min(step, shape[0] - i * step)
         body = self._raw_chunk(name, i, shape)

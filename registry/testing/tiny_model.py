@@ -6,6 +6,8 @@ this, so the whole pipeline runs offline in seconds.
 
 from __future__ import annotations
 
+import argparse
+import shutil
 from pathlib import Path
 
 CORPUS = [
@@ -81,8 +83,6 @@ def build_tiny_llama(
 
 def perturbed_copy(base: str | Path, out: str | Path, seed: int, scale: float = 0.01) -> Path:
     """A fine-tune-like variant: every float tensor nudged by small seeded noise, same dtype."""
-    import shutil
-
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -107,8 +107,6 @@ def perturbed_copy(base: str | Path, out: str | Path, seed: int, scale: float = 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m registry.tinymodel DIR`: a base and three fine-tune-like variants, offline."""
-    import argparse
-
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--hidden", type=int, default=64)

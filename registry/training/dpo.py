@@ -26,7 +26,8 @@ from typing import Any
 
 from registry.errors import TrainingFailed
 from registry.plugins.spec import PreferencePair
-from registry.training.add_preference import TrainingOptions, is_main_process
+from registry.training.options import TrainingOptions, is_main_process
+from registry.training.progress import TrainingProgress, quiet_third_party, settings, trainer_callback
 
 
 @dataclass
@@ -106,8 +107,6 @@ def train(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, ProgressCallback
     from trl import DPOConfig, DPOTrainer
-
-    from registry.training.progress import TrainingProgress, quiet_third_party, settings, trainer_callback
 
     base, out = Path(base), Path(out)
     options = options.resolved(base)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from registry.merging.methods import MergeMethod, Param
+from registry.merging.methods.base import MergeMethod, Param
 
 SLICE = 1 << 16  # elements per step inside a block: temporaries stay small
 WORDS_PER_COUNTER = 8  # Philox-4×64: four 64-bit outputs, eight 32-bit words per counter step

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry.merging.methods import MergeMethod
+from registry.merging.methods.base import MergeMethod
 
 
 class Linear(MergeMethod):

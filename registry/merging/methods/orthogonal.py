@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from registry.merging.methods import DeltaReader, InMemory, MergeMethod
+from registry.merging.methods.base import DeltaReader, InMemory, MergeMethod
 from registry.storage.tensor_io import block_rows
 
 # a term whose residual keeps less than this share of its squared norm is fully dependent

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from registry.merging.methods import DeltaReader, InMemory, MergeMethod, Param
+from registry.merging.methods.base import DeltaReader, InMemory, MergeMethod, Param
 
 BINS = 1 << 16
 SLICE = 1 << 16  # elements per step inside a block: temporaries of 256 KiB stay in cache

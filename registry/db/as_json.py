@@ -6,18 +6,19 @@ The one renderer of rows: ORM objects and the fast DB-API listings (`catalog`) a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from registry.db.models import (
-    Alias,
-    AuditEvent,
-    BaseModel,
-    Materialization,
-    Recipe,
-    TrainingRun,
-    Vector,
-    VectorTensor,
-)
+if TYPE_CHECKING:  # annotations only: the fast listings render rows without loading the ORM
+    from registry.db.models import (
+        Alias,
+        AuditEvent,
+        BaseModel,
+        Materialization,
+        Recipe,
+        TrainingRun,
+        Vector,
+        VectorTensor,
+    )
 
 
 def _t(x: datetime | None) -> str | None:
