@@ -58,6 +58,17 @@ class Registry(Core):
     ) -> Vector:
         return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
 
+    def import_low_rank(
+        self,
+        name: str,
+        base: str,
+        factors: dict[str, tuple[Any, Any]],
+        policy: InterferencePolicy | None = None,
+        sources: dict[str, Any] | None = None,
+    ) -> Vector:
+        """A vector in low-rank form: `factors` maps tensor names to (B, A), φ = B·A there."""
+        return vector_import.import_low_rank(self, name, base, factors, policy, sources)
+
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
 
