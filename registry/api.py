@@ -21,7 +21,7 @@ from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
 from registry.records import bases, interference, lineage, recipes, vector_import, vectors
-from registry.release import materialize, publish
+from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
 if TYPE_CHECKING:
@@ -157,6 +157,18 @@ class Registry(Core):
         return materialize.materialize(
             self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift, sign_key
         )  # fmt: skip
+
+    def materialize_adapter(
+        self,
+        ref: str,
+        out: str | Path,
+        rank: int | None = None,
+        force: bool = False,
+        require_approved: bool = False,
+        sign_key: str | Path | None = None,
+    ) -> Materialization:
+        """A linear recipe as a PEFT LoRA adapter (dense terms: truncated SVD at `rank`)."""
+        return adapter.materialize_adapter(self, ref, out, rank, force, require_approved, sign_key)
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
         return materialize.list_materializations(self, ref)

@@ -16,8 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from registry.errors import IntegrityError
 from registry.exchange.bundle import export_bundle, import_bundle
-
-LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+from registry.testing.factors import random_factors
 
 
 def product(b: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -26,22 +25,6 @@ def product(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     for j in range(1, b.shape[1]):
         acc = acc + b[:, j : j + 1] * a[j : j + 1, :]
     return acc.astype(np.float32)
-
-
-def random_factors(base: Path, rank: int = 4, seed: int = 0, scale: float = 0.05) -> dict:
-    rng = np.random.default_rng(seed)
-    shapes = {
-        n: t.shape
-        for n, t in load_file(base / "model.safetensors").items()
-        if any(f".{m}." in n for m in LINEAR)
-    }
-    return {
-        n: (
-            rng.standard_normal((s[0], rank)).astype(np.float32) * scale,
-            rng.standard_normal((rank, s[1])).astype(np.float32) * scale,
-        )
-        for n, s in sorted(shapes.items())
-    }
 
 
 def dense_folders(base: Path, factors: dict, out: Path) -> tuple[Path, Path]:
