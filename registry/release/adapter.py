@@ -185,6 +185,8 @@ def materialize_adapter(
     vecs = [t.vector for t in r.terms]
     data = [open_checked(core, v, base_w.names()) for v in vecs]
     factors, report = adapter_factors(vecs, data, [t.weight for t in r.terms], rank)
+    if not factors:
+        raise RegistryError(f"recipe {r.ref} changes no linear weight: a LoRA adapter would be empty")
     notes = {"adapter": report}
     base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
     out.parent.mkdir(parents=True, exist_ok=True)
