@@ -181,7 +181,9 @@ def test_lora_rank_stores_phi_as_its_factors(sqlite_reg):
     for n in ("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"):
         assert not arrays[n].any() and n not in low
     assert v.norm == pytest.approx(
-        np.sqrt(sum(np.sum(data.read_rows(n, 0, data.spec(n).shape[0]).astype(np.float64) ** 2) for n in low)),
+        np.sqrt(
+            sum(np.sum(data.read_rows(n, 0, data.spec(n).shape[0]).astype(np.float64) ** 2) for n in low)
+        ),
         rel=1e-6,
     )
 
