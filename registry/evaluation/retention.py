@@ -17,6 +17,7 @@ from registry.errors import RegistryError, RetentionRefused
 from registry.evaluation.scoring import load_model, merged_state
 from registry.records.recipes import get_recipe
 from registry.util.digests import file_sha256
+from registry.util.extras import require
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -88,6 +89,7 @@ def perplexity(model, tok, passages: list[str]) -> tuple[float, int]:
 
 def measure(core: Core, ref: str | Recipe) -> RetentionCheck:
     """Perplexity drift of a recipe's in-memory merge on the registry's retention corpus."""
+    require("train", "torch", "transformers", what="the retention gate (--max-ppl-drift)")
     from transformers import AutoTokenizer
 
     r = get_recipe(core, ref) if isinstance(ref, str) else ref

@@ -16,6 +16,7 @@ from registry.evaluation.scoring import completion_logprobs, load_model, merged_
 from registry.plugins.loader import EVALUATORS, load, names
 from registry.records.recipes import add_recipe, get_recipe
 from registry.records.vectors import get_vector
+from registry.util.extras import require
 from registry.util.refs import Ref
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def tune(
     max_evals: int = 12,
 ) -> dict[str, Any]:
     """Find η for term `vary` so that `metric` ≈ `target`; write it as a new recipe version."""
+    require("train", "torch", "transformers", what="tune")
     r = get_recipe(core, recipe)
     names = [t.vector.name for t in r.terms]
     if vary is None:
