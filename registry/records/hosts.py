@@ -48,4 +48,4 @@ def location(s: Session, base_id: int, host: str) -> str | None:
 
 def locations(s: Session, base_id: int) -> dict[str, str]:
     rows = s.execute(select(BaseLocation.host, BaseLocation.path).where(BaseLocation.base_id == base_id))
-    return dict(sorted(rows.tuples()))
+    return dict(sorted((h, p) for h, p in rows))
