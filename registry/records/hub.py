@@ -1,5 +1,8 @@
-"""Hugging Face Hub bases: telling a repo id from a path, pinning a revision to its commit,
-and finding a base's snapshot in this host's Hugging Face cache."""
+"""Hugging Face Hub bases: repo id or path, a revision pinned to its commit, the cached snapshot.
+
+A source that looks like a folder is never sent to the Hub; a revision is recorded with the
+commit it resolved to, by which any host finds the base again in its own Hugging Face cache.
+"""
 
 from __future__ import annotations
 
