@@ -29,7 +29,7 @@ from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.exchange.bundle_notes import checked_notes, export_notes, record_notes
-from registry.exchange.checks import confined, extract, landing_status, recompute
+from registry.exchange.checks import confined, extract, hub_origin, landing_status, recompute
 from registry.governance.signing import record_signature, signatures_of, statement
 from registry.records.bases import add_base, get_base, inspect_folder, lookup_base
 from registry.records.recipes import DTYPES, get_recipe, recipe_row, resolved_content, validate_parameters
@@ -109,6 +109,7 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
                 "name": b.name,
                 "source": b.source,
                 "revision": b.revision,
+                "revision_sha": b.revision_sha,
                 "architecture": b.architecture,
                 "dtype": b.dtype,
                 "param_count": b.param_count,
@@ -332,7 +333,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
             return {"vectors": added_vectors, "recipes": added_recipes, "notes": added_notes}
 
         for name in pending:
-            add_base(core, name, base_paths[name])
+            add_base(core, name, base_paths[name], hub=hub_origin(manifest, name))
         result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
         return result

@@ -147,7 +147,11 @@ def check_compatible(
 
 
 # -- verbs -------------------------------------------------------------------------------
-def add_base(core: Core, name: str, source: str, revision: str | None = None) -> BaseModel:
+def add_base(
+    core: Core, name: str, source: str, revision: str | None = None, hub: dict | None = None
+) -> BaseModel:
+    """`hub` ({source, revision, revision_sha}): the Hub origin of a local copy, for a bundle's
+    base whose pins this folder matched, so cards name the same Hub id in both registries."""
     check_name(name, "base name")
     folder, sha = Path(source).expanduser(), None
     if folder.is_dir():
@@ -163,6 +167,8 @@ def add_base(core: Core, name: str, source: str, revision: str | None = None) ->
     for fname, (digest, _) in info.files.items():
         cache.remember(folder / fname, digest)
     pins = {f: d for f, (d, _) in info.files.items()}
+    if hub is not None:
+        source, revision, sha = hub["source"], hub.get("revision"), hub["revision_sha"]
     base = BaseModel(
         name=name,
         source=source,

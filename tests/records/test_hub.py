@@ -154,3 +154,25 @@ def test_card_base_model_of_a_local_base_is_its_name(home, models, tmp_path, mon
     assert _card(tmp_path / "out")["base_model"] == "tiny"
     assert "revision_sha" not in json.loads((tmp_path / "out" / "registry-lock.json").read_text())["base"]
     reg.close()
+
+
+def test_bundle_keeps_the_hub_origin_so_outputs_match(home, hub, models, tmp_path):
+    from registry import Registry
+    from registry.exchange.bundle import export_bundle, import_bundle
+
+    reg = Registry.init(home)
+    reg.add_base("hubtiny", "org/tiny", revision="main")
+    reg.import_vector("helpful", "hubtiny", models["plus"])
+    reg.add_recipe({"name": "r", "base": "hubtiny", "terms": [{"vector": "helpful", "weight": 0.5}]})
+    export_bundle(reg, ["r@v1"], tmp_path / "r.bundle")
+    target = Registry.init(tmp_path / "target")
+    import_bundle(target, tmp_path / "r.bundle", {"hubtiny": str(models["base"])})  # a local copy
+    b = target.base("hubtiny")
+    assert (b.source, b.revision, b.revision_sha, b.path) == ("org/tiny", "main", SHA, str(models["base"]))
+    a_out = reg.materialize("r", tmp_path / "a")
+    b_out = target.materialize("r", tmp_path / "b")
+    assert _card(tmp_path / "b")["base_model"] == "org/tiny"
+    assert a_out.output_digest == b_out.output_digest
+    assert [c for c in hub.calls if c[0] == "snapshot_download"] == [("snapshot_download", "org/tiny", SHA)]
+    reg.close()
+    target.close()
