@@ -31,6 +31,8 @@ class BaseModel(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     source: Mapped[str] = mapped_column(Text)
     revision: Mapped[str | None] = mapped_column(String(128))
+    # the Hub commit `revision` resolved to when the base was added (None: a local folder)
+    revision_sha: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     architecture: Mapped[str] = mapped_column(String(128))
     model_type: Mapped[str | None] = mapped_column(String(64))
@@ -52,6 +54,19 @@ class BaseFile(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     base: Mapped[BaseModel] = relationship(back_populates="files")
     __table_args__ = (UniqueConstraint("base_id", "filename"),)
+
+
+class BaseLocation(Base):
+    """Where one host keeps a base's files: each host writes only its own row."""
+
+    __tablename__ = "base_locations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    located_by: Mapped[str] = mapped_column(String(128))
+    located_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("base_id", "host"),)
 
 
 class TrainingRun(Base):
