@@ -133,6 +133,7 @@ def main() -> None:
                 "median_wall_s": statistics.median(r["wall_s"] for r in runs[tag]),
                 "walls": [r["wall_s"] for r in runs[tag]],
                 "median_cpu_s": statistics.median(r["cpu_s"] for r in runs[tag]),
+                "cpus": [r["cpu_s"] for r in runs[tag]],
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[tag]),
             }
             for tag in runs
