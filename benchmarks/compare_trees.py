@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -88,6 +89,9 @@ def session(models: Path, run: Path) -> list[tuple[str, list[str]]]:
         ),
         ("recipe add", ["recipe", "add", str(run / "recipe.yaml")]),
         ("recipe alias unapproved (refused)", ["recipe", "alias", "r@v1", "prod"]),
+        ("approve recipe, vectors draft (refused)", ["approve", "r@v1", "--reason", "diff"]),
+        ("approve vector", ["approve", "--vector", "helpful@v1", "--reason", "behaviour diff"]),
+        ("approve vector 2", ["approve", "--vector", "concise@v1", "--reason", "behaviour diff"]),
         ("approve", ["approve", "r@v1", "--reason", "behaviour diff", "--actor", "bench"]),
         ("recipe alias", ["recipe", "alias", "r@v1", "prod"]),
         ("materialize", ["materialize", "r@prod", "--out", out]),
@@ -126,7 +130,10 @@ NORMALISE = [  # (pattern, replacement, why)
     ),
     (r"\b\d+(\.\d+)? ?(s|ms|seconds)\b", "<DURATION>", "elapsed times"),
     (r"\b\d+(\.\d+)? ?(MB|GB|kB|MiB|GiB)/s\b", "<RATE>", "throughputs"),
+    (r'"seconds": \d+(\.\d+)?', '"seconds": <SECONDS>', "elapsed times in run records"),
+    (r'"pid": \d+', '"pid": <PID>', "process ids in run records"),
 ]
+REGISTRY_ID = re.compile(r'initialized registry ([0-9a-f]{8}) |"id": "([0-9a-f]{32})"')
 
 
 def normalise(text: str, subs: dict[str, str]) -> str:
@@ -212,42 +219,57 @@ def main() -> None:
     if proof["old"] == proof["new"]:
         raise SystemExit(f"both trees import the same registry ({proof['new']}): nothing to compare")
 
-    # 1. tiny models, each tree's own builder
-    model_digests = {}
-    for tag, t in trees.items():
+    # 1. tiny models, each tree's own builder (trees and sessions run side by side: the
+    # sessions are independent homes, and a shared machine gives each process a small share)
+    def build(tag: str) -> dict[str, str]:
         folder = work / tag / "models"
-        r = t.python_run(["-m", BUILDERS[tag], str(folder)])
+        r = trees[tag].python_run(["-m", BUILDERS[tag], str(folder)])
         if r.returncode:
             raise SystemExit(f"{tag} tiny model builder failed: {r.stderr[-2000:]}")
-        model_digests[tag] = tree_digests(folder)
+        return tree_digests(folder)
+
+    with ThreadPoolExecutor(4) as pool:
+        model_digests = dict(zip(trees, pool.map(build, trees), strict=True))
     models = work / "old" / "models"
 
     # 2. the session, plain and --json, in a fresh home each
+    def play(tag: str, mode: str) -> dict[str, dict]:
+        run = work / tag / mode
+        run.mkdir(parents=True)
+        (run / "recipe.yaml").write_text(RECIPE)
+        out = {}
+        for label, argv in session(models, run):
+            key = f"{label}{' --json' if mode == 'json' else ''}"
+            out[key] = trees[tag].cli((["--json"] if mode == "json" else []) + argv, run / "home")
+        return out
+
+    def walk_help(tag: str) -> dict[str, dict]:
+        r = trees[tag].python_run(["-c", HELP_WALKER])
+        if r.returncode:
+            raise SystemExit(f"{tag} help walk failed: {r.stderr[-2000:]}")
+        return json.loads(r.stdout)
+
+    plays = [(tag, mode) for tag in trees for mode in ("plain", "json")]
+    with ThreadPoolExecutor(6) as pool:
+        played = dict(zip(plays, pool.map(lambda tm: play(*tm), plays), strict=True))
+        helps = dict(zip(trees, pool.map(walk_help, trees), strict=True))
     results: dict[str, dict[str, dict]] = {"old": {}, "new": {}}
     subs: dict[str, dict[str, str]] = {}
     for tag, t in trees.items():
         subs[tag] = {str(t.root): "<TREE>", str(models): "<MODELS>"}
         for mode in ("plain", "json"):
-            run = work / tag / mode
-            run.mkdir(parents=True)
-            (run / "recipe.yaml").write_text(RECIPE)
-            subs[tag][str(run)] = "<RUN>"
-            for label, argv in session(models, run):
-                key = f"{label}{' --json' if mode == 'json' else ''}"
-                results[tag][key] = t.cli((["--json"] if mode == "json" else []) + argv, run / "home")
-
-    # 3. --help of every command
-    helps = {}
-    for tag, t in trees.items():
-        r = t.python_run(["-c", HELP_WALKER])
-        if r.returncode:
-            raise SystemExit(f"{tag} help walk failed: {r.stderr[-2000:]}")
-        helps[tag] = json.loads(r.stdout)
+            subs[tag][str(work / tag / mode)] = "<RUN>"
+            results[tag].update(played[tag, mode])
+            init = played[tag, mode][f"init{' --json' if mode == 'json' else ''}"]["stdout"]
+            for found in REGISTRY_ID.findall(init):  # random per init; learned, then named
+                subs[tag][found[0] or found[1]] = "<REGISTRY_ID>"
 
     commands = {}
     for key in sorted(set(results["old"]) | set(results["new"]), key=list(results["old"]).index):
         commands[key] = diff(results["old"][key], results["new"][key], subs["old"], subs["new"])
         commands[key]["exit_code"] = results["old"][key]["exit_code"]
+        if results["old"][key]["exit_code"]:  # what a refusal says (the old tree's words)
+            commands[key]["stderr"] = normalise(results["old"][key]["stderr"], subs["old"])[-400:]
     help_report = {}
     for key in sorted(set(helps["old"]) | set(helps["new"])):
         if key not in helps["old"] or key not in helps["new"]:
@@ -286,7 +308,7 @@ def main() -> None:
         "exit_code": m["exit_code"],
         "stderr_tail": m["stderr"][-2000:],
         "files": len(new_files),
-        "byte_identical": not differing,
+        "byte_identical": not differing and not m["exit_code"] and bool(new_files),
         "safetensors_identical": all(not k.endswith(".safetensors") for k in differing),
         "differing_files": file_diffs,
     }
