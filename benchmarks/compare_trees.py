@@ -12,7 +12,7 @@ registry it imports. Then, per tree:
    registry.testing.tiny_model); the report says whether both builders wrote the same bytes.
    Both sessions then use the old tree's models, so that only the CLI's behaviour differs;
 2. one fixed session (init, base add, two vector imports, recipe add, approve, alias,
-   materialize, verify, lineage, list/show, log, and two refusals) runs once in a fresh
+   materialize twice, verify, lineage, list/show, log, and four refusals) runs once in a fresh
    home as plain text and once in another with `--json`, capturing exit code, stdout and
    stderr of every command;
 3. `--help` of every command of the click tree (walked in-process, COLUMNS=80).
@@ -95,7 +95,8 @@ def session(models: Path, run: Path) -> list[tuple[str, list[str]]]:
         ("approve", ["approve", "r@v1", "--reason", "behaviour diff", "--actor", "bench"]),
         ("recipe alias", ["recipe", "alias", "r@v1", "prod"]),
         ("materialize", ["materialize", "r@prod", "--out", out]),
-        ("materialize again (refused)", ["materialize", "r@prod", "--out", out]),
+        ("materialize again (reuses the verified output)", ["materialize", "r@prod", "--out", out]),
+        ("materialize into a non-empty folder (refused)", ["materialize", "r@prod", "--out", str(run)]),
         ("verify", ["verify"]),
         ("verify --lock", ["verify", "--lock", str(run / "out" / "registry-lock.json")]),
         ("lineage recipe", ["lineage", "r@prod"]),
@@ -268,8 +269,9 @@ def main() -> None:
     for key in sorted(set(results["old"]) | set(results["new"]), key=list(results["old"]).index):
         commands[key] = diff(results["old"][key], results["new"][key], subs["old"], subs["new"])
         commands[key]["exit_code"] = results["old"][key]["exit_code"]
-        if results["old"][key]["exit_code"]:  # what a refusal says (the old tree's words)
-            commands[key]["stderr"] = normalise(results["old"][key]["stderr"], subs["old"])[-400:]
+        for stream in ("stdout", "stderr"):  # what was compared (the old tree's words, normalised)
+            if text := normalise(results["old"][key][stream], subs["old"]):
+                commands[key][stream] = text if len(text) <= 1500 else text[:1500] + " …"
     help_report = {}
     for key in sorted(set(helps["old"]) | set(helps["new"])):
         if key not in helps["old"] or key not in helps["new"]:
