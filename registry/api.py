@@ -20,8 +20,8 @@ from registry.evaluation.sweep import SweepResult
 from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
-from registry.records import bases, interference, lineage, recipes, vector_import, vectors
-from registry.release import materialize, publish
+from registry.records import base_admin, bases, interference, lineage, recipes, vector_import, vectors
+from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
 if TYPE_CHECKING:
@@ -46,6 +46,15 @@ class Registry(Core):
     def checked_base(self, name: str) -> tuple[BaseModel, SafetensorsFolder]:
         return bases.checked_base(self, name)
 
+    def locate_base(self, name: str, path: str | Path) -> dict[str, Any]:
+        return base_admin.locate_base(self, name, path)
+
+    def remove_base(self, name: str) -> dict[str, Any]:
+        return base_admin.remove_base(self, name)
+
+    def base_locations(self, name: str) -> dict[str, str]:
+        return base_admin.base_locations(self, name)
+
     # -- vectors and training --------------------------------------------------------------
     def import_vector(
         self,
@@ -57,6 +66,17 @@ class Registry(Core):
         require_lossless: bool = False,
     ) -> Vector:
         return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
+
+    def import_low_rank(
+        self,
+        name: str,
+        base: str,
+        factors: dict[str, tuple[Any, Any]],
+        policy: InterferencePolicy | None = None,
+        sources: dict[str, Any] | None = None,
+    ) -> Vector:
+        """A vector in low-rank form: `factors` maps tensor names to (B, A), φ = B·A there."""
+        return vector_import.import_low_rank(self, name, base, factors, policy, sources)
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
@@ -146,6 +166,18 @@ class Registry(Core):
         return materialize.materialize(
             self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift, sign_key
         )  # fmt: skip
+
+    def materialize_adapter(
+        self,
+        ref: str,
+        out: str | Path,
+        rank: int | None = None,
+        force: bool = False,
+        require_approved: bool = False,
+        sign_key: str | Path | None = None,
+    ) -> Materialization:
+        """A linear recipe as a PEFT LoRA adapter (dense terms: truncated SVD at `rank`)."""
+        return adapter.materialize_adapter(self, ref, out, rank, force, require_approved, sign_key)
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
         return materialize.list_materializations(self, ref)

@@ -47,7 +47,11 @@ TRAINING_OPTIONS = [
         show_default=True,
         help="Fraction of steps with a linear learning-rate warm-up (then linear decay).",
     ),
-    click.Option(["--lora-rank"], type=int, help="Train LoRA adapters of this rank (peft), merged into θ±."),
+    click.Option(
+        ["--lora-rank"],
+        type=int,
+        help="Train LoRA adapters of this rank (peft); φ is stored as their factors (rank 2R).",
+    ),
     click.Option(
         ["--format", "data_format"],
         type=click.Choice(DATA_FORMATS),
@@ -110,7 +114,9 @@ def _train(ctx, plugin: str, kw: dict) -> None:
     from registry.db.as_json import vector_view
     from registry.training.options import is_main_process
     from registry.training.progress import reporting
+    from registry.util.extras import require
 
+    require("train", "torch", "transformers", "trl", "accelerate", what="add-preference")
     reg = ctx.registry
     policy = None
     if kw["interference"] or kw["threshold"] is not None:

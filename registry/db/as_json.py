@@ -30,6 +30,7 @@ def base_view(b: BaseModel, files: bool = False) -> dict[str, Any]:
         "name": b.name,
         "source": b.source,
         "revision": b.revision,
+        "revision_sha": b.revision_sha,  # the Hub commit `revision` resolved to (None: local folder)
         "path": b.path,
         "architecture": b.architecture,
         "dtype": b.dtype,
@@ -72,6 +73,7 @@ def tensor_view(t: VectorTensor) -> dict[str, Any]:
         "source_dtype": t.source_dtype,
         "norm": t.norm,
         "sha256": t.sha256,
+        "factors": getattr(t, "factors", None),
     }
 
 
@@ -87,6 +89,7 @@ def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
         "norm": v.norm,
         "stored_bytes": v.stored_bytes,
         "bytes_per_param": v.stored_bytes / max(v.param_count, 1),
+        "rank": getattr(v, "rank", None),
         "created_at": _t(v.created_at),
     }
     if detail:

@@ -31,6 +31,8 @@ class BaseModel(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     source: Mapped[str] = mapped_column(Text)
     revision: Mapped[str | None] = mapped_column(String(128))
+    # the Hub commit `revision` resolved to when the base was added (None: a local folder)
+    revision_sha: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     architecture: Mapped[str] = mapped_column(String(128))
     model_type: Mapped[str | None] = mapped_column(String(64))
@@ -52,6 +54,19 @@ class BaseFile(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     base: Mapped[BaseModel] = relationship(back_populates="files")
     __table_args__ = (UniqueConstraint("base_id", "filename"),)
+
+
+class BaseLocation(Base):
+    """Where one host keeps a base's files: each host writes only its own row."""
+
+    __tablename__ = "base_locations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    located_by: Mapped[str] = mapped_column(String(128))
+    located_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("base_id", "host"),)
 
 
 class TrainingRun(Base):
@@ -89,6 +104,7 @@ class Vector(Base):
     param_count: Mapped[int] = mapped_column(BigInteger)
     norm: Mapped[float] = mapped_column(Float)
     stored_bytes: Mapped[int] = mapped_column(BigInteger)
+    rank: Mapped[int | None]  # low-rank form: its tensors' largest factor rank; None when dense
     status: Mapped[str] = mapped_column(String(16), default="draft")
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_actor: Mapped[str | None] = mapped_column(String(128))
@@ -116,7 +132,8 @@ class VectorTensor(Base):
     shape: Mapped[list[Any]] = mapped_column()
     source_dtype: Mapped[str] = mapped_column(String(16))
     norm: Mapped[float] = mapped_column(Float)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # of φ's float32 bytes (expanded when low-rank)
+    factors: Mapped[dict[str, Any] | None]  # low-rank form: {"rank", "sha256": {lora_A, lora_B}}
     vector: Mapped[Vector] = relationship(back_populates="tensors")
 
 

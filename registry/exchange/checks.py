@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import IntegrityError, RegistryError
 from registry.governance.signing import verified_by_trusted
+from registry.records.hub import COMMIT, repo_id_shaped
 from registry.storage.tensor_io import row_blocks
 from registry.storage.vector_store import sum_squares
 from registry.util.digests import ArrayHasher, named_digest
@@ -79,12 +80,19 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
         if digests[name] != t["sha256"]:
             raise IntegrityError(f"bundle vector {ref}: array {name} sha256 mismatch")
         shape = list(stored.spec(name).shape)
-        tensors.append({**t, "shape": shape, "norm": sq**0.5, "sha256": digests[name]})
+        factors = None
+        if stored.is_low_rank(name):  # the factor digests are recomputed too, never copied
+            factors = {"rank": stored.rank(name), "sha256": stored.factor_sha256(name)}
+            if factors != t.get("factors"):
+                raise IntegrityError(f"bundle vector {ref}: array {name} factors do not match its manifest")
+        tensors.append({**t, "shape": shape, "norm": sq**0.5, "sha256": digests[name], "factors": factors})
     digest = named_digest(digests)
     if digest != e["digest"]:
         raise IntegrityError(f"bundle vector {ref}: digest mismatch")
+    ranks = [t["factors"]["rank"] for t in tensors if t["factors"]]
     return {
         "digest": digest,
+        "rank": max(ranks) if ranks else None,
         "tensors": tensors,
         "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
         "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),
@@ -104,3 +112,22 @@ def landing_status(
     if kid:
         return "approved", kid
     return "draft", None
+
+
+def hub_origin(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A bundle base's Hub origin (repo id, revision, commit), when it names a well-formed one.
+
+    Kept only for a base registered from a folder whose pins matched the bundle's, so it
+    names the content exactly; anything malformed is dropped, never trusted.
+    """
+    b = next((b for b in manifest["bases"] if b.get("name") == name), {})
+    source, revision, sha = b.get("source"), b.get("revision"), b.get("revision_sha")
+    if not (
+        isinstance(source, str) and repo_id_shaped(source) and isinstance(sha, str) and COMMIT.match(sha)
+    ):
+        return None
+    return {
+        "source": source,
+        "revision": revision[:128] if isinstance(revision, str) else None,
+        "revision_sha": sha,
+    }
