@@ -55,6 +55,11 @@ def signed_in(request: Request) -> User:
     return user
 
 
+def at(ref: str) -> str:
+    """A reference as a URL path segment (names allow no character that needs quoting but `@`)."""
+    return quote(ref, safe="@")
+
+
 def safe_next(target: str | None) -> str:
     """Only paths on this site: no scheme, no host, no `//evil`."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -320,11 +325,11 @@ async def _decide(request: Request, kind: str, ref: str, status: str) -> Respons
         reason = str(form.get("reason") or "")
         obj = await run_in_threadpool(actions.set_status, request, user, kind, ref, status, reason, base)
     except ApiError as e:
-        return page(request, "error.html", user, e.status, message=e.message, back=f"/{kind}s/{quote(ref)}")
-    back = safe_next(str(form.get("next") or "")) if form.get("next") else f"/{kind}s/{quote(obj.ref)}"
+        return page(request, "error.html", user, e.status, message=e.message, back=f"/{kind}s/{at(ref)}")
+    back = safe_next(str(form.get("next") or "")) if form.get("next") else f"/{kind}s/{at(obj.ref)}"
     sep = "&" if "?" in back else "?"
     if kind == "vector" and base and not form.get("next"):
-        back += f"?base={quote(base)}"
+        back += f"?base={at(base)}"
         sep = "&"
     return RedirectResponse(f"{back}{sep}ok={status}", status_code=303)
 
@@ -359,5 +364,5 @@ async def alias(request: Request, ref: str) -> Response:
         name, force = str(form.get("alias") or ""), form.get("force") == "on"
         r = await run_in_threadpool(actions.move_alias, request, user, ref, name, force)
     except ApiError as e:
-        return page(request, "error.html", user, e.status, message=e.message, back=f"/recipes/{quote(ref)}")
-    return RedirectResponse(f"/recipes/{quote(r.ref)}?ok=alias", status_code=303)
+        return page(request, "error.html", user, e.status, message=e.message, back=f"/recipes/{at(ref)}")
+    return RedirectResponse(f"/recipes/{at(r.ref)}?ok=alias", status_code=303)

@@ -179,11 +179,11 @@ def test_200_approval_is_the_governance_write_with_the_account_as_actor(console)
     # the same write through the library (what the CLI calls) records the same event shape
     console.reg.actor = "carol"
     console.reg.deprecate("harmless@v1", "superseded", kind="vector")
-    cli_event = [e for e in console.reg.log("harmless@v1") if e.action == "vector.deprecated"][0]
+    cli_event = next(e for e in console.reg.log("harmless@v1") if e.action == "vector.deprecated")
     r = c.post(
         "/api/v1/vectors/helpful@v1/deprecate", json={"reason": "superseded"}, headers=console.auth("carol")
     )
-    api_event = [e for e in console.reg.log("helpful@v1") if e.action == "vector.deprecated"][0]
+    api_event = next(e for e in console.reg.log("helpful@v1") if e.action == "vector.deprecated")
     assert (api_event.actor, set(api_event.details)) == (cli_event.actor, set(cli_event.details))
     # audit filters over the API
     got = c.get("/api/v1/audit?actor=bob&action=vector.", headers=console.auth("victor")).json()["items"]
