@@ -57,6 +57,7 @@ def create_app(registry: Registry, secure_cookies: bool = False, throttle: float
         autoescape=True,  # every value is escaped unless a template says otherwise (none does)
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["at"] = pages.at  # references in paths keep their `@`
     app.state.registry = registry
     app.state.templates = Jinja2Templates(env=env)
     app.state.secure_cookies = secure_cookies
