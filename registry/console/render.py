@@ -33,13 +33,20 @@ def age(t: datetime | None, now: datetime | None = None) -> str:
     return f"{s}s"
 
 
-def interference_grid(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows) of the heatmap: one row per other vector, global then per-layer cosines."""
+HEATMAP_ROWS = 50
+
+
+def interference_grid(
+    report: dict[str, Any], limit: int = HEATMAP_ROWS
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows) of the heatmap: the `limit` most similar other vectors (by |global cosine|),
+    global then per-layer cosines; a base with a thousand vectors stays one screen."""
     cosines = report.get("cosines") or {}
-    layers = sorted({k for c in cosines.values() for k in c.get("per_layer", {})}, key=_natural)
+    top = sorted(cosines.items(), key=lambda kv: -abs(kv[1].get("global") or 0))[:limit]
+    layers = sorted({k for _, c in top for k in c.get("per_layer", {})}, key=_natural)
     rows = [
         {"ref": ref, "global": c.get("global"), "cells": [c.get("per_layer", {}).get(k) for k in layers]}
-        for ref, c in sorted(cosines.items(), key=lambda kv: -abs(kv[1].get("global") or 0))
+        for ref, c in top
     ]
     return layers, rows
 
