@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 from bench_materialize import run  # noqa: E402
 from report import emit  # noqa: E402
 
-from registry.digests import file_sha256  # noqa: E402
+from registry.util.digests import file_sha256  # noqa: E402
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 def speed(deltas: list[np.ndarray]) -> dict:
     from numcodecs import blosc
 
-    from registry import codec
+    from registry.storage import codec
 
     blosc.use_threads = False
     n = sum(d.size for d in deltas)
@@ -98,8 +98,8 @@ def limits(deltas: list[np.ndarray]) -> dict:
 
 def real_dpo(work: Path, learning_rate: float, steps: int) -> dict:
     from registry import Registry
-    from registry.tinymodel import build_tiny_llama
-    from registry.training import TrainingOptions
+    from registry.testing.tiny_model import build_tiny_llama
+    from registry.training.options import TrainingOptions
 
     home = work / f"home-lr{learning_rate:g}"
     shutil.rmtree(home, ignore_errors=True)
@@ -128,7 +128,7 @@ def real_dpo(work: Path, learning_rate: float, steps: int) -> dict:
 
 
 def synthetic(work: Path) -> dict:
-    from registry.tensor_io import SafetensorsFolder, to_f32
+    from registry.storage.tensor_io import SafetensorsFolder, to_f32
 
     models = work / "synthetic"
     if not (models / "minus" / "config.json").exists():

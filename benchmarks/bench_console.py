@@ -30,7 +30,7 @@ from report import emit, load
 from registry import Registry
 from registry.console.accounts import add_user
 from registry.console.app import create_app
-from registry.models import AuditEvent, BaseModel, Recipe, RecipeTerm, TrainingRun, Vector, VectorTensor
+from registry.db.models import AuditEvent, BaseModel, Recipe, RecipeTerm, TrainingRun, Vector, VectorTensor
 
 LAYERS = [f"model.layers.{i}" for i in range(8)]
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from report import emit, load
 
-from registry.digests import file_sha256 as sha256_file
+from registry.util.digests import file_sha256 as sha256_file
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -76,7 +76,7 @@ def repeat(n: int, cmd_for, env=None) -> dict:
 
 def bf16_ulps(a_dir: Path, b_dir: Path) -> dict:
     """Max |a − b|, max distance in bf16 ulps, and the share of values that differ."""
-    from registry.tensor_io import SafetensorsFolder, to_f32
+    from registry.storage.tensor_io import SafetensorsFolder, to_f32
 
     a, b = SafetensorsFolder(a_dir), SafetensorsFolder(b_dir)
     assert a.names() == b.names(), "tensor names differ"
@@ -140,7 +140,7 @@ def main() -> None:
             check=True,
             stdout=sys.stderr,
         )
-    from registry.tensor_io import SafetensorsFolder
+    from registry.storage.tensor_io import SafetensorsFolder
 
     base_w = SafetensorsFolder(models / "base")
     params = sum(base_w.spec(n).numel for n in base_w.names())

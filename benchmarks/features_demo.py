@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from registry import Registry
-from registry.plots import lineage_plot, tune_plot
-from registry.tinymodel import build_tiny_llama
-from registry.training import TrainingOptions
+from registry.evaluation.plots import lineage_plot, tune_plot
+from registry.testing.tiny_model import build_tiny_llama
+from registry.training.options import TrainingOptions
 
 ROOT = Path(__file__).parent.parent
 OUT = ROOT / "benchmarks" / "results" / "features-demo.json"

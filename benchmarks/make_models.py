@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.tensor_io import TensorSpec, from_f32, to_f32, write_sharded
+from registry.storage.tensor_io import TensorSpec, from_f32, to_f32, write_sharded
 
 
 def llama_specs(

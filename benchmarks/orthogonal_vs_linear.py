@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from registry import Registry
-from registry.evaluate import heldout_margin
-from registry.interference import orthogonal_removed
-from registry.tinymodel import build_tiny_llama
-from registry.training import TrainingOptions
+from registry.evaluation.scoring import heldout_margin
+from registry.merging.gram import orthogonal_removed
+from registry.testing.tiny_model import build_tiny_llama
+from registry.training.options import TrainingOptions
 from registry_plugins.verbose import DATA
 
 OUT = Path(__file__).parent / "results" / "orthogonal-vs-linear.json"

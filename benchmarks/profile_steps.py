@@ -38,12 +38,12 @@ def main() -> None:
     from ml_dtypes import bfloat16
     from numcodecs import blosc
 
-    from registry import codec
-    from registry._memory import recycle_large_blocks
-    from registry.delta import delta_block
-    from registry.digests import file_sha256
-    from registry.store import sum_squares
-    from registry.tensor_io import SafetensorsFolder, from_f32, row_blocks, to_f32
+    from registry.storage import codec
+    from registry.storage.delta import delta_block
+    from registry.storage.tensor_io import SafetensorsFolder, from_f32, row_blocks, to_f32
+    from registry.storage.vector_store import sum_squares
+    from registry.util.digests import file_sha256
+    from registry.util.memory import recycle_large_blocks
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", type=Path)

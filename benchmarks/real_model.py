@@ -115,7 +115,7 @@ def repeated_4grams(ids: list[int]) -> float:
 
 def phi_precision(base, plus, minus) -> dict:
     """φ from the float32 θ± vs φ from θ± rounded to bf16 (what saving θ± in bf16 keeps)."""
-    from registry.tensor_io import FLOATS, to_f32
+    from registry.storage.tensor_io import FLOATS, to_f32
 
     n = zeros32 = zeros16 = unchanged_deploy = below_half_ulp = inexact = 0
     sq_base = sq32 = sq16 = dot = sq_err = 0.0
@@ -158,7 +158,7 @@ def answer_nll(model, tok, prompt: str, answer: list[int]) -> float:
     """Mean negative log-likelihood per token of a generated answer, under `model` (chat format)."""
     import torch
 
-    from registry.evaluate import _chat_prompt
+    from registry.evaluation.scoring import _chat_prompt
 
     if not answer:
         return 0.0
@@ -176,7 +176,7 @@ def behaviour(
     import torch
     from transformers import AutoTokenizer
 
-    from registry.evaluate import chat_answers, dpo_margin, load_model
+    from registry.evaluation.scoring import chat_answers, dpo_margin, load_model
 
     tok = AutoTokenizer.from_pretrained(base_path)
     base_model = load_model(base_path)
@@ -229,10 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from registry import Registry
-    from registry.dpo import train
-    from registry.plugins import load
-    from registry.tensor_io import SafetensorsFolder
-    from registry.training import TrainingOptions
+    from registry.plugins.loader import load
+    from registry.storage.tensor_io import SafetensorsFolder
+    from registry.training.options import TrainingOptions
+    from registry.training.dpo import train
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     base_path = args.workdir / "smollm2-135m-instruct"

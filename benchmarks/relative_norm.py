@@ -25,13 +25,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="*", default=[20, 100])
     args = ap.parse_args()
     from registry import Registry
-    from registry.tensor_io import FLOATS, SafetensorsFolder, row_blocks, to_f32
+    from registry.storage.tensor_io import FLOATS, SafetensorsFolder, row_blocks, to_f32
 
     root = Path(args.workdir)
     home = root / "home"
     if not home.exists():
-        from registry.tinymodel import build_tiny_llama, perturbed_copy
-        from registry.training import TrainingOptions
+        from registry.testing.tiny_model import build_tiny_llama, perturbed_copy
+        from registry.training.options import TrainingOptions
 
         base = build_tiny_llama(root / "base", seed=0)
         reg = Registry.init(home)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from report import emit, load
 
-from registry.outputs import fsync_dir
+from registry.release.output_folders import fsync_dir
 
 PIECE = 8 << 20
 

@@ -1,6 +1,6 @@
 from alembic import context
 
-from registry.models import Base
+from registry.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -9,7 +9,7 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        from registry.db import make_engine
+        from registry.db.engine import make_engine
 
         engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:

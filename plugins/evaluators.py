@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry.evaluators import Evaluator
+from registry.plugins.spec import Evaluator
 
 
 class AnswerLength(Evaluator):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import PluginError
-from registry.plugin_spec import Plugin, PreferencePair
+from registry.plugins.spec import Plugin, PreferencePair
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...]) -> Iterator[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from registry.plugin_spec import Plugin, PreferencePair
+from registry.plugins.spec import Plugin, PreferencePair
 from registry_plugins.jsonl import read_jsonl, split_heldout
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from registry.errors import PluginError
-from registry.plugin_spec import PreferencePair
+from registry.plugins.spec import PreferencePair
 from registry_plugins.jsonl import SplitPlugin, read_jsonl
 
 FIELDS = ("prompt", "response_0", "response_1")

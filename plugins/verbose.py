@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from registry.plugin_spec import PreferencePair
+from registry.plugins.spec import PreferencePair
 from registry_plugins.jsonl import SplitPlugin, read_jsonl
 
 DATA = Path(__file__).parent / "data" / "verbose.jsonl"

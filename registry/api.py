@@ -11,32 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry import (
-    backup,
-    bases,
-    evaluate,
-    governance,
-    interference,
-    maintenance,
-    materialize,
-    recipes,
-    vectors,
-)
 from registry.config import InterferencePolicy
 from registry.core import Core
-from registry.models import AuditEvent, BaseModel, Materialization, Recipe, Vector
-
-from registry import consistency as consistency_mod  # isort: skip
-from registry import interference as interference_mod  # isort: skip
-from registry import lineage as lineage_mod  # isort: skip
-from registry import publish as publish_mod  # isort: skip
-from registry import retention as retention_mod  # isort: skip
-from registry import tune as tune_mod  # isort: skip
+from registry.db.models import AuditEvent, BaseModel, Materialization, Recipe, Vector
+from registry.evaluation import consistency, retention, scoring, sweep, tune
+from registry.evaluation.retention import RetentionCheck
+from registry.evaluation.sweep import SweepResult
+from registry.governance import aliases, lifecycle, signing
+from registry.ops import backup, maintenance
+from registry.plugins import loader
+from registry.records import bases, interference, lineage, recipes, vector_import, vectors
+from registry.release import materialize, publish
+from registry.training import add_preference
 
 if TYPE_CHECKING:
-    from registry.interference import Gram
-    from registry.tensor_io import SafetensorsFolder
-    from registry.training import TrainingOptions
+    from registry.records.interference import Gram
+    from registry.storage.tensor_io import SafetensorsFolder
+    from registry.training.options import TrainingOptions
 
 
 class Registry(Core):
@@ -65,7 +56,7 @@ class Registry(Core):
         policy: InterferencePolicy | None = None,
         require_lossless: bool = False,
     ) -> Vector:
-        return vectors.import_vector(self, name, base, positive, negative, policy, require_lossless)
+        return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
@@ -84,9 +75,9 @@ class Registry(Core):
         policy: InterferencePolicy | None = None,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> Vector | None:
-        from registry import training
-
-        return training.add_preference(self, plugin, base, name, seed, options, plugin_options, policy, log)
+        return add_preference.add_preference(
+            self, plugin, base, name, seed, options, plugin_options, policy, log
+        )
 
     def interference(self, base: str | None = None) -> tuple[list[Vector], Gram]:
         return interference.interference(self, base)
@@ -97,7 +88,7 @@ class Registry(Core):
     def merged_state(
         self, base: str, terms: list[tuple[str, float]], method: str = "linear", params: dict | None = None
     ):
-        return evaluate.merged_state(self, base, terms, method, params)
+        return scoring.merged_state(self, base, terms, method, params)
 
     # -- recipes and governance ------------------------------------------------------------
     def add_recipe(
@@ -112,33 +103,31 @@ class Registry(Core):
         return recipes.get_recipe(self, ref)
 
     def aliases(self, name: str | None = None):
-        return recipes.list_aliases(self, name)
+        return aliases.list_aliases(self, name)
 
     def set_alias(self, ref: str, alias: str, force: bool = False) -> Recipe:
-        return recipes.set_alias(self, ref, alias, force)
+        return aliases.set_alias(self, ref, alias, force)
 
     def set_status(
         self, ref: str, status: str, reason: str, kind: str = "recipe", base: str | None = None, sign_key=None
     ) -> Recipe | Vector:
-        return governance.set_status(self, ref, status, reason, kind, base, sign_key)
+        return lifecycle.set_status(self, ref, status, reason, kind, base, sign_key)
 
     def approve(
         self, ref: str, reason: str, kind: str = "recipe", base: str | None = None, sign_key=None
     ) -> Recipe | Vector:
-        return governance.set_status(self, ref, "approved", reason, kind, base, sign_key)
+        return lifecycle.set_status(self, ref, "approved", reason, kind, base, sign_key)
 
     def trust(self, key_file: str | Path, name: str | None = None):
-        from registry import signing
-
         return signing.add_trusted(self, key_file, name)
 
     def deprecate(
         self, ref: str, reason: str, kind: str = "recipe", base: str | None = None
     ) -> Recipe | Vector:
-        return governance.set_status(self, ref, "deprecated", reason, kind, base)
+        return lifecycle.set_status(self, ref, "deprecated", reason, kind, base)
 
     def log(self, obj: str | None = None, limit: int | None = None) -> list[AuditEvent]:
-        return governance.audit_log(self, obj, limit)
+        return lifecycle.audit_log(self, obj, limit)
 
     # -- materialize -----------------------------------------------------------------------
     def materialize(
@@ -177,16 +166,61 @@ class Registry(Core):
     def gc(self, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
         return maintenance.gc(self, grace_seconds, dry_run)
 
-    # -- beyond the paper: verbs bound as they are (each takes the registry as its core) ---
-    recipe_interference = interference_mod.recipe_interference
-    lineage = lineage_mod.lineage
-    lineage_of_lock = lineage_mod.lineage_of_lock
-    push = publish_mod.push
-    retention = retention_mod.measure
-    tune = tune_mod.tune
-    consistency = consistency_mod.consistency
+    # -- beyond the paper -------------------------------------------------------------------
+    def recipe_interference(self, ref: str) -> tuple[list[Vector], Gram]:
+        return interference.recipe_interference(self, ref)
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        return lineage.lineage(self, ref)
+
+    def lineage_of_lock(self, lock_path: str | Path) -> dict[str, Any]:
+        return lineage.lineage_of_lock(self, lock_path)
+
+    def push(
+        self,
+        ref: str,
+        repo: str,
+        private: bool = False,
+        revision: str | None = None,
+        allow_draft: bool = False,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        return publish.push(self, ref, repo, private, revision, allow_draft, token)
+
+    def retention(self, ref: str | Recipe) -> RetentionCheck:
+        return retention.measure(self, ref)
+
+    def tune(
+        self,
+        recipe: str,
+        metric: str,
+        target: float,
+        vary: str | None = None,
+        lo: float = 0.0,
+        hi: float = 2.0,
+        tol: float | None = None,
+        max_evals: int = 12,
+    ) -> dict[str, Any]:
+        return tune.tune(self, recipe, metric, target, vary, lo, hi, tol, max_evals)
+
+    def consistency(
+        self,
+        name: str,
+        seeds: int = 3,
+        base: str | None = None,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> dict[str, Any]:
+        return consistency.consistency(self, name, seeds, base, log)
+
+    def sweep(
+        self,
+        recipe: str,
+        vary: list[str],
+        etas: list[float],
+        evaluators: list[str] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> SweepResult:
+        return sweep.run_sweep(self, recipe, vary, etas, evaluators, log)
 
     def plugins(self) -> list[dict[str, str]]:
-        from registry.plugins import describe
-
-        return describe()
+        return loader.describe()

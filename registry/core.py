@@ -15,13 +15,14 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry import db as dbmod
 from registry.config import Config
-from registry.dbhealth import check_on_open
+from registry.db import engine as dbmod
+from registry.db.health import check_on_open
+from registry.db.models import AuditEvent, Meta
+from registry.db.revision import SCHEMA_HEAD
 from registry.errors import AlreadyExists, NotInitialized
-from registry.models import AuditEvent, Meta
-from registry.schema import SCHEMA_HEAD
-from registry.store import VectorStore
+from registry.storage.file_cache import StatCache
+from registry.storage.vector_store import VectorStore
 
 T = TypeVar("T")
 
@@ -127,9 +128,7 @@ class Core:
         with self.Session.begin() as s:
             self.audit(s, action, obj, details)
 
-    def stat_cache(self):
-        from registry.bases import StatCache
-
+    def stat_cache(self) -> StatCache:
         return StatCache(self.home / ".cache" / "verified-files.json")
 
     def scratch(self) -> Path:

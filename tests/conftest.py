@@ -34,7 +34,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from registry.tinymodel import build_tiny_llama, perturbed_copy
+    from registry.testing.tiny_model import build_tiny_llama, perturbed_copy
 
     root = tmp_path_factory.mktemp("models")
     base = build_tiny_llama(root / "base", seed=0)
@@ -136,11 +136,13 @@ def test_plugins(monkeypatch):
     """Register extra entry points (name -> 'module:attr') the way an installed package would."""
     from importlib.metadata import EntryPoint
 
-    import registry.plugins as plugins
+    from registry.plugins.loader import PLUGINS, Group
 
     def register(**extra: str) -> None:
-        eps = dict(plugins._entry_points())
-        eps.update({n: EntryPoint(name=n, value=v, group=plugins.GROUP) for n, v in extra.items()})
-        monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+        eps = dict(PLUGINS.entry_points())
+        eps.update({n: EntryPoint(name=n, value=v, group=PLUGINS.group) for n, v in extra.items()})
+        monkeypatch.setattr(Group, "entry_points", lambda g: eps if g == PLUGINS else real(g))
+
+    real = Group.entry_points
 
     return register

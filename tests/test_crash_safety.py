@@ -123,7 +123,7 @@ def test_killed_training_is_marked_failed_by_gc(crash_home, point):
     reg = Registry.open(crash_home)
     from sqlalchemy import select
 
-    from registry.models import TrainingRun
+    from registry.db.models import TrainingRun
 
     with reg.Session() as s:
         run = s.scalar(select(TrainingRun))

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.errors import InvalidName, InvalidRecipe
-from registry.recipes import parse_recipe
-from registry.refs import Ref
+from registry.records.recipes import parse_recipe
+from registry.util.refs import Ref
 
 names = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=40).filter(
     lambda s: s[0].isalnum() and ".." not in s

@@ -66,7 +66,7 @@ def source(home, models):
 
 @pytest.fixture
 def bundle(source, tmp_path):
-    from registry.bundle import export_bundle
+    from registry.exchange.bundle import export_bundle
 
     path = tmp_path / "release.tar"
     export_bundle(source, ["mix"], path)
@@ -153,7 +153,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_bundles_are_refused(case, bundle, target, victim, tmp_path):
-    from registry.bundle import import_bundle
+    from registry.exchange.bundle import import_bundle
 
     spec, message = HOSTILE[case]
     if spec.get("manifest") is not None and case == "absolute path":
@@ -166,7 +166,7 @@ def test_hostile_bundles_are_refused(case, bundle, target, victim, tmp_path):
 
 @pytest.mark.parametrize("where", ["outside", "inside"])
 def test_bundle_links_are_refused(where, bundle, target, victim, tmp_path):
-    from registry.bundle import import_bundle
+    from registry.exchange.bundle import import_bundle
 
     link = tarfile.TarInfo("vectors/link")
     link.type = tarfile.SYMTYPE
@@ -190,7 +190,7 @@ def test_truncated_bundle_is_one_line(bundle, target, victim, tmp_path, cli, mon
 
 
 def test_flipped_status_lands_as_draft(bundle, target, tmp_path):
-    from registry.bundle import import_bundle
+    from registry.exchange.bundle import import_bundle
 
     def flip(doc):
         for e in [*doc["vectors"], *doc["recipes"]]:
@@ -208,7 +208,7 @@ def test_flipped_status_lands_as_draft(bundle, target, tmp_path):
 
 
 def test_signed_release_end_to_end(source, target, tmp_path, cli):
-    from registry.bundle import export_bundle, import_bundle
+    from registry.exchange.bundle import export_bundle, import_bundle
 
     priv, pub = ec_keys(tmp_path)
     for v in ("helpful", "harmless"):
@@ -278,7 +278,7 @@ def test_missing_data_is_refused_everywhere(loss, source, tmp_path):
 def test_changed_array_bytes_fail_the_streaming_check(source, tmp_path):
     import google_crc32c
 
-    from registry import codec
+    from registry.storage import codec
 
     tensor = "model.layers.0.mlp.up_proj.weight"
     chunk = _array_dir(source, "helpful", tensor) / "c.0.0"
@@ -414,8 +414,8 @@ def test_log_object_matches_names_exactly(sqlite_reg):
 def test_stale_run_from_another_host_is_ended_by_gc(sqlite_reg):
     from datetime import timedelta
 
-    from registry.models import TrainingRun, utcnow
-    from registry.runs import finish_run, start_run
+    from registry.db.models import TrainingRun, utcnow
+    from registry.records.runs import finish_run, start_run
 
     run = start_run(sqlite_reg, "dpo", sqlite_reg.base("tiny"), "v")
     with sqlite_reg.Session.begin() as s:
@@ -467,8 +467,8 @@ def test_schema_skew_both_ways(reg, home, cli):
     from sqlalchemy import text
 
     from registry import Registry
-    from registry import db as dbmod
-    from registry.schema import SCHEMA_HEAD
+    from registry.db import engine as dbmod
+    from registry.db.revision import SCHEMA_HEAD
 
     with reg.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
@@ -492,7 +492,7 @@ def test_schema_skew_both_ways(reg, home, cli):
 
 def test_refused_bundle_leaves_no_base_behind(bundle, tmp_path, models, victim):
     from registry import Registry
-    from registry.bundle import import_bundle
+    from registry.exchange.bundle import import_bundle
 
     empty = Registry.init(tmp_path / "empty")
     edited = rewrite(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from registry.cli.common import emit, pass_ctx
-from registry.training import DATA_FORMATS, PRECISIONS, TrainingOptions
+from registry.training.options import DATA_FORMATS, PRECISIONS, TrainingOptions
 
 _D = TrainingOptions()  # one source for the defaults: the library's
 
@@ -81,12 +81,12 @@ SHARED = {o.name for o in TRAINING_OPTIONS}
 
 class PluginCommands(click.Group):
     def list_commands(self, ctx):
-        from registry.plugins import names
+        from registry.plugins.loader import names
 
         return names()
 
     def get_command(self, ctx, name):
-        from registry.plugins import load, names
+        from registry.plugins.loader import load, names
 
         if name not in names():
             return None
@@ -107,9 +107,9 @@ class PluginCommands(click.Group):
 
 def _train(ctx, plugin: str, kw: dict) -> None:
     from registry.config import InterferencePolicy
-    from registry.progress import reporting
-    from registry.training import is_main_process
-    from registry.views import vector_view
+    from registry.db.as_json import vector_view
+    from registry.training.options import is_main_process
+    from registry.training.progress import reporting
 
     reg = ctx.registry
     policy = None

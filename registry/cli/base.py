@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from registry import catalog
 from registry.cli.common import emit, pass_ctx, table
+from registry.db import listings as catalog
 
 
 @click.group("base")
@@ -25,7 +25,7 @@ def add(ctx, name: str, source: str, revision: str | None) -> None:
     Example:
       registry base add tiny-llama ./models/tiny-llama
     """
-    from registry.views import base_view
+    from registry.db.as_json import base_view
 
     b = ctx.registry.add_base(name, source, revision)
     emit(
@@ -41,7 +41,7 @@ def list_(ctx) -> None:
     """List registered bases."""
     rows = ctx.fast(catalog.base_rows)
     if rows is None:
-        from registry.views import base_view
+        from registry.db.as_json import base_view
 
         rows = [base_view(b) for b in ctx.registry.bases()]
     emit(
@@ -56,7 +56,7 @@ def list_(ctx) -> None:
 @pass_ctx
 def show(ctx, name: str) -> None:
     """Show one base and its pinned files."""
-    from registry.views import base_view
+    from registry.db.as_json import base_view
 
     v = base_view(ctx.registry.base(name), files=True)
     lines = [f"{k}: {v[k]}" for k in v if k != "files"]

@@ -18,7 +18,7 @@ def export(ctx, refs: tuple[str, ...], out: str) -> None:
     Example (into an air-gapped registry):
       registry export helpful-safe@prod verbose@v2 --out release.bundle
     """
-    from registry.bundle import export_bundle
+    from registry.exchange.bundle import export_bundle
 
     report = export_bundle(ctx.registry, list(refs), out)
     emit(
@@ -45,7 +45,7 @@ def import_bundle(ctx, file: str, base_paths: tuple[str, ...]) -> None:
     Example:
       registry import-bundle release.bundle --base-path tiny=/models/tiny
     """
-    from registry.bundle import import_bundle as run
+    from registry.exchange.bundle import import_bundle as run
 
     paths = {}
     for item in base_paths:

@@ -69,7 +69,7 @@ class RegistryGroup(click.Group):
 
 def database_error(obj: Context | None, e: Exception) -> str:
     """One line for an error the database raised: which database, what it said, what to do."""
-    from registry.dbhealth import RESTORE, sqlite_path
+    from registry.db.health import RESTORE, sqlite_path
 
     reg = getattr(obj, "_registry", None)
     where = "the registry's database"

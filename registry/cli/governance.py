@@ -68,7 +68,7 @@ def deprecate() -> None:
 @pass_ctx
 def log(ctx, obj, limit) -> None:
     """The audit log: every write, with actor, time, object and details."""
-    from registry.views import event_view
+    from registry.db.as_json import event_view
 
     rows = [event_view(e) for e in ctx.registry.log(obj, limit)]
     shown = [{**r, "details": _short(r["details"])} for r in rows]

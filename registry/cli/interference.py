@@ -22,14 +22,14 @@ def interference(ctx, base: str | None, plot: str | None, recipe: str | None) ->
     Example:
       registry interference --base tiny --plot interference.png
     """
-    from registry.interference import orthogonal_removed
+    from registry.merging.gram import orthogonal_removed
 
     vecs, g = ctx.registry.recipe_interference(recipe) if recipe else ctx.registry.interference(base)
     labels = [v.ref for v in vecs]
     cos = g.cosine()
     removed = orthogonal_removed(g)
     if plot:
-        from registry.plots import heatmap
+        from registry.evaluation.plots import heatmap
 
         heatmap(cos, labels, plot, title=f"cosine similarity of preference vectors ({vecs[0].base.name})")
     data = {"base": vecs[0].base.name, "vectors": labels, "cosine": cos.round(6).tolist(), "plot": plot}

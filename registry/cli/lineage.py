@@ -69,7 +69,7 @@ def lineage(ctx, ref: str | None, lock: str | None, plot: str | None) -> None:
         raise click.UsageError("give exactly one of REF or --lock FILE")
     tree = ctx.registry.lineage_of_lock(lock) if lock else ctx.registry.lineage(ref)
     if plot:
-        from registry.plots import lineage_plot
+        from registry.evaluation.plots import lineage_plot
 
         lineage_plot(tree, plot)
     emit(ctx, {**tree, "plot": plot}, render(tree) + (f"\nplot written to {plot}" if plot else ""))

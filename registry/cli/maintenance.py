@@ -90,10 +90,10 @@ def db_upgrade(ctx) -> None:
     Example (once every client of the shared database runs the new package):
       registry db upgrade
     """
-    from registry import db as dbmod
     from registry.api import Registry
     from registry.cli.common import home_path
     from registry.config import Config
+    from registry.db import engine as dbmod
 
     reg = Registry(Config.load(home_path(ctx)))  # not Registry.open: it refuses an older schema
     before = dbmod.current_revision(reg.engine)

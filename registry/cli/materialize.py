@@ -82,8 +82,8 @@ def materialize(
     Example:
       registry materialize helpful-safe@prod --out ./models/helpful-safe
     """
-    from registry.retention import parse_drift
-    from registry.views import materialization_view
+    from registry.db.as_json import materialization_view
+    from registry.evaluation.retention import parse_drift
 
     reg = ctx.registry
     r = reg.recipe(ref)

@@ -16,7 +16,7 @@ def plugins_group() -> None:
 @pass_ctx
 def plugins_list(ctx) -> None:
     """List installed preference plugins."""
-    from registry.plugins import describe
+    from registry.plugins.loader import describe
 
     rows = describe()
     emit(

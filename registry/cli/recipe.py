@@ -30,7 +30,7 @@ def add(ctx, file: str, allow_deprecated: bool) -> None:
         - {vector: helpful, weight: 1.0}
         - {vector: harmless@v2, weight: 0.5}
     """
-    from registry.views import recipe_view
+    from registry.db.as_json import recipe_view
 
     r, created = ctx.registry.add_recipe(file, allow_deprecated)
     emit(
@@ -44,7 +44,7 @@ def add(ctx, file: str, allow_deprecated: bool) -> None:
 @pass_ctx
 def list_(ctx) -> None:
     """List recipe versions and their aliases."""
-    from registry.views import recipe_view
+    from registry.db.as_json import recipe_view
 
     reg = ctx.registry
     aliases = reg.aliases()
@@ -68,11 +68,11 @@ def show(ctx, ref: str) -> None:
     """Show one recipe version (NAME, NAME@vN or NAME@ALIAS)."""
     import yaml
 
-    from registry.views import recipe_view
+    from registry.db.as_json import recipe_view
 
     reg = ctx.registry
     r = reg.recipe(ref)
-    from registry.notes import recorded_notes
+    from registry.evaluation.results_log import recorded_notes
 
     v = recipe_view(r, reg.aliases(r.name))
     v["notes"] = recorded_notes(reg, r.ref)  # tune search, newest retention check

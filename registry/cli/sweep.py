@@ -31,7 +31,7 @@ def sweep(ctx, recipe, vary, etas, evaluator, out) -> None:
     """
     from pathlib import Path
 
-    from registry.sweep import run_sweep
+    from registry.evaluation.sweep import run_sweep
 
     try:
         values = [float(x) for x in etas.split(",") if x.strip()]

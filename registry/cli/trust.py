@@ -31,7 +31,7 @@ def add(ctx, keyfile: str, name: str | None) -> None:
 @pass_ctx
 def list_keys(ctx) -> None:
     """Keys this registry trusts."""
-    from registry.signing import list_trusted
+    from registry.governance.signing import list_trusted
 
     rows = [
         {"key_id": k.key_id, "name": k.name, "added_by": k.added_by, "added_at": k.added_at.isoformat()}

@@ -28,13 +28,13 @@ def tune(ctx, recipe, target, vary, range_, max_evals, tol, plot) -> None:
     Example:
       registry tune helpful-safe --target verbose_margin=5 --vary verbose --range 0:2
     """
-    from registry.tune import parse_range, parse_target
+    from registry.evaluation.tune import parse_range, parse_target
 
     metric, value = parse_target(target)
     lo, hi = parse_range(range_)
     res = ctx.registry.tune(recipe, metric, value, vary=vary, lo=lo, hi=hi, tol=tol, max_evals=max_evals)
     if plot:
-        from registry.plots import tune_plot
+        from registry.evaluation.plots import tune_plot
 
         tune_plot(res, plot)
     human = (

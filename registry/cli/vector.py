@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from registry import catalog
 from registry.cli.common import emit, pass_ctx, table
+from registry.db import listings as catalog
 
 
 @click.group("vector")
@@ -41,7 +41,7 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None, requ
     Example:
       registry vector import helpful --base tiny --positive ./dpo-plus --negative ./dpo-minus
     """
-    from registry.views import vector_view
+    from registry.db.as_json import vector_view
 
     v = ctx.registry.import_vector(name, base, positive, negative, require_lossless=require_lossless)
     d = vector_view(v)
@@ -68,7 +68,7 @@ def list_(ctx, base: str | None) -> None:
     """List vectors."""
     rows = ctx.fast(lambda config: catalog.vector_rows(config, base))
     if rows is None:
-        from registry.views import vector_view
+        from registry.db.as_json import vector_view
 
         rows = [vector_view(v) for v in ctx.registry.vectors(base)]
     for r in rows:
@@ -86,7 +86,7 @@ def list_(ctx, base: str | None) -> None:
 @pass_ctx
 def show(ctx, ref: str, base: str | None) -> None:
     """Show a vector (NAME or NAME@vN), its lineage and interference."""
-    from registry.views import vector_view
+    from registry.db.as_json import vector_view
 
     v = vector_view(ctx.registry.vector(ref, base), detail=True)
     lines = [

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
+from registry.db.models import Account, ConsoleSession
 from registry.errors import AlreadyExists, InvalidName, NotFound, RegistryError
-from registry.models import Account, ConsoleSession
-from registry.refs import check_name
+from registry.util.refs import check_name
 
 if TYPE_CHECKING:
     from registry.core import Core

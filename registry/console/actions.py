@@ -10,6 +10,7 @@ from fastapi import Request
 
 from registry.console.accounts import User
 from registry.console.auth import ApiError, acting, require
+from registry.db.models import Recipe, Vector
 from registry.errors import (
     AlreadyExists,
     GovernanceRefused,
@@ -19,7 +20,6 @@ from registry.errors import (
     NotFound,
     RegistryError,
 )
-from registry.models import Recipe, Vector
 
 MAX_REASON = 2000
 

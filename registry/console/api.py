@@ -12,8 +12,8 @@ from pydantic import Field
 from registry.console import actions, queries
 from registry.console.accounts import User
 from registry.console.auth import ApiError, bearer_user, registry
+from registry.db.as_json import base_view, event_view, recipe_view, run_view, vector_view
 from registry.errors import RegistryError
-from registry.views import base_view, event_view, recipe_view, run_view, vector_view
 
 router = APIRouter(prefix="/api/v1")
 Auth = Annotated[User, Depends(bearer_user)]

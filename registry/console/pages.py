@@ -30,8 +30,8 @@ from registry.console.auth import (
     session_user,
     uses_tls,
 )
-from registry.notes import recorded_notes
-from registry.views import run_view
+from registry.db.as_json import run_view
+from registry.evaluation.results_log import recorded_notes
 
 router = APIRouter(include_in_schema=False)
 LOCK_LIMIT = 1 << 20  # a lock file read for display: at most 1 MiB, parsed as JSON only

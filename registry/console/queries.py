@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from registry.models import Alias, AuditEvent, BaseModel, Recipe, RecipeTerm, TrainingRun, Vector
+from registry.db.models import Alias, AuditEvent, BaseModel, Recipe, RecipeTerm, TrainingRun, Vector
 
 if TYPE_CHECKING:
     from registry.core import Core

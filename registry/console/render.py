@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from registry.lineage import nodes_and_edges
-from registry.models import Recipe, utcnow
+from registry.db.models import Recipe, utcnow
+from registry.records.lineage import nodes_and_edges
 
 
 def heat(c: float | None) -> str:

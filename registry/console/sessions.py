@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 
 from registry.console.accounts import User, _user
-from registry.models import Account, ConsoleSession, SignInFailure, utcnow
+from registry.db.models import Account, ConsoleSession, SignInFailure, utcnow
 
 if TYPE_CHECKING:
     from registry.core import Core

@@ -48,7 +48,7 @@ def test_passwd_and_remove(home):
     from registry import Registry
     from registry.cli import main
     from registry.console.accounts import by_password, by_token
-    from registry.models import Account
+    from registry.db.models import Account
 
     run = CliRunner().invoke
     assert run(main, ["init"]).exit_code == 0

@@ -130,7 +130,7 @@ def test_failed_sign_ins_are_slowed(console, monkeypatch):
     import types
 
     from registry.console import pages
-    from registry.models import SignInFailure
+    from registry.db.models import SignInFailure
 
     waits: list[float] = []
 
@@ -160,7 +160,7 @@ def test_sign_in_wait_doubles_up_to_thirty_seconds():
 
 
 def test_secrets_are_stored_only_as_hashes_and_never_shown(console):
-    from registry.models import Account
+    from registry.db.models import Account
 
     with console.reg.Session() as s:
         rows = {a.name: a for a in s.scalars(select(Account))}

@@ -1,0 +1,135 @@
+"""Plain, JSON-ready views of registry objects for `--json`, tables and bundles.
+
+The one renderer of rows: ORM objects and the fast DB-API listings (`catalog`) alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the fast listings render rows without loading the ORM
+    from registry.db.models import (
+        Alias,
+        AuditEvent,
+        BaseModel,
+        Materialization,
+        Recipe,
+        TrainingRun,
+        Vector,
+        VectorTensor,
+    )
+
+
+def _t(x: datetime | None) -> str | None:
+    return x.isoformat(timespec="seconds") + "Z" if x else None
+
+
+def base_view(b: BaseModel, files: bool = False) -> dict[str, Any]:
+    out = {
+        "name": b.name,
+        "source": b.source,
+        "revision": b.revision,
+        "path": b.path,
+        "architecture": b.architecture,
+        "dtype": b.dtype,
+        "param_count": b.param_count,
+        "digest": b.digest,
+        "created_at": _t(b.created_at),
+    }
+    if files:
+        out["files"] = {f.filename: {"sha256": f.sha256, "size": f.size} for f in b.files}
+    return out
+
+
+def run_view(r: TrainingRun | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "plugin": r.plugin,
+        "plugin_version": r.plugin_version,
+        "dataset_digest": r.dataset_digest,
+        "dataset_size": r.dataset_size,
+        "params": r.params,
+        "seed": r.seed,
+        "sources": r.sources,
+        "library_versions": r.library_versions,
+        "status": r.status,
+        "error": r.error,
+        "started_at": _t(r.started_at),
+        "ended_at": _t(r.ended_at),
+        "seconds": (r.ended_at - r.started_at).total_seconds() if r.ended_at else None,
+    }
+
+
+def tensor_view(t: VectorTensor) -> dict[str, Any]:
+    """Also the bundle format's tensor entry: keys are VectorTensor's columns."""
+    return {
+        "name": t.name,
+        "shape": t.shape,
+        "source_dtype": t.source_dtype,
+        "norm": t.norm,
+        "sha256": t.sha256,
+    }
+
+
+def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
+    out = {
+        "ref": f"{v.name}@v{v.version}",
+        "name": v.name,
+        "version": v.version,
+        "base": v.base.name,
+        "status": v.status,
+        "digest": v.digest,
+        "param_count": v.param_count,
+        "norm": v.norm,
+        "stored_bytes": v.stored_bytes,
+        "bytes_per_param": v.stored_bytes / max(v.param_count, 1),
+        "created_at": _t(v.created_at),
+    }
+    if detail:
+        out["lineage"] = run_view(v.run)
+        out["interference"] = v.interference
+        out["tensors"] = [tensor_view(t) for t in v.tensors]
+    return out
+
+
+def recipe_view(r: Recipe, aliases: list[Alias] | None = None) -> dict[str, Any]:
+    return {
+        "ref": r.ref,
+        "name": r.name,
+        "version": r.version,
+        "base": r.base.name,
+        "method": r.method,
+        "parameters": r.params,
+        "dtype": r.dtype,
+        "status": r.status,
+        "content_digest": r.content_digest,
+        "terms": [{"vector": t.vector.ref, "weight": t.weight, "digest": t.vector.digest} for t in r.terms],
+        "aliases": sorted(a.alias for a in (aliases or []) if a.recipe_id == r.id),
+        "created_at": _t(r.created_at),
+    }
+
+
+def materialization_view(m: Materialization) -> dict[str, Any]:
+    return {
+        "recipe": m.recipe.ref,
+        "out": m.out_path,
+        "output_digest": m.output_digest,
+        "files": m.files,
+        "seconds": round(m.seconds, 3),
+        "reused": m.reused_from_id is not None,
+        "created_at": _t(m.created_at),
+    }
+
+
+def event_view(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "at": _t(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "object": e.object,
+        "details": e.details,
+    }

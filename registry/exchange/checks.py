@@ -1,0 +1,106 @@
+"""Bundle checks: what an untrusted bundle must pass before anything of it becomes visible.
+
+Paths are confined to the extraction folder, links refused, arrays re-hashed (digests and
+norms recomputed from the data, never copied), and an `approved` status is kept only with
+a signature that a trusted key verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.errors import IntegrityError, RegistryError
+from registry.governance.signing import verified_by_trusted
+from registry.storage.tensor_io import row_blocks
+from registry.storage.vector_store import sum_squares
+from registry.util.digests import ArrayHasher, named_digest
+
+if TYPE_CHECKING:
+    from registry.core import Core
+
+FORMAT = 1
+
+
+def confined(work: Path, rel: Any, what: str) -> Path:
+    """A manifest path as a folder inside the extraction folder; anything else is refused."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise IntegrityError(f"bundle: {what} path {rel!r} leaves the bundle")
+    p = (work / rel).resolve()
+    if not p.is_relative_to(work) or p == work or (work / rel).is_symlink() or not p.is_dir():
+        raise IntegrityError(f"bundle: {what} path {rel!r} is not a folder inside the bundle")
+    return p
+
+
+def extract(path: Path, work: Path) -> dict[str, Any]:
+    try:
+        with tarfile.open(path, "r") as tar:
+            tar.extractall(work, filter="data")  # refuses absolute paths, '..' and links out
+    except (OSError, tarfile.TarError, EOFError) as e:
+        raise RegistryError(f"{path}: not a registry bundle ({e})") from None
+    links = [p for p in work.rglob("*") if p.is_symlink()]
+    if links:
+        raise IntegrityError(f"{path}: bundle holds a link ({links[0].relative_to(work)}); links are refused")
+    try:
+        manifest = json.loads((work / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise RegistryError(f"{path}: not a registry bundle (manifest: {e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise RegistryError(
+            f"{path}: unsupported bundle format {getattr(manifest, 'get', dict().get)('format')!r}"
+        )
+    for key in ("bases", "vectors", "recipes"):
+        if not isinstance(manifest.get(key), list):
+            raise RegistryError(f"{path}: malformed bundle manifest ({key} must be a list)")
+    return manifest
+
+
+def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) -> dict[str, Any]:
+    """The vector's fields from its data: per-array sha256 and norms, digest, parameter count."""
+    import numpy as np
+
+    stored = core.store.open(key, label=f"bundle vector {ref}")
+    listed = {t["name"]: t for t in e["tensors"]}
+    extra = sorted(set(stored.names()) - set(listed))
+    if extra:
+        raise IntegrityError(f"bundle vector {ref}: array {extra[0]} is not in its manifest")
+    tensors, digests = [], {}
+    for name, t in sorted(listed.items()):
+        if name not in base_w.names() or tuple(base_w.spec(name).shape) != stored.spec(name).shape:
+            raise IntegrityError(f"bundle vector {ref}: array {name} does not fit the base")
+        h, sq = ArrayHasher(), 0.0
+        for a, b in row_blocks(stored.spec(name).shape, stored.chunk_rows(name)):
+            x = stored.read_rows(name, a, b)
+            h.update(x)
+            sq += sum_squares(x)
+        digests[name] = h.hexdigest()
+        if digests[name] != t["sha256"]:
+            raise IntegrityError(f"bundle vector {ref}: array {name} sha256 mismatch")
+        shape = list(stored.spec(name).shape)
+        tensors.append({**t, "shape": shape, "norm": sq**0.5, "sha256": digests[name]})
+    digest = named_digest(digests)
+    if digest != e["digest"]:
+        raise IntegrityError(f"bundle vector {ref}: digest mismatch")
+    return {
+        "digest": digest,
+        "tensors": tensors,
+        "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
+        "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),
+    }
+
+
+def landing_status(
+    core: Core, claimed: Any, statement_for, signatures: Any, what: str
+) -> tuple[str, str | None]:
+    """approved only with a signature a trusted key verifies; draft and deprecated as stated."""
+    if claimed not in {"draft", "approved", "deprecated"}:
+        raise IntegrityError(f"bundle {what}: unknown status {claimed!r}")
+    if claimed != "approved":
+        return claimed, None
+    sigs = signatures if isinstance(signatures, list) else []
+    kid = verified_by_trusted(core, statement_for("approved"), [x for x in sigs if isinstance(x, dict)])
+    if kid:
+        return "approved", kid
+    return "draft", None

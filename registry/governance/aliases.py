@@ -1,0 +1,67 @@
+"""Aliases (NAME@prod): movable pointers at approved recipe versions, some protected."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from registry.db.models import Alias, Recipe
+from registry.errors import NotApproved
+from registry.governance.lifecycle import refuse
+from registry.records.recipes import lookup_recipe
+from registry.util.refs import Ref, check_alias
+
+if TYPE_CHECKING:
+    from registry.core import Core
+
+
+def check_alias_move(core: Core, recipe_name: str, alias: str) -> None:
+    """Protected aliases (e.g. prod) move only by their listed approvers."""
+    approvers = core.config.governance.protected_aliases.get(alias)
+    if approvers is not None and core.actor not in approvers:
+        refuse(
+            core,
+            "recipe.alias",
+            f"{recipe_name}@{alias}",
+            f"alias {alias} is protected: only {', '.join(approvers) or 'nobody'} may move it, not {core.actor}",
+            {"actor": core.actor},
+        )
+
+
+def list_aliases(core: Core, name: str | None = None) -> list[Alias]:
+    with core.Session() as s:
+        q = select(Alias).options(selectinload(Alias.recipe)).order_by(Alias.recipe_name, Alias.alias)
+        if name:
+            q = q.where(Alias.recipe_name == name)
+        return list(s.scalars(q))
+
+
+def set_alias(core: Core, ref: str, alias: str, force: bool = False) -> Recipe:
+    """Point NAME@alias at a recipe version; only approved versions unless forced."""
+    check_alias(alias)
+    r_ref = Ref.parse(ref, "recipe reference")
+    check_alias_move(core, r_ref.name, alias)
+
+    def write() -> Recipe:
+        with core.Session.begin() as s:
+            r = lookup_recipe(s, r_ref)
+            if r.status != "approved" and not force:
+                raise NotApproved(
+                    f"recipe {r.ref} is {r.status}: an alias may point only at an approved version "
+                    "(approve it first, or use --force)"
+                )
+            a = s.scalar(select(Alias).where(Alias.recipe_name == r.name, Alias.alias == alias))
+            previous = None
+            if a is None:
+                s.add(Alias(recipe_name=r.name, alias=alias, recipe_id=r.id))
+            else:
+                previous = a.recipe.ref
+                a.recipe_id = r.id
+            core.audit(
+                s, "recipe.alias", f"{r.name}@{alias}", {"to": r.ref, "from": previous, "forced": force}
+            )
+            return r
+
+    return core.write(write)

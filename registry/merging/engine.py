@@ -1,0 +1,195 @@
+"""The streaming merge engine: a plan of tensors merged one row block at a time.
+
+Tensors stream one row block at a time (aligned with the store's chunks), so memory stays
+flat whatever the model size. The linear method (the paper's) reads split16 chunks without
+widening φ (`linear_block`); every other method merges float32 blocks (`MergeMethod`).
+`release.materialize` builds a plan and writes its output folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from ml_dtypes import bfloat16
+
+from registry.merging.methods import MergeMethod
+from registry.merging.methods.linear import Linear
+from registry.storage.tensor_io import (
+    FLOATS,
+    STORAGE,
+    SafetensorsFolder,
+    TensorReader,
+    TensorSpec,
+    from_f32,
+    row_blocks,
+    to_f32,
+)
+from registry.storage.vector_store import StoredVector, chunk_rows
+from registry.util.pipeline import ordered
+
+T = TypeVar("T")
+DEFAULT_SHARD_BYTES = 2 << 30
+
+
+@dataclass
+class MergePlan:
+    base: SafetensorsFolder
+    vectors: list[StoredVector]
+    weights: list[float]
+    method: MergeMethod
+    out_tag: str
+    copy_files: list[Path]
+    card: str | Future[str]
+    lock: dict[str, Any]
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    on_bytes: Callable[[int], None] | None = None
+    # checks that run beside the merge; the output is renamed into place only if all pass
+    checks: list[Future[None]] = field(default_factory=list)
+    durable: bool = False
+    workers: int = 2
+    tensor_names: set[str] | None = None  # the database's tensor rows (else the store's listing)
+    vector_names: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.tensor_names is not None:
+            self.vector_names = set(self.tensor_names)
+        else:
+            self.vector_names = set(self.vectors[0].names()) if self.vectors else set()
+
+    def out_specs(self) -> list[TensorSpec]:
+        out = []
+        for n in self.base.names():
+            s = self.base.spec(n)
+            out.append(TensorSpec(n, self.out_tag if s.tag in FLOATS else s.tag, s.shape))
+        return out
+
+    def jobs(self, out: TensorSpec) -> Iterator[Callable[[], np.ndarray]]:
+        """One job per row block (aligned with the store's chunks): read, merge, round.
+
+        A method's pre-pass (`prepare`, e.g. TIES's thresholds) streams the tensor's deltas
+        first, on a pool of its own; every built-in method then merges block by block.
+        """
+        src = self.base.spec(out.name)
+        rows = src.shape[0] if src.shape else 1
+        merged = out.name in self.vector_names
+        if not merged and src.tag == out.tag:
+            for a, b in src.row_blocks():
+                yield functools.partial(self.base.read_rows, out.name, a, b)
+            return
+        step = chunk_rows(src.shape) if merged and self.method.blockwise else rows
+        state = None
+        if merged:
+            state = self.method.prepare(out.name, StoreDeltas(self.vectors, out.name, self.workers), rows)
+        for a in range(0, rows, step):
+            yield functools.partial(self._block, out, src, merged, state, a, min(rows, a + step))
+
+    def _block(
+        self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
+    ) -> np.ndarray:
+        if merged and type(self.method) is Linear:
+            fast = linear_block(self.base, self.vectors, self.weights, out.name, a, b, out.tag)
+            if fast is not None:
+                return fast
+        base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
+        if merged:
+            deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
+            start = a * (src.numel // rows_of(src.shape))
+            base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
+        return from_f32(base, out.tag)
+
+
+# a linear block is summed in sub-blocks of about this many elements, so that each pass over
+# them (widen, add, patch, round) runs in the core's cache
+SUB_ELEMS = 1 << 18
+
+
+def linear_block(
+    base: TensorReader, vectors: list, weights: list[float], name: str, a: int, b: int, out_tag: str
+) -> np.ndarray | None:
+    """Linear.merge_block on rows [a, b), bit for bit, reading split16 chunks without widening φ.
+
+    acc += w·φ is done as acc += w·hi (hi: φ's high halves, an exact bf16) for every element,
+    then the elements whose φ has a non-zero low half are recomputed from their old sum with
+    the exact φ — the same float32 operations on the same values as the reference. A dense
+    low plane (φ of float32 master weights) is or-ed into the widened high halves per
+    sub-block instead: the exact φ, still in cache. None when a vector's chunk is not split16
+    (the first store format; the caller then merges in float32).
+    """
+    terms = []
+    for slot, (v, w) in enumerate(zip(vectors, weights, strict=True)):
+        p = v.read_parts(name, a, b, slot)
+        if p is None:  # the first store format
+            return None
+        terms.append((p.hi, p.low_halves(), np.float32(w)))
+    spec = base.spec(name)
+    row = math.prod(spec.shape[1:]) if len(spec.shape) > 1 else 1
+    out = np.empty((b - a) * row, STORAGE[out_tag])
+    step = max(1, SUB_ELEMS // row)
+    scratch = None  # a dense term's exact φ for one sub-block
+    for s in range(a, b, step):
+        e = min(b, s + step)
+        lo, hi_end = (s - a) * row, (e - a) * row
+        acc = to_f32(base.read_rows(name, s, e), spec.tag).reshape(-1)  # fresh: summed in place
+        for hi, low, w in terms:
+            if isinstance(low, np.ndarray):  # dense: φ = hi·2¹⁶ | lo, exact, then as the reference
+                if scratch is None:
+                    scratch = np.empty(min(step * row, (b - a) * row), np.uint32)
+                phi = scratch[: hi_end - lo]
+                np.left_shift(hi[lo:hi_end], 16, out=phi, dtype=np.uint32)
+                np.bitwise_or(phi, low[lo:hi_end], out=phi)
+                f = phi.view(np.float32)
+                np.add(acc, f if w == 1.0 else np.multiply(f, w), out=acc)
+                continue
+            h = hi[lo:hi_end].view(bfloat16)
+            if low is not None:
+                idx, vals = low
+                i0, i1 = np.searchsorted(idx, (lo, hi_end))
+                idx, vals = idx[i0:i1] - lo, vals[i0:i1]
+                old = acc[idx]
+                exact = ((h.view(np.uint16)[idx].astype(np.uint32) << 16) | vals).view(np.float32)
+            if w == 1.0:
+                np.add(acc, h, out=acc, dtype=np.float32)
+            else:
+                np.add(acc, np.multiply(h, w, dtype=np.float32), out=acc)
+            if low is not None:
+                acc[idx] = old + exact if w == 1.0 else old + w * exact
+        if out_tag == "BF16":  # rounded straight into the output: no temporary, no copy
+            np.copyto(out[lo:hi_end].view(bfloat16), acc, casting="unsafe")
+        else:
+            out[lo:hi_end] = from_f32(acc, out_tag)
+    return out.reshape((b - a, *spec.shape[1:]) if spec.shape else ())
+
+
+def rows_of(shape: tuple[int, ...]) -> int:
+    return shape[0] if shape else 1
+
+
+class StoreDeltas:
+    """The DeltaReader of one tensor of stored vectors: chunk-aligned row blocks, in order,
+    read and handed to `fn` on a small pool of their own (alive only while a pass runs)."""
+
+    def __init__(self, vectors: list[StoredVector], name: str, workers: int):
+        self.vectors, self.name, self.workers = vectors, name, workers
+        shape = vectors[0].spec(name).shape
+        self.shape = shape
+        self.size = math.prod(shape)
+        self.terms = len(vectors)
+
+    def _read(self, fn: Callable[[list[np.ndarray]], T], a: int, b: int) -> T:
+        return fn([v.read_rows(self.name, a, b).reshape(-1) for v in self.vectors])
+
+    def map(self, fn: Callable[[list[np.ndarray]], T]) -> Iterator[T]:
+
+        jobs = (functools.partial(self._read, fn, a, b) for a, b in row_blocks(self.shape))
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare") as pool:
+            yield from ordered(pool, jobs, 2 * self.workers)
+
+
+# -- verbs -------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""Maintenance: re-verify everything the registry recorded, and collect what nothing references."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from registry.db.health import database_problems
+from registry.db.models import BaseModel, Vector
+from registry.errors import IntegrityError
+from registry.records.bases import check_pins, list_bases, pins_of
+from registry.records.runs import finish_run, interrupted_runs
+
+if TYPE_CHECKING:
+    from registry.core import Core
+    from registry.storage.vector_store import StoredVector
+
+
+def verify(core: Core, on_item: Callable[[str], None] | None = None) -> list[str]:
+    """Check the database, re-hash every pinned base file and every stored array; returns the problems.
+
+    Bases and arrays are hashed on one thread per core (decoding and sha256 release the GIL);
+    problems and progress still come in the order of the database's rows."""
+    problems = database_problems(core.config.db_url, core.engine)
+    if on_item:
+        on_item("database")
+    if problems:
+        return problems  # the rows themselves are in doubt: fix the database first
+    with core.Session() as s:
+        vecs = list(
+            s.scalars(select(Vector).options(selectinload(Vector.tensors), selectinload(Vector.base)))
+        )
+    with ThreadPoolExecutor(max_workers=core.store.workers, thread_name_prefix="verify") as pool:
+        checks = [(f"base {b.name}", [pool.submit(_base_problems, b)]) for b in list_bases(core)]
+        for v in vecs:
+            label = f"vector {v.ref} (base {v.base.name})"
+            try:
+                data = core.store.open(v.store_key)
+            except IntegrityError as e:
+                checks.append((label, [pool.submit(lambda e=e, label=label: [f"{label}: {e}"])]))
+                continue
+            checks.append(
+                (label, [pool.submit(_array_problems, label, data, t.name, t.sha256) for t in v.tensors])
+            )
+        for label, futures in checks:
+            for f in futures:
+                problems += f.result()
+            if on_item:
+                on_item(label)
+    return problems
+
+
+def _base_problems(b: BaseModel) -> list[str]:
+    try:
+        check_pins(Path(b.path), pins_of(b), b.name)
+    except IntegrityError as e:
+        return [f"base {b.name}: {p}" for p in e.problems]
+    return []
+
+
+def _array_problems(label: str, data: StoredVector, name: str, recorded: str) -> list[str]:
+    try:
+        digest = data.sha256(name)
+    except IntegrityError as e:
+        return [f"{label}: array {name}: cannot be read ({str(e).split('(')[-1].rstrip(')')})"]
+    return [] if digest == recorded else [f"{label}: array {name}: sha256 mismatch"]
+
+
+def orphans(core: Core) -> list[str]:
+    with core.Session() as s:
+        used = set(s.scalars(select(Vector.store_key)))
+    return [k for k in core.store.group_keys() if k not in used]
+
+
+def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+    """Remove store groups and scratch folders no committed row references.
+
+    A grace period protects writes in progress: their data exists before their row does.
+    """
+    now = time.time()
+    removed, freed = [], 0
+    for key in orphans(core):
+        if now - core.store.mtime(key) < grace_seconds:
+            continue
+        freed += core.store.nbytes(key)
+        removed.append(key)
+        if not dry_run:
+            core.store.delete(key)
+    scratch = core.home / ".scratch"
+    stale = (
+        [p for p in scratch.iterdir() if now - p.stat().st_mtime >= grace_seconds] if scratch.is_dir() else []
+    )
+    for p in stale:
+        freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        if not dry_run:
+            shutil.rmtree(p, ignore_errors=True)
+    interrupted = interrupted_runs(core)
+    if not dry_run:
+        for run in interrupted:
+            proc = run.sources.get("process", {})
+            finish_run(
+                core,
+                run,
+                "failed",
+                error=f"interrupted: process {proc.get('pid')} on {proc.get('host')} ended",
+            )
+    report = {
+        "removed": removed,
+        "scratch": [p.name for p in stale],
+        "freed_bytes": freed,
+        "interrupted_runs": [r.id for r in interrupted],
+        "dry_run": dry_run,
+    }
+    if not dry_run and (removed or stale or interrupted):
+        core.audit_now("gc", str(core.store.url), report)
+    return report

@@ -1,0 +1,122 @@
+"""The model card and `registry-lock.json` of a materialized folder.
+
+Both are pure functions of the recipe and the base (no clock, no paths), so re-running a
+recipe reproduces the folder byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from registry.db.models import BaseModel, Recipe
+from registry.version import VERSION
+
+LOCK_VERSION = 1
+
+
+def build_lock(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`notes`: measurements recorded with the output (a tune search, a retention check)."""
+    lock = {
+        "lock_version": LOCK_VERSION,
+        "generator": f"registry {VERSION}",
+        "recipe": recipe_metadata(r),
+        "base": {
+            "name": b.name,
+            "source": b.source,
+            "revision": b.revision,
+            "architecture": b.architecture,
+            "digest": b.digest,
+            "files": {f.filename: f.sha256 for f in b.files},
+        },
+    }
+    if notes:
+        lock["notes"] = notes
+    return lock
+
+
+def cached_card(r: Recipe, b: BaseModel, cache: Path, notes: dict[str, Any] | None = None) -> str:
+    """The card is a pure function of the recipe and base: build it once per content.
+
+    Building it imports huggingface_hub's Hub client (~0.7 s here), which would otherwise
+    compete with every materialization's merge for the CPU.
+    """
+    key = hashlib.sha256(
+        json.dumps(
+            [VERSION, r.name, r.version, r.content_digest, b.name, b.source, b.architecture, notes],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    path = cache / f"card-{key[:32]}.md"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    text = build_card(r, b, notes)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home only loses the shortcut
+        pass
+    return text
+
+
+def recipe_metadata(r: Recipe) -> dict[str, Any]:
+    """The recipe as the card's machine-readable metadata (`preference_recipe`)."""
+    return {
+        "name": r.name,
+        "version": r.version,
+        "method": r.method,
+        "parameters": r.params,
+        "dtype": r.dtype,
+        "content_digest": r.content_digest,
+        "terms": [
+            {
+                "vector": t.vector.name,
+                "version": t.vector.version,
+                "weight": t.weight,
+                "digest": t.vector.digest,
+            }
+            for t in r.terms
+        ],
+    }
+
+
+def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> str:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
+    data = ModelCardData(
+        base_model=base_model,
+        base_model_relation="merge",
+        tags=["preference-vectors", "merge", f"method-{r.method}"],
+        preference_recipe=recipe_metadata(r),
+        **({"preference_notes": notes} if notes else {}),
+    )
+    rows = "\n".join(
+        f"| {t.vector.name} | v{t.vector.version} | {t.weight:+g} | `{t.vector.digest[:16]}` |"
+        for t in r.terms
+    )
+    body = f"""
+# {r.name} v{r.version}
+
+Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (method `{r.method}`).
+
+- Base: **{b.name}** ({b.architecture}), digest `{b.digest}`
+- Output dtype: `{r.dtype}`
+- Recipe digest: `{r.content_digest}`
+
+| vector | version | weight η | digest |
+|---|---|---|---|
+{rows}
+
+`registry-lock.json` lists every input and output digest; `registry verify --lock` re-checks it.
+"""
+    for key, note in sorted((notes or {}).items()):
+        body += f"\n## {key}\n\n" + "\n".join(f"- {k}: `{json.dumps(v)}`" for k, v in note.items()) + "\n"
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
