@@ -1,8 +1,11 @@
-"""REST API under /api/v1: list and show bases, vectors, recipes, runs and audit events; approve,
-deprecate and move aliases. Bearer tokens only (no cookies, so no CSRF surface)."""
+"""REST API under /api/v1: read bases, vectors, recipes, runs and audit events; approve, deprecate, move aliases.
+
+Bearer tokens only (no cookies, so no CSRF surface); errors are one line of JSON.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -33,6 +36,11 @@ def _read(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except RegistryError as e:
         raise actions.http_error(e) from None
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    """The audit log stores naive UTC times."""
+    return t.astimezone(UTC).replace(tzinfo=None) if t and t.tzinfo else t
 
 
 def _page(p: queries.Page, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -128,9 +136,11 @@ def audit(
     actor: str = "",
     action: str = "",
     object: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> dict[str, Any]:
-    p = queries.events(registry(request), actor, action, object, page=page)
+    p = queries.events(registry(request), actor, action, object, _utc(since), _utc(until), page)
     return _page(p, [event_view(e) for e in p.rows])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -85,11 +85,15 @@ def _int(text: str | None, default: int = 1) -> int:
         return default
 
 
-def _date(text: str | None) -> datetime | None:
+def _date(text: str | None, end: bool = False) -> datetime | None:
+    """An ISO date or time (UTC); with `end`, a bare date means the end of that day."""
     try:
-        return datetime.fromisoformat(text) if text else None
+        t = datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
+    if t is not None and end and len(text or "") == 10:
+        t += timedelta(days=1)
+    return t.replace(tzinfo=None) if t else None
 
 
 # -- signing in and out ------------------------------------------------------------------
@@ -293,7 +297,9 @@ def audit(
     page_no: str = "1",
 ) -> Response:
     user = signed_in(request)
-    p = queries.events(registry(request), actor, action, object, _date(since), _date(until), _int(page_no))
+    p = queries.events(
+        registry(request), actor, action, object, _date(since), _date(until, end=True), _int(page_no)
+    )
     return page(
         request,
         "audit.html",

@@ -225,3 +225,34 @@ def test_pages_show_catalogue_recipe_diff_and_lineage(console):
     assert 'id="heatmap"' in html and "helpful@v1" in html
     cos = reg.vector("harmless").interference["cosines"]["helpful@v1"]["global"]
     assert f"{cos:.3f}" in html
+
+
+def test_audit_log_filters(console):
+    from datetime import UTC, datetime, timedelta
+
+    c = console.client()
+    r = c.post("/api/v1/vectors/helpful@v1/approve", json={"reason": "eval ok"}, headers=console.auth("bob"))
+    assert r.status_code == 200
+    sign_in(c, "victor")
+
+    def rows(**params) -> list[tuple[str, str, str]]:
+        html = c.get("/audit", params=params).text
+        body = html[html.index('<table id="audit">') :]
+        cells = [line for line in body.split("<tr>")[2:] if "<td>" in line]
+        return [tuple(x.split("</td>")[0] for x in line.split("<td>")[2:5]) for line in cells]
+
+    assert rows(actor="bob") == [("bob", "vector.approved", "helpful@v1")]
+    assert {o for _, _, o in rows(object="helpful")} == {"helpful@v1"}
+    assert "vector.approved" in {a for _, a, _ in rows(object="helpful")}
+    assert all(a.startswith("account.") for _, a, _ in rows(action="account."))
+    assert len(rows(action="account.")) == 8  # four accounts added, four passwords set
+    today = datetime.now(UTC).date()
+    assert rows(actor="bob", since=str(today), until=str(today)) == [("bob", "vector.approved", "helpful@v1")]
+    assert rows(actor="bob", until=str(today - timedelta(days=1))) == []
+    assert rows(actor="bob", since=str(today + timedelta(days=1))) == []
+    api = c.get(
+        "/api/v1/audit",
+        params={"actor": "bob", "since": f"{today}T00:00:00Z"},
+        headers=console.auth("victor"),
+    )
+    assert [(e["actor"], e["object"]) for e in api.json()["items"]] == [("bob", "helpful@v1")]
