@@ -21,7 +21,7 @@ from registry.records.runs import finish_run, start_run
 from registry.records.vector_import import store_vector
 from registry.storage.low_rank import FACTOR_A, FACTOR_B, stack
 from registry.storage.tensor_io import SafetensorsFolder
-from registry.training.dpo import train, train_dpo
+from registry.training import dpo
 from registry.training.options import TrainingOptions, is_main_process
 from registry.util.digests import pairs_digest
 from registry.util.extras import require
@@ -100,11 +100,11 @@ def add_preference(
     work = Path(tempfile.mkdtemp(prefix=f"run{run.id}-", dir=core.scratch()))
     try:
         log(f"run {run.id}: θ+ ({p.name}: chosen preferred)")
-        plus = train(Path(b.path), pairs, options, seed, work / "plus", log)
+        plus = dpo.train(Path(b.path), pairs, options, seed, work / "plus", log)
         crashpoint("train:after-plus")
         log(f"run {run.id}: θ− (labels switched)")
         switched = [x.switched() for x in pairs]
-        minus = train(Path(b.path), switched, options, seed, work / "minus", log)
+        minus = dpo.train(Path(b.path), switched, options, seed, work / "minus", log)
         run.params = {**run.params, "trained": plus.lineage()}  # how θ± were made (φ from fp32)
         _, base_w = checked_base(core, base)  # the base must not have changed during training
         pos_w, neg_w = SafetensorsFolder(plus.folder), SafetensorsFolder(minus.folder)
@@ -142,8 +142,8 @@ def _train_as_worker(core: Core, b: BaseModel, pairs, options: TrainingOptions, 
 
     work = Path(tempfile.mkdtemp(prefix="worker-", dir=core.scratch()))
     try:
-        train_dpo(Path(b.path), pairs, options, seed, work / "plus")
-        train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus")
+        dpo.train_dpo(Path(b.path), pairs, options, seed, work / "plus")
+        dpo.train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return None
