@@ -105,6 +105,9 @@ class Registry(Core):
     def aliases(self, name: str | None = None):
         return aliases.list_aliases(self, name)
 
+    def aliases_behind(self, obj: Recipe | Vector) -> list[str]:
+        return aliases.aliases_behind(self, obj)
+
     def set_alias(self, ref: str, alias: str, force: bool = False) -> Recipe:
         return aliases.set_alias(self, ref, alias, force)
 
@@ -142,9 +145,11 @@ class Registry(Core):
         durable: bool = False,
         max_ppl_drift: float | None = None,
         sign_key: str | Path | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Materialization:
         return materialize.materialize(
-            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift, sign_key
+            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift,
+            sign_key, on_warning,
         )  # fmt: skip
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:

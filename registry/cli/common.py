@@ -94,6 +94,18 @@ def emit(ctx: Context, data: Any, human: str | None = None) -> None:
         click.echo(human)
 
 
+def say(ctx: Context, message: str, event: str = "message") -> None:
+    """A note on stderr: plain text for people, one JSON object per line under --json."""
+    if ctx.as_json:
+        click.echo(json.dumps({"event": event, "message": message}), err=True)
+    else:
+        click.echo(f"warning: {message}" if event == "warning" else message, err=True)
+
+
+def warn(ctx: Context, message: str) -> None:
+    say(ctx, message, "warning")
+
+
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> str:
     """A plain-text table; cells are text, never rich markup (`eta[verbose]` stays as written)."""
     from io import StringIO

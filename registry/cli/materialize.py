@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 
-from registry.cli.common import emit, pass_ctx
+from registry.cli.common import emit, pass_ctx, warn
 
 
 @contextmanager
@@ -99,6 +99,7 @@ def materialize(
             reuse=not no_reuse,
             max_ppl_drift=gate,
             sign_key=sign_key,
+            on_warning=lambda message: warn(ctx, message),
         )
     view = materialization_view(m)
     if gate is not None:
