@@ -28,6 +28,7 @@ from registry.records.recipes import get_recipe, lookup_recipe
 from registry.records.verified_reads import verified_vectors
 from registry.release.lockfile import build_lock, cached_card
 from registry.release.output_folders import (
+    check_free,
     check_replaceable,
     copy_folder,
     files_to_copy,
@@ -85,6 +86,8 @@ def materialize(
     previous = reusable(core, r, out) if reuse and "retention" not in notes else None
     if previous is not None:
         checked_base(core, r.base.name)
+    if not force and not (previous is not None and Path(previous.out_path) == out):
+        check_free(core, out)
     if previous is not None and Path(previous.out_path) == out:
         files, reused = dict(previous.files), previous
     elif previous is not None:
