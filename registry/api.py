@@ -55,8 +55,11 @@ class Registry(Core):
         negative: str | Path | None = None,
         policy: InterferencePolicy | None = None,
         require_lossless: bool = False,
+        on_tensor: Callable[[int], None] | None = None,
     ) -> Vector:
-        return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
+        return vector_import.import_vector(
+            self, name, base, positive, negative, policy, require_lossless, on_tensor
+        )
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
@@ -205,8 +208,9 @@ class Registry(Core):
         hi: float = 2.0,
         tol: float | None = None,
         max_evals: int = 12,
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        return tune.tune(self, recipe, metric, target, vary, lo, hi, tol, max_evals)
+        return tune.tune(self, recipe, metric, target, vary, lo, hi, tol, max_evals, on_eval)
 
     def consistency(
         self,
