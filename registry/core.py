@@ -67,7 +67,7 @@ class Core:
                 reg.id, reg.joined = row.value, True
                 recorded = identity.recorded_store(s, reg.id)
         if reg.joined:
-            reg._join(store, recorded)
+            reg.join_store(store, recorded)
         elif reg.store.exists():
             reg.store.check(reg.id)
         else:
@@ -80,7 +80,7 @@ class Core:
     def _where(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
-    def _join(self, asked: str | None, recorded: str | None) -> None:
+    def join_store(self, asked: str | None, recorded: str | None) -> None:
         """Use the store the database records; a join never creates a store of its own."""
         if recorded is None and not asked:
             raise StoreMismatch(
@@ -106,7 +106,7 @@ class Core:
 
         self.write(write)
 
-    def _check_store(self) -> None:
+    def check_store(self) -> None:
         """Refuse a registry.toml whose store is not the one the database records."""
         with self.Session() as s:
             recorded = identity.recorded_store(s, self.id)
@@ -149,7 +149,7 @@ class Core:
                 "or point `db` in registry.toml at the registry's database"
             )
         reg.id = row.value
-        reg._check_store()
+        reg.check_store()
         return reg
 
     def upgrade(self, migrate: bool | None = True) -> str:
