@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from registry.training.progress import reporting
+
 
 class Context:
     def __init__(self, home: str | None, as_json: bool):
@@ -54,7 +56,8 @@ class RegistryGroup(click.Group):
         from registry.errors import RegistryError
 
         try:
-            return super().invoke(ctx)
+            with reporting(json=bool(ctx.params.get("as_json"))):  # progress: JSON lines under --json
+                return super().invoke(ctx)
         except RegistryError as e:
             raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
         except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import contextlib
 import click
 
 from registry.cli.common import emit, pass_ctx, warn
-from registry.training.progress import quiet_third_party, reporting, work_progress
+from registry.training.progress import quiet_third_party, settings, work_progress
 
 
 @click.command("materialize")
@@ -63,9 +63,8 @@ def materialize(
     r = reg.recipe(ref)
     gate = parse_drift(max_ppl_drift) if max_ppl_drift is not None else None
     with contextlib.ExitStack() as stack:
-        report = stack.enter_context(reporting(json=ctx.as_json))
         if gate is not None:  # the retention check loads the model: no "Loading weights" bar in logs
-            stack.enter_context(quiet_third_party(report.interactive()))
+            stack.enter_context(quiet_third_party(settings().interactive()))
         progress = stack.enter_context(work_progress(f"materialize {r.ref}", _out_bytes(r), "bytes"))
         m = reg.materialize(
             ref,

@@ -7,7 +7,7 @@ import json
 import click
 
 from registry.cli.common import emit, pass_ctx, say
-from registry.training.progress import quiet_third_party, reporting
+from registry.training.progress import quiet_third_party, settings
 
 
 @click.command("tune")
@@ -46,7 +46,7 @@ def tune(ctx, recipe, target, vary, range_, max_evals, tol, plot) -> None:
             )
 
     say(ctx, f"tune {recipe}: loading the base and scoring {metric} (target {value:g})")
-    with reporting(json=ctx.as_json) as report, quiet_third_party(report.interactive()):
+    with quiet_third_party(settings().interactive()):  # no "Loading weights" bar in logs
         res = ctx.registry.tune(
             recipe, metric, value, vary=vary, lo=lo, hi=hi, tol=tol, max_evals=max_evals, on_eval=on_eval
         )

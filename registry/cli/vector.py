@@ -6,7 +6,7 @@ import click
 
 from registry.cli.common import emit, pass_ctx, say, table, warn
 from registry.db import listings as catalog
-from registry.training.progress import WorkProgress, reporting
+from registry.training.progress import WorkProgress
 
 
 @click.group("vector")
@@ -51,14 +51,13 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None, requ
             progress.append(WorkProgress(f"import {name}", total, "tensors"))
         progress[0].advance()
 
-    with reporting(json=ctx.as_json):
-        try:
-            v = ctx.registry.import_vector(
-                name, base, positive, negative, require_lossless=require_lossless, on_tensor=on_tensor
-            )
-        finally:
-            for p in progress:
-                p.close()
+    try:
+        v = ctx.registry.import_vector(
+            name, base, positive, negative, require_lossless=require_lossless, on_tensor=on_tensor
+        )
+    finally:
+        for p in progress:
+            p.close()
     d = vector_view(v)
     lines = [
         f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param"

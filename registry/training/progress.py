@@ -181,16 +181,20 @@ class TrainingProgress:
 class WorkProgress:
     """Progress of a long non-training job (materialize's bytes, import's tensors).
 
-    A bar on a terminal; elsewhere one line (a JSON object with --json) each time another
-    tenth of the work is done, so a log shows the job is alive without flooding.
+    A bar on a terminal; elsewhere one line (a JSON object with --json) when the work
+    starts, when it ends, and between them at each further tenth done once `interval`
+    seconds have passed since the last line: a log shows the job alive without flooding.
     """
 
-    def __init__(self, label: str, total: int, unit: str, config: ProgressSettings | None = None):
+    def __init__(
+        self, label: str, total: int, unit: str, config: ProgressSettings | None = None, interval: float = 2.0
+    ):
         self.label, self.total, self.unit = label, max(int(total), 0), unit
         self.config = config or settings()
+        self.interval = interval
         self.done = 0
         self.reported = -1  # the last tenth written
-        self.start = time.monotonic()
+        self.start = self.last = time.monotonic()
         self.bar = None
         if self.config.interactive():
             from tqdm.auto import tqdm
@@ -207,8 +211,11 @@ class WorkProgress:
             self.bar.update(n)
             return
         tenth = min(10, self.done * 10 // self.total) if self.total else 10
-        if tenth > self.reported:
-            self.reported = tenth
+        now = time.monotonic()
+        if self.reported < 0 or tenth == 10 or (tenth > self.reported and now - self.last >= self.interval):
+            if tenth == 10 and self.reported == 10:
+                return
+            self.reported, self.last = tenth, now
             self._write()
 
     def close(self) -> None:
