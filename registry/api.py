@@ -64,8 +64,11 @@ class Registry(Core):
         negative: str | Path | None = None,
         policy: InterferencePolicy | None = None,
         require_lossless: bool = False,
+        on_tensor: Callable[[int], None] | None = None,
     ) -> Vector:
-        return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
+        return vector_import.import_vector(
+            self, name, base, positive, negative, policy, require_lossless, on_tensor
+        )
 
     def import_low_rank(
         self,
@@ -125,6 +128,9 @@ class Registry(Core):
     def aliases(self, name: str | None = None):
         return aliases.list_aliases(self, name)
 
+    def aliases_behind(self, obj: Recipe | Vector) -> list[str]:
+        return aliases.aliases_behind(self, obj)
+
     def set_alias(self, ref: str, alias: str, force: bool = False) -> Recipe:
         return aliases.set_alias(self, ref, alias, force)
 
@@ -162,9 +168,11 @@ class Registry(Core):
         durable: bool = False,
         max_ppl_drift: float | None = None,
         sign_key: str | Path | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Materialization:
         return materialize.materialize(
-            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift, sign_key
+            self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift,
+            sign_key, on_warning,
         )  # fmt: skip
 
     def materialize_adapter(
@@ -232,8 +240,9 @@ class Registry(Core):
         hi: float = 2.0,
         tol: float | None = None,
         max_evals: int = 12,
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        return tune.tune(self, recipe, metric, target, vary, lo, hi, tol, max_evals)
+        return tune.tune(self, recipe, metric, target, vary, lo, hi, tol, max_evals, on_eval)
 
     def consistency(
         self,

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.config import Config
 from registry.db import engine as dbmod
-from registry.db.health import check_on_open
+from registry.db import identity
+from registry.db.health import check_on_open, sqlite_path
 from registry.db.models import AuditEvent, Meta
 from registry.db.revision import SCHEMA_HEAD
-from registry.errors import AlreadyExists, NotInitialized
+from registry.errors import AlreadyExists, NotInitialized, StoreMismatch
 from registry.storage.file_cache import StatCache
 from registry.storage.vector_store import VectorStore
 
@@ -44,6 +45,7 @@ class Core:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.store = VectorStore(config.store_url)
         self.id = ""
+        self.joined = False  # init found the database already holding a registry, and joined it
 
     @classmethod
     def init(cls, home: str | Path, db: str | None = None, store: str | None = None) -> Self:
@@ -61,15 +63,75 @@ class Core:
             if row is None:
                 reg.id = uuid.uuid4().hex
                 s.add(Meta(key="registry_id", value=reg.id))
-            else:  # joining a shared database: the store must be the one it uses
-                reg.id = row.value
-        if reg.store.exists():
+                identity.record(s, reg.id, config.store_url, reg.actor)
+            else:  # a shared database: join its registry and the store it uses
+                reg.id, reg.joined = row.value, True
+                recorded = identity.recorded_store(s, reg.id)
+        if reg.joined:
+            reg.join_store(store, recorded)
+        elif reg.store.exists():
             reg.store.check(reg.id)
         else:
             reg.store.create(reg.id)
         config.save()
-        reg.audit_now("init", str(home), {"db": config.db, "store": config.store})  # db is redacted
+        action = "join" if reg.joined else "init"
+        reg.audit_now(action, str(home), {"db": config.db, "store": config.store})  # db is redacted
         return reg
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def join_store(self, asked: str | None, recorded: str | None) -> None:
+        """Use the store the database records; a join never creates a store of its own."""
+        if recorded is None and not asked:
+            raise StoreMismatch(
+                f"database {self._where()} already holds registry {self.id[:8]} but records no store "
+                "for it: pass --store with the store its other homes use"
+            )
+        if recorded is not None and asked and not identity.same_store(self.config.store_url, recorded):
+            raise StoreMismatch(
+                f"database {self._where()} already holds registry {self.id[:8]} with store {recorded}, "
+                f"not {self.config.store_url}: run init without --store to join it, or use another database"
+            )
+        if recorded is not None:
+            self.config.store = recorded
+            self.store = VectorStore(recorded)
+        self.store.check(self.id)
+        if recorded is None:
+            self._record_store()
+
+    def _record_store(self) -> None:
+        def write() -> None:
+            with self.Session.begin() as s:
+                identity.record(s, self.id, self.config.store_url, self.actor)
+
+        self.write(write)
+
+    def check_store(self) -> None:
+        """Refuse a registry.toml whose store is not the one the database records."""
+        with self.Session() as s:
+            recorded = identity.recorded_store(s, self.id)
+        if recorded is not None and not identity.same_store(recorded, self.config.store_url):
+            if not self._moved_together():
+                raise StoreMismatch(
+                    f"registry.toml in {self.home} names store {self.config.store_url}, but database "
+                    f"{self._where()} records store {recorded} for registry {self.id[:8]}: "
+                    f'set store = "{recorded}" in registry.toml'
+                )
+            recorded = None  # the home was moved with its database and store: record where
+        self.store.check(self.id)
+        if recorded is None:
+            try:
+                self._record_store()
+            except Exception as e:  # why: a read-only database role may still read the registry
+                if type(e).__module__.split(".")[0] != "sqlalchemy":
+                    raise
+
+    def _moved_together(self) -> bool:
+        """A SQLite file and a relative store, both inside the home: they move with it."""
+        db_file = sqlite_path(self.config.db_url)
+        inside = db_file is not None and self.home in Path(db_file).resolve().parents
+        return inside and "://" not in self.config.store and not Path(self.config.store).is_absolute()
 
     @classmethod
     def open(
@@ -92,7 +154,7 @@ class Core:
                 "or point `db` in registry.toml at the registry's database"
             )
         reg.id = row.value
-        reg.store.check(reg.id)
+        reg.check_store()
         return reg
 
     def upgrade(self, migrate: bool | None = True) -> str:

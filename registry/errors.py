@@ -45,6 +45,10 @@ class NotInitialized(RegistryError):
     pass
 
 
+class StoreMismatch(NotInitialized):
+    """registry.toml names another vector store than the one its database records."""
+
+
 class DatabaseUnavailable(RegistryError):
     pass
 

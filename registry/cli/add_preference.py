@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from registry.cli.common import emit, pass_ctx
+from registry.cli.common import emit, pass_ctx, say
 from registry.training.options import DATA_FORMATS, PRECISIONS, TrainingOptions
 
 _D = TrainingOptions()  # one source for the defaults: the library's
@@ -139,7 +139,7 @@ def _train(ctx, plugin: str, kw: dict) -> None:
         precision=kw["precision"],
     ).resolved(reg.base(kw["base"]).path)  # lineage records what was used, not "auto"
     if is_main_process():
-        click.echo(options.describe(), err=True)
+        say(ctx, options.describe())
     plugin_options = {k: v for k, v in kw.items() if k not in SHARED}
     with reporting(json=ctx.as_json, every=kw["log_every"]):
         v = reg.add_preference(
@@ -150,7 +150,7 @@ def _train(ctx, plugin: str, kw: dict) -> None:
             options=options,
             plugin_options=plugin_options,
             policy=policy,
-            log=lambda m: click.echo(m, err=True),
+            log=lambda m: say(ctx, m),
         )
     if v is None:  # a non-main process of a distributed launch: the main one reports
         return
@@ -160,9 +160,9 @@ def _train(ctx, plugin: str, kw: dict) -> None:
     ]
     for other, info in v.interference.get("cosines", {}).items():
         lines.append(f"  cosine with {other}: {info['global']:+.4f}")
-    from registry.cli.vector import warn
+    from registry.cli.vector import vector_warnings
 
-    warn(v)
+    vector_warnings(ctx, v)
     emit(ctx, d, "\n".join(lines))
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from registry.training.progress import reporting
+
 
 class Context:
     def __init__(self, home: str | None, as_json: bool):
@@ -54,7 +56,8 @@ class RegistryGroup(click.Group):
         from registry.errors import RegistryError
 
         try:
-            return super().invoke(ctx)
+            with reporting(json=bool(ctx.params.get("as_json"))):  # progress: JSON lines under --json
+                return super().invoke(ctx)
         except RegistryError as e:
             raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
         except KeyboardInterrupt:
@@ -92,6 +95,18 @@ def emit(ctx: Context, data: Any, human: str | None = None) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
     else:
         click.echo(human)
+
+
+def say(ctx: Context, message: str, event: str = "message") -> None:
+    """A note on stderr: plain text for people, one JSON object per line under --json."""
+    if ctx.as_json:
+        click.echo(json.dumps({"event": event, "message": message}), err=True)
+    else:
+        click.echo(f"warning: {message}" if event == "warning" else message, err=True)
+
+
+def warn(ctx: Context, message: str) -> None:
+    say(ctx, message, "warning")
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> str:

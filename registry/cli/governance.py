@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from registry.cli.common import emit, pass_ctx, table
+from registry.cli.common import emit, pass_ctx, table, warn
 
 
 def lifecycle_command(name: str, status: str, why: str):
@@ -25,24 +25,39 @@ def lifecycle_command(name: str, status: str, why: str):
             help="REF names a vector version, not a recipe.",
         )
         @click.option("--base", help="With --vector: disambiguates the vector's base.")
-        @click.option(
-            "--sign-key",
-            type=click.Path(exists=True, dir_okay=False),
-            help="approve only: sign the approval with this elliptic-curve private key (PEM).",
-        )
         @pass_ctx
         @functools.wraps(f)
-        def command(ctx, ref, reason, actor, kind, base, sign_key) -> None:
+        def command(ctx, ref, reason, actor, kind, base, sign_key=None) -> None:
             reg = ctx.registry
             if actor:
                 reg.actor = actor
             obj = reg.set_status(ref, status, reason, kind, base, sign_key)
             data = {"ref": obj.ref, "kind": kind, "status": obj.status, "reason": reason, "actor": reg.actor}
+            if status == "deprecated":
+                data["aliases"] = reg.aliases_behind(obj)
+                if data["aliases"]:
+                    warn(ctx, behind_alias(obj.ref, kind, data["aliases"]))
             emit(ctx, data, f"{obj.ref} is now {obj.status} ({reg.actor}: {reason})")
 
+        if status == "approved":  # only an approval can be signed: deprecate does not offer it
+            command = click.option(
+                "--sign-key",
+                type=click.Path(exists=True, dir_okay=False),
+                help="Sign the approval with this elliptic-curve private key (PEM).",
+            )(command)
         return command
 
     return wrap
+
+
+def behind_alias(ref: str, kind: str, aliases: list[str]) -> str:
+    what = (
+        "it now resolves to a deprecated version" if kind == "recipe" else "they now use a deprecated vector"
+    )
+    return (
+        f"{ref} is behind {', '.join(aliases)}: {what} (move the alias with `registry recipe alias`, "
+        "or materialize with --require-approved to refuse it)"
+    )
 
 
 @lifecycle_command("approve", "approved", "Why this version may ship")

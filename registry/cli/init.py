@@ -14,6 +14,9 @@ from registry.cli.common import emit, pass_ctx
 def init(ctx, db: str | None, store: str | None) -> None:
     """Create a registry (database schema through Alembic, and the vector store).
 
+    On a database that already holds a registry (a shared server), init joins it: the new
+    home uses the store that database records (a different --store is refused).
+
     \b
     Example:
       registry --home ./reg init --db postgresql+psycopg://postgres@127.0.0.1/test
@@ -24,8 +27,16 @@ def init(ctx, db: str | None, store: str | None) -> None:
     reg = Registry.init(home_path(ctx), db=db, store=store)
     emit(
         ctx,
-        {"home": str(reg.home), "db": reg.config.db, "store": reg.config.store, "id": reg.id},
-        f"initialized registry {reg.id[:8]} at {reg.home}",
+        {
+            "home": str(reg.home),
+            "db": reg.config.db,
+            "store": reg.config.store,
+            "id": reg.id,
+            "joined": reg.joined,
+        },
+        f"joined registry {reg.id[:8]} (store {reg.config.store}) at {reg.home}"
+        if reg.joined
+        else f"initialized registry {reg.id[:8]} at {reg.home}",
     )
 
 

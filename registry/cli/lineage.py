@@ -23,20 +23,20 @@ def render(tree: dict) -> str:
         if run.get("dataset_digest"):
             rn.add(f"data {run['dataset_digest'][:12]} ({run.get('dataset_size')} pairs)")
         if opts:
-            rn.add("options " + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())))
+            rn.add("options " + ", ".join(f"{k}={_short(v)}" for k, v in sorted(opts.items())))
         if libs:
             rn.add(f"libraries {libs}")
         for v in run["vectors"]:
             vn = rn.add(f"vector {v['ref']}  {v['digest'][:12]}  {v['status']}")
             for a in v["approvals"]:
-                vn.add(f"{a['status']} by {a['actor']} at {a['at']}: {a['reason']}")
+                vn.add(_decision(a))
             for r in v["recipes"]:
                 terms = " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"])
                 cn = vn.add(f"recipe {r['ref']} ({r['method']}: {terms})  {r['status']}")
                 for a in r["aliases"]:
                     cn.add(f"alias {a}")
                 for a in r["approvals"]:
-                    cn.add(f"{a['status']} by {a['actor']} at {a['at']}: {a['reason']}")
+                    cn.add(_decision(a))
                 for m in r["materializations"]:
                     cn.add(f"materialized {m['out_path']}  {m['output_digest'][:12]}  {m['at']}")
     buf = StringIO()
@@ -50,6 +50,22 @@ def render(tree: dict) -> str:
             f"materialization {lock['materialization'] or 'not recorded here'}\n{text}"
         )
     return text
+
+
+SHOWN = 3  # items of a long list option shown in the text tree (JSON has them all)
+
+
+def _short(value) -> str:
+    """A list option as its count and first few items (e.g. 16 inexact tensors)."""
+    if isinstance(value, list) and len(value) > SHOWN:
+        return f"[{len(value)} items: {', '.join(map(str, value[:SHOWN]))}, …]"
+    return str(value)
+
+
+def _decision(a: dict) -> str:
+    if a["status"] == "refused":
+        return f"refused ({a['attempted']}) for {a['actor']} at {a['at']}: {a['reason']}"
+    return f"{a['status']} by {a['actor']} at {a['at']}: {a['reason']}"
 
 
 @click.command("lineage")

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
+import contextlib
 
 import click
 
-from registry.cli.common import emit, pass_ctx
-
-
-@contextmanager
-def byte_progress(description: str, total: int):
-    """A rich progress bar on a terminal; silent otherwise (pipelines, tests)."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as p:
-        task = p.add_task(description, total=total)
-        yield lambda n: p.advance(task, n)
+from registry.cli.common import emit, pass_ctx, warn
+from registry.training.progress import quiet_third_party, settings, work_progress
 
 
 @click.command("materialize")
@@ -106,17 +80,21 @@ def materialize(
         raise click.UsageError("--rank applies only with --as-adapter")
     r = reg.recipe(ref)
     gate = parse_drift(max_ppl_drift) if max_ppl_drift is not None else None
-    with byte_progress(f"materialize {r.ref}", _out_bytes(r)) as advance:
+    with contextlib.ExitStack() as stack:
+        if gate is not None:  # the retention check loads the model: no "Loading weights" bar in logs
+            stack.enter_context(quiet_third_party(settings().interactive()))
+        progress = stack.enter_context(work_progress(f"materialize {r.ref}", _out_bytes(r), "bytes"))
         m = reg.materialize(
             ref,
             out,
             force=force,
-            on_bytes=advance,
+            on_bytes=progress.advance,
             shard_bytes=parse_size(shard_size),
             require_approved=require_approved,
             reuse=not no_reuse,
             max_ppl_drift=gate,
             sign_key=sign_key,
+            on_warning=lambda message: warn(ctx, message),
         )
     view = materialization_view(m)
     if gate is not None:

@@ -49,13 +49,18 @@ def list_(ctx) -> None:
     reg = ctx.registry
     aliases = reg.aliases()
     rows = [recipe_view(r, aliases) for r in reg.recipes()]
-    for r in rows:
-        r["aliases"] = ",".join(r["aliases"])
-        r["terms"] = " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"])
+    shown = [
+        {
+            **r,
+            "aliases": ",".join(r["aliases"]),
+            "terms": " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"]),
+        }
+        for r in rows
+    ]  # JSON keeps the lists
     emit(
         ctx,
         rows,
-        table(rows, ["ref", "base", "method", "dtype", "status", "aliases", "terms"])
+        table(shown, ["ref", "base", "method", "dtype", "status", "aliases", "terms"])
         if rows
         else "no recipes",
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from registry.cli.common import emit, pass_ctx, table
+from registry.cli.common import emit, pass_ctx, say, table
+from registry.training.progress import quiet_third_party, settings
 
 
 @click.command("sweep")
@@ -39,9 +40,10 @@ def sweep(ctx, recipe, vary, etas, evaluator, out) -> None:
         raise click.BadParameter(f"not a list of numbers: {etas!r}", param_hint="--etas") from None
     if not values or len(vary) > 2:
         raise click.UsageError("give at least one η and at most two --vary vectors")
-    result = run_sweep(
-        ctx.registry, recipe, list(vary), values, list(evaluator), log=lambda m: click.echo(m, err=True)
-    )
+    with quiet_third_party(settings().interactive()):  # no "Loading weights" bar in logs
+        result = run_sweep(
+            ctx.registry, recipe, list(vary), values, list(evaluator), log=lambda m: say(ctx, m)
+        )
     files = result.write(Path(out or f"sweep-{recipe.replace('@', '-')}"))
     rows = [{k: f"{v:+.4g}" for k, v in r.items()} for r in result.rows]
     cols = [*(f"eta[{v}]" for v in result.varied), *result.metrics]

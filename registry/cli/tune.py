@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from registry.cli.common import emit, pass_ctx
+from registry.cli.common import emit, pass_ctx, say
+from registry.training.progress import quiet_third_party, settings
 
 
 @click.command("tune")
@@ -35,7 +38,21 @@ def tune(ctx, recipe, target, vary, range_, max_evals, tol, plot) -> None:
         require("plots", "matplotlib", what="tune --plot")
     metric, value = parse_target(target)
     lo, hi = parse_range(range_)
-    res = ctx.registry.tune(recipe, metric, value, vary=vary, lo=lo, hi=hi, tol=tol, max_evals=max_evals)
+
+    def on_eval(e: dict) -> None:
+        if ctx.as_json:
+            click.echo(json.dumps({"event": "tune_eval", "recipe": recipe, "metric": metric, **e}), err=True)
+        else:
+            say(
+                ctx,
+                f"tune {recipe}: evaluation {e['n']}/{e['max_evals']}: η = {e['eta']:g} gives {metric} = {e['value']:.4g}",
+            )
+
+    say(ctx, f"tune {recipe}: loading the base and scoring {metric} (target {value:g})")
+    with quiet_third_party(settings().interactive()):  # no "Loading weights" bar in logs
+        res = ctx.registry.tune(
+            recipe, metric, value, vary=vary, lo=lo, hi=hi, tol=tol, max_evals=max_evals, on_eval=on_eval
+        )
     if plot:
         from registry.evaluation.plots import tune_plot
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from registry.cli.common import emit, pass_ctx, table
+from registry.cli.common import emit, pass_ctx, say, table, warn
 from registry.db import listings as catalog
+from registry.training.progress import WorkProgress
 
 
 @click.group("vector")
@@ -43,22 +44,35 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None, requ
     """
     from registry.db.as_json import vector_view
 
-    v = ctx.registry.import_vector(name, base, positive, negative, require_lossless=require_lossless)
+    progress: list[WorkProgress] = []  # made at the first tensor, when the count is known
+
+    def on_tensor(total: int) -> None:
+        if not progress:
+            progress.append(WorkProgress(f"import {name}", total, "tensors"))
+        progress[0].advance()
+
+    try:
+        v = ctx.registry.import_vector(
+            name, base, positive, negative, require_lossless=require_lossless, on_tensor=on_tensor
+        )
+    finally:
+        for p in progress:
+            p.close()
     d = vector_view(v)
     lines = [
         f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param"
     ]
     lines += [f"  cosine with {o}: {i['global']:+.4f}" for o, i in v.interference.get("cosines", {}).items()]
-    warn(v)
+    vector_warnings(ctx, v)
     emit(ctx, d, "\n".join(lines))
 
 
-def warn(v) -> None:
+def vector_warnings(ctx, v) -> None:
     """The interference and plausibility warnings of a new vector, on stderr."""
     report = v.interference or {}
     for message in (report.get("warning"), (report.get("plausibility") or {}).get("warning")):
         if message:
-            click.echo(f"warning: {message}", err=True)
+            warn(ctx, message)
 
 
 @vector_group.command("list")
@@ -71,12 +85,11 @@ def list_(ctx, base: str | None) -> None:
         from registry.db.as_json import vector_view
 
         rows = [vector_view(v) for v in ctx.registry.vectors(base)]
-    for r in rows:
-        r["norm"] = f"{r['norm']:.4g}"
+    shown = [{**r, "norm": f"{r['norm']:.4g}"} for r in rows]  # JSON keeps the number
     emit(
         ctx,
         rows,
-        table(rows, ["ref", "base", "status", "norm", "param_count", "digest"]) if rows else "no vectors",
+        table(shown, ["ref", "base", "status", "norm", "param_count", "digest"]) if rows else "no vectors",
     )
 
 
@@ -134,7 +147,7 @@ def consistency(ctx, name: str, seeds: int, base: str | None) -> None:
     Example:
       registry vector consistency verbose --seeds 3
     """
-    res = ctx.registry.consistency(name, seeds, base, log=lambda m: click.echo(m, err=True))
+    res = ctx.registry.consistency(name, seeds, base, log=lambda m: say(ctx, m))
     rows = [
         {"a": p["a"], "b": p["b"], "global": f"{p['global']:+.4f}",
          **{k: f"{c:+.3f}" for k, c in p["per_layer"].items()}}

@@ -25,6 +25,16 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class RegistryIdentity(Base):
+    """Which registry this database holds and the store it uses, so a second home joins it."""
+
+    __tablename__ = "registry_identity"
+    registry_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store: Mapped[str | None] = mapped_column(Text)  # resolved store URL; None until first recorded
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[str | None] = mapped_column(String(128))
+
+
 class BaseModel(Base):
     __tablename__ = "base_models"
     id: Mapped[int] = mapped_column(primary_key=True)

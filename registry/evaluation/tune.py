@@ -131,8 +131,12 @@ def tune(
     hi: float = 2.0,
     tol: float | None = None,
     max_evals: int = 12,
+    on_eval: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Find η for term `vary` so that `metric` ≈ `target`; write it as a new recipe version."""
+    """Find η for term `vary` so that `metric` ≈ `target`; write it as a new recipe version.
+
+    `on_eval` hears each evaluation as it finishes: {"n", "max_evals", "eta", "value"}.
+    """
     require("train", "torch", "transformers", what="tune")
     r = get_recipe(core, recipe)
     names = [t.vector.name for t in r.terms]
@@ -146,8 +150,15 @@ def tune(
     value = metric_function(core, r, metric)
     terms = [(t.vector.ref, t.weight) for t in r.terms]
 
+    done = 0
+
     def f(eta: float) -> float:
-        return value([(ref, eta if i == idx else w) for i, (ref, w) in enumerate(terms)])
+        nonlocal done
+        y = value([(ref, eta if i == idx else w) for i, (ref, w) in enumerate(terms)])
+        done += 1
+        if on_eval is not None:
+            on_eval({"n": done, "max_evals": max_evals, "eta": eta, "value": y})
+        return y
 
     probe = [f(lo), f(hi)]  # the tolerance scales with what the range spans
     tol = tol if tol is not None else 0.005 * abs(probe[1] - probe[0])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from registry.db.models import Alias, Recipe
+from registry.db.models import Alias, Recipe, RecipeTerm, Vector
 from registry.errors import NotApproved
 from registry.governance.lifecycle import refuse
 from registry.records.recipes import lookup_recipe
@@ -36,6 +36,17 @@ def list_aliases(core: Core, name: str | None = None) -> list[Alias]:
         if name:
             q = q.where(Alias.recipe_name == name)
         return list(s.scalars(q))
+
+
+def aliases_behind(core: Core, obj: Recipe | Vector) -> list[str]:
+    """NAME@ALIAS pointers that reach `obj`: at the recipe version, or at a recipe using the vector."""
+    q = select(Alias.recipe_name, Alias.alias).order_by(Alias.recipe_name, Alias.alias)
+    if isinstance(obj, Recipe):
+        q = q.where(Alias.recipe_id == obj.id)
+    else:
+        q = q.join(RecipeTerm, RecipeTerm.recipe_id == Alias.recipe_id).where(RecipeTerm.vector_id == obj.id)
+    with core.Session() as s:
+        return [f"{name}@{alias}" for name, alias in s.execute(q.distinct())]
 
 
 def set_alias(core: Core, ref: str, alias: str, force: bool = False) -> Recipe:

@@ -44,9 +44,11 @@ def _events(s, objects: set[str]) -> dict[str, list[dict[str, Any]]]:
         return out
     for e in s.scalars(select(AuditEvent).where(AuditEvent.object.in_(objects)).order_by(AuditEvent.id)):
         if e.action.endswith(LIFECYCLE):
+            refused = e.action.startswith("refused.")  # a rule refused it: nothing changed
             out.setdefault(e.object, []).append(
                 {
-                    "status": e.action.rsplit(".", 1)[1],
+                    "status": "refused" if refused else e.action.rsplit(".", 1)[1],
+                    "attempted": e.action.rsplit(".", 1)[1],
                     "actor": e.actor,
                     "at": e.at.isoformat(timespec="seconds"),
                     "reason": (e.details or {}).get("reason"),
@@ -144,7 +146,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
         "ref": ref,
         "kind": kind,
         "base": {"name": b.name, "source": b.source, "revision": b.revision, "digest": b.digest},
-        "runs": list(runs.values()),
+        "runs": sorted(runs.values(), key=lambda r: (r["id"] is None, r["id"] or 0)),  # oldest first
     }
 
 

@@ -177,6 +177,12 @@ def add_recipe(
                         f"{spec.name}: terms.{i}.vector: {v.ref} is deprecated "
                         "(pin it as NAME@vN and pass --allow-deprecated to use it anyway)"
                     )
+                if any(v.id == u.id for u, _ in terms):  # why: two terms of one vector hide a weight sum
+                    first = next(j for j, (u, _) in enumerate(terms) if u.id == v.id)
+                    raise InvalidRecipe(
+                        f"{spec.name}: terms.{i}.vector: {v.ref} is already terms.{first}; "
+                        "give each vector one term (add their weights)"
+                    )
                 terms.append((v, t.weight))
             content = resolved_content(b, spec.method, params, dtype, terms)
             digest = content_digest(content)

@@ -50,11 +50,13 @@ def import_vector(
     negative: str | Path | None = None,
     policy: InterferencePolicy | None = None,
     require_lossless: bool = False,
+    on_tensor: Callable[[int], None] | None = None,
 ) -> Vector:
     """φ = θ+ − θ− (θ− defaults to the base), streamed tensor block by tensor block.
 
     Whether φ is exact both ways is recorded (`lineage.params.lossless`); with
-    `require_lossless` an inexact tensor refuses the import instead.
+    `require_lossless` an inexact tensor refuses the import instead. `on_tensor(total)`
+    hears each tensor as its data pass starts (progress).
     """
     check_name(name, "vector name")
     b, base_w = checked_base(core, base)
@@ -88,7 +90,9 @@ def import_vector(
         run.sources = {**run.sources, **done}
 
     try:
-        return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy, require_lossless, hashed)
+        return store_vector(
+            core, name, b, run, base_w, pos_w, neg_w, policy, require_lossless, hashed, on_tensor=on_tensor
+        )
     finally:
         hashing.shutdown(cancel_futures=True)
 
@@ -147,6 +151,7 @@ def store_vector(
     require_lossless: bool = False,
     before_commit: Callable[[], None] | None = None,
     low_rank: Factors | None = None,
+    on_tensor: Callable[[int], None] | None = None,
 ) -> Vector:
     """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction.
 
@@ -168,6 +173,8 @@ def store_vector(
             for k, tname in enumerate(names):
                 if k:
                     crashpoint("store:mid-data")
+                if on_tensor is not None:
+                    on_tensor(len(names))
                 if tname in low_rank:
                     yield from factor_blocks(tname, *low_rank[tname])
                     continue

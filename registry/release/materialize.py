@@ -28,6 +28,7 @@ from registry.records.recipes import get_recipe, lookup_recipe
 from registry.records.verified_reads import verified_vectors
 from registry.release.lockfile import build_lock, cached_card
 from registry.release.output_folders import (
+    check_free,
     check_replaceable,
     copy_folder,
     files_to_copy,
@@ -59,6 +60,7 @@ def materialize(
     durable: bool = False,
     max_ppl_drift: float | None = None,
     sign_key: str | Path | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Materialization:
     """Write recipe `ref` to `out`; an identical earlier output that still verifies is reused.
 
@@ -69,11 +71,14 @@ def materialize(
     never leaves a partial folder either way, since the rename is the commit).
     `require_approved` needs the recipe and every one of its vectors approved; `force`
     replaces only an earlier output of this registry; `sign_key` writes OUT.sig beside it.
+    `on_warning` hears, before anything is reused or written, that a version is deprecated.
     """
     out = Path(out).resolve()
     r = get_recipe(core, ref)
     if require_approved:
         require_all_approved(r)
+    elif on_warning is not None and (notice := deprecation_notice(r, ref)):
+        on_warning(notice)
     if force:
         check_replaceable(core, out)
     notes = output_notes(core, r, max_ppl_drift)  # may refuse (retention gate)
@@ -81,6 +86,8 @@ def materialize(
     previous = reusable(core, r, out) if reuse and "retention" not in notes else None
     if previous is not None:
         checked_base(core, r.base.name)
+    if not force and not (previous is not None and Path(previous.out_path) == out):
+        check_free(core, out)
     if previous is not None and Path(previous.out_path) == out:
         files, reused = dict(previous.files), previous
     elif previous is not None:
@@ -137,6 +144,20 @@ def materialize(
     if sign_key is not None:
         sign_folder(out, sign_key)
     return m
+
+
+def deprecation_notice(r: Recipe, ref: str) -> str | None:
+    """One line when `ref` resolves to a deprecated recipe version or uses a deprecated vector."""
+    via = f" (behind {ref})" if ref != r.ref else ""
+    if r.status == "deprecated":
+        return (
+            f"{r.ref}{via} is deprecated ({r.status_reason}); materializing it anyway "
+            "(--require-approved refuses it)"
+        )
+    old = [t.vector.ref for t in r.terms if t.vector.status == "deprecated"]
+    if old:
+        return f"{r.ref}{via} uses deprecated vector(s) {', '.join(old)}; materializing it anyway"
+    return None
 
 
 def require_all_approved(r: Recipe) -> None:

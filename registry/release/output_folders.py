@@ -75,6 +75,20 @@ def check_replaceable(core, out: Path) -> None:
         raise OutputExists(f"{out} holds an output of another registry; --force refuses to replace it")
 
 
+def check_free(core, out: Path) -> None:
+    """Refuse a non-empty `out`; suggest --force only where --force would replace it."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        check_replaceable(core, out)
+    except OutputExists:
+        raise OutputExists(
+            f"{out} exists and is not an output of this registry, which --force never replaces: "
+            "choose another --out, or empty it yourself"
+        ) from None
+    raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")
+
+
 def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExists(f"{out} exists and is not empty (use --force to replace it)")

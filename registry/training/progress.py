@@ -1,4 +1,4 @@
-"""Progress of long work (DPO training): a bar on a terminal, plain or JSON lines in logs.
+"""Progress of long work (DPO training, materialize, import): a bar on a terminal, plain or JSON lines in logs.
 
 On a terminal, training shows one progress bar per half with the loss and the DPO reward
 margin of the latest step. Elsewhere (CI, `nohup`, a batch job's log) it writes one line
@@ -176,6 +176,91 @@ class TrainingProgress:
         out = self.config.out()
         out.write((json.dumps(rec) if self.config.json else text_line(rec)) + "\n")
         out.flush()
+
+
+class WorkProgress:
+    """Progress of a long non-training job (materialize's bytes, import's tensors).
+
+    A bar on a terminal; elsewhere one line (a JSON object with --json) when the work
+    starts, when it ends, and between them at each further tenth done once `interval`
+    seconds have passed since the last line: a log shows the job alive without flooding.
+    """
+
+    def __init__(
+        self, label: str, total: int, unit: str, config: ProgressSettings | None = None, interval: float = 2.0
+    ):
+        self.label, self.total, self.unit = label, max(int(total), 0), unit
+        self.config = config or settings()
+        self.interval = interval
+        self.done = 0
+        self.reported = -1  # the last tenth written
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        if self.config.interactive():
+            from tqdm.auto import tqdm
+
+            scaled = unit == "bytes"
+            self.bar = tqdm(
+                total=self.total, desc=label, file=self.config.out(), leave=False, dynamic_ncols=True,
+                unit="B" if scaled else f" {unit}", unit_scale=scaled, unit_divisor=1024,
+            )  # fmt: skip
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        tenth = min(10, self.done * 10 // self.total) if self.total else 10
+        now = time.monotonic()
+        if self.reported < 0 or tenth == 10 or (tenth > self.reported and now - self.last >= self.interval):
+            if tenth == 10 and self.reported == 10:
+                return
+            self.reported, self.last = tenth, now
+            self._write()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif self.done > 0 and self.reported < 10:  # the work ended short of its estimate
+            self.reported = 10
+            self._write()
+
+    def record(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.start
+        return {
+            "event": "progress",
+            "label": self.label,
+            "done": self.done,
+            "total": self.total,
+            "unit": self.unit,
+            "elapsed_s": round(elapsed, 3),
+        }
+
+    def _write(self) -> None:
+        rec = self.record()
+        if self.config.json:
+            line = json.dumps(rec)
+        else:
+            pct = f"{rec['done'] / rec['total']:.0%}" if rec["total"] else "100%"
+            amount = (
+                f"{rec['done'] / 1e6:.1f}/{rec['total'] / 1e6:.1f} MB"
+                if self.unit == "bytes"
+                else f"{rec['done']}/{rec['total']} {self.unit}"
+            )
+            line = f"{self.label}: {amount} ({pct}), {_fmt_duration(rec['elapsed_s'])} elapsed"
+        out = self.config.out()
+        out.write(line + "\n")
+        out.flush()
+
+
+@contextlib.contextmanager
+def work_progress(label: str, total: int, unit: str) -> Iterator[WorkProgress]:
+    p = WorkProgress(label, total, unit)
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 def trainer_callback(progress: TrainingProgress):

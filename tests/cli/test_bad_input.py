@@ -204,11 +204,21 @@ def test_existing_output_refused_unless_forced_cli(loaded, cli, tmp_path):
     out.mkdir()
     (out / "mine.txt").write_text("keep")
     code, _, err = cli("materialize", "r", "--out", out)
-    assert code != 0 and err.strip() == f"Error: {out} exists and is not empty (use --force to replace it)"
+    assert code != 0 and err.strip() == (
+        f"Error: {out} exists and is not an output of this registry, which --force never replaces: "
+        "choose another --out, or empty it yourself"
+    )  # no --force hint: --force would be refused too
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     code, _, err = cli("materialize", "r", "--out", out, "--force")  # not an output of ours
     assert code != 0 and "is not an earlier output of this registry" in err and err.count("\n") == 1
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()
+    assert cli("materialize", "r", "--out", out)[0] == 0
+    loaded.add_recipe({"name": "r", "base": "tiny", "terms": [{"vector": "helpful", "weight": 0.5}]})
+    code, _, err = cli("materialize", "r@v2", "--out", out)  # our earlier output: --force would work
+    assert code != 0 and err.strip() == f"Error: {out} exists and is not empty (use --force to replace it)"
+    code, out_text, err = cli("materialize", "r@v2", "--out", out, "--force")
+    assert code == 0 and out_text.startswith("materialized r@v2"), err
 
 
 def test_materialize_refuses_changed_base_and_corrupt_chunk(loaded, models, tmp_path):

@@ -53,6 +53,7 @@ def test_gate_refuses_above_threshold_and_records_below(hs, cli, tmp_path):
     drift = hs.retention("hs").drift
     code, _, err = cli("materialize", "hs", "--out", tmp_path / "no", "--max-ppl-drift", f"{drift * 50}%")
     assert code == 1 and "recipe hs@v1: perplexity drift +" in err and "nothing written" in err
+    assert "Loading weights" not in err  # transformers' bar stays out of logs
     assert not (tmp_path / "no").exists() and hs.materializations() == []
     with pytest.raises(RetentionRefused):
         hs.materialize("hs", tmp_path / "no", max_ppl_drift=drift / 2)
@@ -61,6 +62,7 @@ def test_gate_refuses_above_threshold_and_records_below(hs, cli, tmp_path):
         "--json", "materialize", "hs", "--out", tmp_path / "ok", "--max-ppl-drift", f"{drift * 200}%"
     )
     assert code == 0, err
+    assert "Loading weights" not in err and all(json.loads(x) for x in err.splitlines())
     note = json.loads(out)["retention"]
     assert note["drift"] == pytest.approx(drift) and note["max_drift"] == pytest.approx(drift * 2)
     lock = json.loads((tmp_path / "ok" / "registry-lock.json").read_text())

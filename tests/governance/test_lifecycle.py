@@ -173,3 +173,45 @@ def test_not_approved_error_type(loaded, tmp_path):
     loaded.add_recipe(write_recipe(tmp_path))
     with pytest.raises(NotApproved):
         loaded.materialize("mix", tmp_path / "m", require_approved=True)
+
+
+def test_deprecating_behind_an_alias_warns_and_materializing_it_warns(loaded, cli, tmp_path):
+    assert cli("recipe", "add", write_recipe(tmp_path))[0] == 0
+    loaded.approve("helpful", "reviewed", kind="vector")
+    loaded.approve("mix@v1", "evals passed")
+    loaded.set_alias("mix@v1", "prod")
+    assert cli("materialize", "mix@prod", "--out", tmp_path / "m")[0] == 0
+
+    code, out, err = cli("deprecate", "mix@v1", "--reason", "superseded")
+    assert code == 0 and out.strip() == "mix@v1 is now deprecated (tester: superseded)"
+    [line] = err.strip().splitlines()
+    assert line.startswith("warning: mix@v1 is behind mix@prod: it now resolves to a deprecated version")
+
+    code, out, err = cli("materialize", "mix@prod", "--out", tmp_path / "m")  # reuses the same folder
+    assert code == 0 and out.startswith("reused verified output of mix@v1")
+    [line] = err.strip().splitlines()
+    assert line == (
+        "warning: mix@v1 (behind mix@prod) is deprecated (superseded); materializing it anyway "
+        "(--require-approved refuses it)"
+    )
+    code, out, err = cli("--json", "materialize", "mix@prod", "--out", tmp_path / "m2")
+    assert code == 0 and json.loads(out)["recipe"] == "mix@v1"
+    assert [json.loads(x) for x in err.strip().splitlines()] == [
+        {"event": "warning", "message": line.removeprefix("warning: ")}
+    ]
+    code, _, err = cli("materialize", "mix@prod", "--out", tmp_path / "m3", "--require-approved")
+    assert code == 1 and "mix@v1 is deprecated, not approved" in err
+
+    # a vector behind a recipe's alias: the alias is named too
+    code, out, err = cli("--json", "deprecate", "helpful", "--vector", "--reason", "retrained")
+    assert code == 0 and json.loads(out)["aliases"] == ["mix@prod"]
+    assert "helpful@v1 is behind mix@prod: they now use a deprecated vector" in json.loads(err)["message"]
+
+
+def test_deprecate_does_not_offer_sign_key(cli):
+    code, out, _ = cli("deprecate", "--help")
+    assert code == 0 and "--sign-key" not in out and "--reason" in out
+    code, out, _ = cli("approve", "--help")
+    assert code == 0 and "--sign-key" in out
+    code, _, err = cli("deprecate", "x", "--reason", "r", "--sign-key", "k.pem")
+    assert code == 2 and "No such option '--sign-key'" in err

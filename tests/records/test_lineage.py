@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 
 from registry.errors import IntegrityError, NotFound
@@ -120,3 +122,42 @@ def test_import_hashes_unchanged_sources_once(sqlite_reg, models, tmp_path, monk
     sqlite_reg.import_vector("c", "tiny", plus)
     assert calls == [weights, weights]
     assert recorded("c@v1") == hashlib.sha256(bytes(data)).hexdigest() != recorded("a@v1")
+
+
+def test_lineage_tells_what_happened_refusals_order_and_long_lists(sqlite_reg, models, cli, tmp_path):
+    """A refused approve stays refused, runs come oldest first, a long list is summarized."""
+    from safetensors.numpy import load_file, save_file
+
+    from registry.errors import GovernanceRefused
+
+    reg = sqlite_reg
+    scaled = tmp_path / "scaled"  # θ− at 0.3× the base: θ+ − θ− is inexact in float32 nearly everywhere
+    shutil.copytree(models["base"], scaled)
+    tensors = {k: v * np.float32(0.3) for k, v in load_file(scaled / "model.safetensors").items()}
+    save_file(tensors, scaled / "model.safetensors", metadata={"format": "pt"})
+    reg.import_vector("zeta", "tiny", models["plus"], scaled)  # imported first, sorts last by name
+    reg.import_vector("alpha", "tiny", models["plus2"])
+    reg.add_recipe({"name": "za", "base": "tiny", "terms": [{"vector": "zeta", "weight": 1.0}]})
+    with pytest.raises(GovernanceRefused):
+        reg.approve("za", "looks fine")
+
+    tree = reg.lineage("tiny")
+    ids = [run["id"] for run in tree["runs"]]
+    assert ids == sorted(ids) and tree["runs"][0]["vectors"][0]["ref"] == "zeta@v1"
+    [decision] = tree["runs"][0]["vectors"][0]["recipes"][0]["approvals"]
+    assert decision["status"] == "refused" and decision["attempted"] == "approved"
+    assert "not approved" in decision["reason"]
+    inexact = tree["runs"][0]["params"]["inexact_tensors"]
+    assert len(inexact) > 3
+
+    code, out, err = cli("lineage", "tiny")
+    assert code == 0, err
+    assert "approved by" not in out
+    assert "refused (approved) for tester at" in out
+    assert out.index("vector zeta@v1") < out.index("vector alpha@v1")  # oldest run first
+    assert f"inexact_tensors=[{len(inexact)} items: {', '.join(inexact[:3])}, …]" in out
+    assert inexact[3] not in out
+    code, out, _ = cli("--json", "lineage", "tiny")
+    data = json.loads(out)
+    assert data["runs"][0]["params"]["inexact_tensors"] == inexact  # JSON keeps the whole list
+    assert data["runs"][0]["vectors"][0]["recipes"][0]["approvals"][0]["status"] == "refused"

@@ -76,3 +76,17 @@ def test_method_parameters_are_validated(loaded):
         loaded.add_recipe(spec(parameters={"density": 0.5}))
     with pytest.raises(InvalidRecipe, match=r"parameter density of ties must be in \[0.0, 1.0\]"):
         loaded.add_recipe({**spec(parameters={"density": 1.5}), "method": "ties"})
+
+
+def test_two_terms_for_one_vector_are_refused(loaded, cli, tmp_path):
+    recipe = tmp_path / "dup.yaml"
+    recipe.write_text(
+        "name: dup\nbase: tiny\nterms:\n"
+        "  - {vector: helpful, weight: 1.0}\n  - {vector: harmless, weight: 0.5}\n"
+        "  - {vector: helpful@v1, weight: 0.25}\n"
+    )
+    code, _, err = cli("recipe", "add", recipe)
+    assert code == 1 and err.strip() == (
+        "Error: dup: terms.2.vector: helpful@v1 is already terms.0; give each vector one term (add their weights)"
+    )
+    assert loaded.recipes() == []

@@ -121,7 +121,7 @@ def test_output_in_place_is_refused_unless_forced(loaded, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(OutputExists, match="exists and is not empty"):
+    with pytest.raises(OutputExists, match="exists and is not an output of this registry"):
         loaded.materialize("mix", out)
     assert (out / "keep.txt").read_text() == "mine"
     # --force replaces only an earlier output of this registry, never a folder of the user's

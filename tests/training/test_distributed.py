@@ -38,7 +38,9 @@ def test_two_process_launch_writes_one_vector(sqlite_reg, home):
     assert [v.ref for v in sqlite_reg.vectors()] == ["verbose@v1"]
     # only rank 0 reports: one options line, one JSON progress line per step and half
     err = proc.stderr.splitlines()
-    assert sum(line.startswith("training: plain format") for line in err) == 1
+    assert (
+        sum(line.startswith('{"event": "message", "message": "training: plain format') for line in err) == 1
+    )
     steps = [json.loads(line) for line in err if line.startswith('{"event": "train_step"')]
     assert [(r["label"], r["step"]) for r in steps] == [("plus", 1), ("plus", 2), ("minus", 1), ("minus", 2)]
     from sqlalchemy import func, select

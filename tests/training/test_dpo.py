@@ -122,7 +122,10 @@ def test_cli_prints_options_and_records_resolved_ones(sqlite_reg, cli):
         "--json", "add-preference", "verbose", "--base", "tiny", "--steps", "2", "--log-every", "1"
     )
     assert code == 0, err
-    summary = [line for line in err.splitlines() if line.startswith("training: ")]
+    notes = [json.loads(line) for line in err.splitlines()]  # under --json, stderr is JSON lines only
+    summary = [
+        n["message"] for n in notes if n["event"] == "message" and n["message"].startswith("training: ")
+    ]
     assert summary == [
         "training: plain format, fp32, 2 steps, lr 1e-06, warm-up 10%, β 0.1, batch 4, max length 1024, full fine-tune"
     ]
@@ -350,8 +353,8 @@ def test_cli_json_progress_goes_to_stderr(sqlite_reg, cli):
     )
     assert code == 0, err
     assert json.loads(out)["ref"] == "verbose@v1"  # stdout stays one JSON document
-    recs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    steps = [(r["label"], r["step"]) for r in recs]
+    recs = [json.loads(line) for line in err.splitlines()]  # no plain-text line among them
+    steps = [(r["label"], r["step"]) for r in recs if r["event"] == "train_step"]
     assert steps == [(half, n) for half in ("plus", "minus") for n in (1, 2, 3)]
 
 

@@ -1,0 +1,82 @@
+"""A database shared by several homes: it records its registry and store; init joins, open checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from registry import Registry
+from registry.db import engine as dbmod
+from registry.errors import StoreMismatch
+
+
+def one_line(err: str) -> str:
+    lines = [x for x in err.strip().splitlines() if x]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_second_home_joins_the_store_the_database_records(loaded, cli, db_url, tmp_path, models):
+    second = tmp_path / "machine-b"
+    code, out, err = cli("--home", second, "--json", "init", "--db", db_url)
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["joined"] is True and info["id"] == loaded.id
+    assert info["store"] == str(loaded.store.path)  # the first home's store, not machine-b/vectors.zarr
+    assert not (second / "vectors.zarr").exists()
+    b = Registry.open(second, migrate=True)
+    assert [v.ref for v in b.vectors()] == ["harmless@v1", "helpful@v1"]
+    assert b.verify() == []  # every vector's data is found: the same store
+    b.import_vector("again", "tiny", models["plus"])
+    assert "again@v1" in [v.ref for v in loaded.vectors()]
+    b.close()
+
+
+def test_init_prints_joined_with_the_store(loaded, cli, db_url, tmp_path):
+    code, out, err = cli("--home", tmp_path / "b", "init", "--db", db_url)
+    assert code == 0, err
+    assert out.strip() == f"joined registry {loaded.id[:8]} (store {loaded.store.path}) at {tmp_path / 'b'}"
+
+
+def test_init_with_another_store_on_a_used_database_is_refused_in_one_line(loaded, cli, db_url, tmp_path):
+    code, _, err = cli("--home", tmp_path / "b", "init", "--db", db_url, "--store", tmp_path / "b.zarr")
+    assert code == 1
+    line = one_line(err)
+    assert f"already holds registry {loaded.id[:8]} with store {loaded.store.path}" in line
+    assert f"not {tmp_path / 'b.zarr'}" in line and "without --store to join" in line
+    assert not (tmp_path / "b" / "registry.toml").exists() and not (tmp_path / "b.zarr").exists()
+
+
+def test_opening_with_a_store_other_than_the_recorded_one_names_both(loaded, cli, db_url, tmp_path):
+    toml = loaded.home / "registry.toml"
+    toml.write_text(toml.read_text().replace('store = "vectors.zarr"', f'store = "{tmp_path / "x.zarr"}"'))
+    code, _, err = cli("vector", "show", "helpful")
+    assert code == 1
+    line = one_line(err)
+    assert f"names store {tmp_path / 'x.zarr'}" in line
+    assert f"records store {loaded.store.path} for registry {loaded.id[:8]}" in line
+    with pytest.raises(StoreMismatch):
+        Registry.open(loaded.home)
+
+
+def test_a_sqlite_home_moved_as_a_whole_still_opens(sqlite_reg, tmp_path):
+    old = sqlite_reg.home
+    sqlite_reg.close()
+    new = tmp_path / "moved"
+    old.rename(new)
+    r = Registry.open(new)
+    assert r.base("tiny").name == "tiny" and r.store.path == new / "vectors.zarr"
+    r.close()
+
+
+def test_a_database_from_before_the_identity_table_records_its_store_on_open(loaded, db_url):
+    home = loaded.home
+    dbmod.downgrade(loaded.engine, "0003")  # the store is kept in registry_meta meanwhile
+    dbmod.upgrade(loaded.engine)
+    from registry.db.identity import recorded_store
+
+    with loaded.Session() as s:
+        assert recorded_store(s, loaded.id) == str(loaded.store.path)
+    loaded.close()
+    Registry.open(home, migrate=True).close()

@@ -1,0 +1,207 @@
+"""Every command's --json output against its JSON Schema in docs/json-schemas/, from real runs.
+
+One registry is driven through every command of the click tree (training, tune and
+consistency included, on the tiny model); each output is validated against the command's
+schema, and under --json every stderr line must be a JSON object (progress, warnings).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from registry.cli import main
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "json-schemas"
+FAST = ["--steps", "1", "--warmup-ratio", "0", "--batch-size", "4", "--learning-rate", "1e-3"]
+
+
+def leaf_commands(group: click.Group = main, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    ctx = click.Context(group)
+    out = []
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if isinstance(cmd, click.Group):
+            out += leaf_commands(cmd, (*path, name))
+        else:
+            out.append((*path, name))
+    return out
+
+
+def schema_name(path: tuple[str, ...]) -> str:
+    """Plugin commands of add-preference share one output shape, so one schema."""
+    return "add-preference" if path[0] == "add-preference" else "-".join(path)
+
+
+def ec_keys(folder: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    priv, pub = folder / "release.key", folder / "release.pub"
+    priv.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return priv, pub
+
+
+def offline_hub(mp: pytest.MonkeyPatch) -> None:
+    """The Hub is not reachable here: HfApi's three calls answer as the Hub would."""
+    from huggingface_hub import CommitInfo, HfApi
+
+    mp.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: f"https://huggingface.co/{repo_id}")
+    mp.setattr(HfApi, "create_branch", lambda self, repo_id, **kw: None)
+    mp.setattr(
+        HfApi,
+        "upload_folder",
+        lambda self, **kw: CommitInfo(
+            commit_url=f"https://huggingface.co/{kw['repo_id']}/commit/abc123",
+            commit_message=kw["commit_message"],
+            commit_description="",
+            oid="abc123",
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, str]]]:
+    """(stdout, stderr) of every command run with --json, by command path."""
+    root = tmp_path_factory.mktemp("json")
+    home, other = root / "home", root / "other"
+    runs: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    runner = CliRunner()
+
+    def run(*args, home_dir: Path = home) -> dict | list:
+        args = [str(a) for a in args]
+        result = runner.invoke(
+            main,
+            ["--home", str(home_dir), "--json", *args],
+            env={"REGISTRY_ACTOR": "tester"},
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, (args, result.stderr)
+        path = next(p for p in leaf_commands() if tuple(args[: len(p)]) == p)
+        runs.setdefault(path, []).append((result.stdout, result.stderr))
+        return json.loads(result.stdout)
+
+    priv, pub = ec_keys(root)
+    recipe = root / "mix.yaml"
+    recipe.write_text(
+        "name: mix\nbase: tiny\ndtype: float32\nterms:\n"
+        "  - {vector: helpful, weight: 1.0}\n  - {vector: verbose, weight: 0.5}\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        offline_hub(mp)
+        run("init")
+        run("base", "add", "tiny", models["base"])
+        run("base", "list")
+        run("base", "show", "tiny")
+        run("plugins", "list")
+        run("vector", "import", "helpful", "--base", "tiny", "--positive", models["plus"])
+        run("vector", "import", "harmless", "--base", "tiny", "--positive", models["plus2"], "--negative", models["minus"])  # fmt: skip
+        run("add-preference", "verbose", "--base", "tiny", *FAST)
+        run("vector", "list")
+        run("vector", "show", "helpful")
+        run("vector", "compare", "helpful", "harmless")
+        run("vector", "consistency", "verbose", "--seeds", "2")
+        run("interference")
+        run("recipe", "add", recipe)
+        run("approve", "helpful", "--vector", "--reason", "reviewed")
+        run("approve", "verbose", "--vector", "--reason", "reviewed")
+        run("approve", "mix", "--reason", "evals passed", "--sign-key", priv)
+        run("recipe", "alias", "mix@v1", "prod")
+        run("recipe", "list")
+        run("recipe", "show", "mix@prod")
+        run("materialize", "mix@prod", "--out", root / "out")
+        run("sweep", "mix", "--vary", "verbose", "--etas", "0,1", "--out", root / "sweep")
+        run("tune", "mix", "--vary", "verbose", "--target", "answer_length=20", "--range", "0:1", "--max-evals", "3", "--tol", "1000")  # fmt: skip
+        run("lineage", "mix@prod")
+        run("push", "mix@prod", "--repo", "org/mix")
+        run("trust", "add", pub, "--name", "release")
+        run("trust", "list")
+        run("export", "mix@v1", "--out", root / "mix.bundle")
+        run("deprecate", "mix@v1", "--reason", "superseded")
+        run("log", "--limit", "5")
+        run("verify")
+        run("verify", "--lock", root / "out" / "registry-lock.json")
+        run("gc", "--dry-run")
+        run("backup", root / "backup")
+        run("db", "upgrade")
+        run("init", home_dir=other)
+        run("base", "add", "tiny", models["base"], home_dir=other)
+        run("import-bundle", root / "mix.bundle", home_dir=other)
+    return runs
+
+
+def test_every_command_with_json_output_has_a_schema():
+    missing = [p for p in leaf_commands() if not (SCHEMAS / f"{schema_name(p)}.schema.json").is_file()]
+    assert missing == []
+    named = {schema_name(p) for p in leaf_commands()}
+    extra = [
+        f.name for f in SCHEMAS.glob("*.schema.json") if f.name.removesuffix(".schema.json") not in named
+    ]
+    assert extra == []  # no schema for a command that no longer exists
+
+
+@pytest.mark.parametrize("path", leaf_commands(), ids=" ".join)
+def test_real_output_matches_the_schema(outputs, path):
+    import jsonschema
+
+    schema = json.loads((SCHEMAS / f"{schema_name(path)}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    runs = outputs.get(path) or next(
+        (v for p, v in outputs.items() if schema_name(p) == schema_name(path)), None
+    )
+    assert runs, f"{' '.join(path)} was not run"
+    for stdout, stderr in runs:
+        jsonschema.validate(json.loads(stdout), schema, cls=jsonschema.Draft202012Validator)
+        for line in stderr.splitlines():  # progress and warnings: JSON lines only
+            if line.strip():
+                assert isinstance(json.loads(line), dict), line
+
+
+def test_numbers_are_numbers_and_collections_are_lists(outputs):
+    [(out, _)] = outputs[("vector", "list")]
+    rows = json.loads(out)
+    assert all(isinstance(r["norm"], float) and r["norm"] > 0 for r in rows)
+    [(out, _)] = outputs[("recipe", "list")]
+    [mix] = json.loads(out)
+    assert mix["aliases"] == ["prod"]
+    assert [(t["vector"], t["weight"]) for t in mix["terms"]] == [("helpful@v1", 1.0), ("verbose@v1", 0.5)]
+
+
+def test_schemas_reject_the_old_shapes():
+    """The schemas would have caught what issue 27 found: a norm as text, terms as one string."""
+    import jsonschema
+
+    vectors = json.loads((SCHEMAS / "vector-list.schema.json").read_text())
+    row = {
+        "ref": "a@v1", "name": "a", "version": 1, "base": "tiny", "status": "draft", "digest": "0" * 64,
+        "param_count": 10, "norm": 0.1116, "stored_bytes": 40, "bytes_per_param": 4.0,
+        "created_at": "2026-11-29T08:00:00Z",
+    }  # fmt: skip
+    jsonschema.validate([row], vectors)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([{**row, "norm": "0.1116"}], vectors)
+    recipes = json.loads((SCHEMAS / "recipe-list.schema.json").read_text())
+    recipe = {
+        "ref": "m@v1", "name": "m", "version": 1, "base": "tiny", "method": "linear", "parameters": {},
+        "dtype": "float32", "status": "approved", "content_digest": "0" * 64,
+        "terms": [{"vector": "helpful@v1", "weight": 1.0, "digest": "0" * 64}], "aliases": ["prod"],
+        "created_at": "2026-11-29T08:00:00Z",
+    }  # fmt: skip
+    jsonschema.validate([recipe], recipes)
+    for old in ({"terms": "+1·helpful@v1"}, {"aliases": "prod"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate([{**recipe, **old}], recipes)
