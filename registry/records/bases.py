@@ -144,22 +144,8 @@ def add_base(core: Core, name: str, source: str, revision: str | None = None) ->
         folder = download(source, revision)
     folder = folder.resolve()
     info = inspect_folder(folder)
-    cache = core.stat_cache()
-    for fname, (digest, _) in info.files.items():
-        cache.remember(folder / fname, digest)
-    pins = {f: d for f, (d, _) in info.files.items()}
-    base = BaseModel(
-        name=name,
-        source=source,
-        revision=revision,
-        path=str(folder),
-        architecture=info.architecture,
-        model_type=info.model_type,
-        dtype=info.dtype,
-        param_count=info.param_count,
-        digest=named_digest(pins),
-        files=[BaseFile(filename=f, sha256=d, size=n) for f, (d, n) in info.files.items()],
-    )
+    remember_pins(core, folder, info)
+    base = base_row(name, source, revision, folder, info)
 
     def write() -> BaseModel:
         with core.Session.begin() as s:
@@ -173,6 +159,30 @@ def add_base(core: Core, name: str, source: str, revision: str | None = None) ->
     added = core.write(write)
     base_norm(core, added, SafetensorsFolder(folder))  # read while the files are hot from hashing
     return added
+
+
+def remember_pins(core: Core, folder: Path, info: FolderInfo) -> None:
+    cache = core.stat_cache()
+    for fname, (digest, _) in info.files.items():
+        cache.remember(folder / fname, digest)
+
+
+def base_row(name: str, source: str, revision: str | None, folder: Path, info: FolderInfo) -> BaseModel:
+    """A new BaseModel row from an inspected folder (`base add`, and bundle import in its
+    own transaction, so a refused import leaves no base behind)."""
+    pins = {f: d for f, (d, _) in info.files.items()}
+    return BaseModel(
+        name=name,
+        source=source,
+        revision=revision,
+        path=str(folder),
+        architecture=info.architecture,
+        model_type=info.model_type,
+        dtype=info.dtype,
+        param_count=info.param_count,
+        digest=named_digest(pins),
+        files=[BaseFile(filename=f, sha256=d, size=n) for f, (d, n) in info.files.items()],
+    )
 
 
 def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
