@@ -8,6 +8,7 @@ is checked for loss, plausibility (‖φ‖/‖θbase‖) and interference with 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -152,6 +153,12 @@ def store_vector(
                 )
 
         writer.write(blocks())
+        # Σx² of finite float32 values cannot overflow float64: a non-finite norm is a NaN or inf in φ
+        bad = [t for t in names if not math.isfinite(writer.norms[t])]
+        if bad:
+            raise IncompatibleWeights(
+                f"tensor {bad[0]}: φ holds NaN or infinite values (θ+ − θ− overflows float32)"
+            )
         tensors = [
             {
                 "name": tname,

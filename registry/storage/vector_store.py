@@ -84,6 +84,34 @@ def chunk_rows(shape: tuple[int, ...]) -> int:
     return block_rows(shape)
 
 
+def _checked_meta(meta: dict) -> dict:
+    """An array's zarr.json, every field this reader uses checked (it may come from a bundle)."""
+    if not isinstance(meta, dict):
+        raise TypeError("not a JSON object")
+    codecs = [c["name"] for c in meta["codecs"]]
+    if codecs not in (SPLIT16, BLOSC) or meta.get("data_type") != "float32":
+        raise IntegrityError(f"has an unexpected encoding {codecs}")
+    encoding = meta.get("chunk_key_encoding") or {}
+    sep = (encoding.get("configuration") or {}).get("separator", "/")
+    if encoding.get("name") != "default" or sep not in ("/", "."):
+        raise IntegrityError("has an unexpected chunk key encoding")
+    shape, grid = meta["shape"], meta["chunk_grid"]
+    chunks = grid["configuration"]["chunk_shape"]
+    ints = all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in [*shape, *chunks])
+    if grid.get("name") != "regular" or not shape or not ints or len(chunks) != len(shape):
+        raise ValueError(f"shape {str(shape)[:60]} and chunk grid {str(chunks)[:60]} do not agree")
+    # a chunk is whole rows of the array: so it never holds more values than the array
+    if not 1 <= chunks[0] <= max(shape[0], 1) or list(chunks[1:]) != list(shape[1:]):
+        raise ValueError(f"chunk shape {chunks} does not fit shape {shape}")
+    attributes = meta.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise TypeError("attributes are not a JSON object")
+    meta["separator"] = sep
+    meta["split16"] = codecs == SPLIT16
+    meta["chunk_size"] = math.prod(chunks)
+    return meta
+
+
 class VectorStore:
     def __init__(self, url: str | Path):
 
@@ -266,16 +294,12 @@ class StoredVector:
                 meta = json.loads(self.blobs.read(f"{self.prefix}/{name}/zarr.json"))
             except (OSError, ValueError) as e:
                 raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
-            codecs = [c["name"] for c in meta.get("codecs", [])]
-            if codecs not in (SPLIT16, BLOSC) or meta.get("data_type") != "float32":
-                raise IntegrityError(f"{self.label}: array {name} has an unexpected encoding {codecs}")
-            encoding = meta.get("chunk_key_encoding") or {}
-            sep = (encoding.get("configuration") or {}).get("separator", "/")
-            if encoding.get("name") != "default" or sep not in ("/", "."):
-                raise IntegrityError(f"{self.label}: array {name} has an unexpected chunk key encoding")
-            meta["separator"] = sep
-            meta["split16"] = codecs == SPLIT16
-            self._meta[name] = meta
+            try:
+                self._meta[name] = _checked_meta(meta)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                raise IntegrityError(f"{self.label}: array {name} has malformed metadata ({e})") from None
+            except IntegrityError as e:
+                raise IntegrityError(f"{self.label}: array {name} {e}") from None
         return self._meta[name]
 
     def spec(self, name: str) -> TensorSpec:
@@ -314,7 +338,7 @@ class StoredVector:
             return None
         data = self._raw_chunk(name, a // step, shape)
         try:
-            p = parts(data, slot)
+            p = parts(data, slot, size=meta["chunk_size"])
             p.low_halves()  # checked here, so a bad low plane is reported like any bad chunk
             return p
         except Exception as e:
@@ -343,7 +367,12 @@ class StoredVector:
         body = self._raw_chunk(name, i, shape)
         try:
             if meta["split16"]:  # edge chunks are stored at full chunk size: decode their rows only
-                return decode(body, count=rows * math.prod(shape[1:])).reshape((rows, *shape[1:]))
+                values = decode(body, count=rows * math.prod(shape[1:]), size=meta["chunk_size"])
+                return values.reshape((rows, *shape[1:]))
+            if len(body) < 16 or int.from_bytes(body[4:8], "little") != 4 * meta["chunk_size"]:
+                raise ValueError(
+                    "blosc frame size does not match the array's chunk shape"
+                )  # before allocating
             out = np.frombuffer(blosc.decompress(body), dtype="<f4")
             full = out.reshape((step, *shape[1:]))
         except Exception as e:
