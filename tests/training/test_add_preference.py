@@ -14,7 +14,7 @@ from registry.training.options import TrainingOptions
 
 # aggressive, so that a few steps move a tiny random model measurably (defaults suit real models)
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
-PKU = Path(__file__).parent / "data" / "pku_sample.jsonl"
+PKU = Path(__file__).parent.parent / "data" / "pku_sample.jsonl"
 
 
 def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
