@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from registry.db.models import Recipe, RevokedKey, Signature, TrustedKey, Vector, utcnow
+from registry.db.models import Recipe, RevokedKey, TrustedKey, Vector, utcnow
 from registry.errors import NotFound, NotTrusted
 from registry.governance.signing import key_id, public_pem
 
@@ -69,18 +69,17 @@ def remove_trusted(core: Core, key: str, reason: str | None = None) -> dict[str,
                 )
             )  # fmt: skip
             s.delete(row)
-            signed = s.execute(select(Signature.kind, Signature.object_id).where(Signature.key_id == kid))
-            for kind, object_id in sorted(set(signed)):
-                model = Recipe if kind == "recipe" else Vector
-                obj = s.scalar(select(model).where(model.id == object_id).with_for_update())
-                if obj is None or obj.status != "approved":
-                    continue
-                if not (obj.status_reason or "").startswith(IMPORTED_APPROVAL + kid[:16]):
-                    continue
-                obj.status, obj.status_actor, obj.status_at = "draft", core.actor, utcnow()
-                obj.status_reason = f"approval rested on key {kid[:16]}, revoked by {core.actor}"
-                core.audit(s, f"{kind}.approval-revoked", obj.ref, {"from": "approved", "key_id": kid})
-                demoted.append(f"{kind} {obj.ref}")
+            # approvals that rest on the key: imported with its signature, or vouched for by a
+            # recipe signature of it (both recorded with this reason prefix)
+            for kind, model in (("recipe", Recipe), ("vector", Vector)):
+                rested = select(model).where(
+                    model.status == "approved", model.status_reason.startswith(IMPORTED_APPROVAL + kid[:16])
+                )
+                for obj in s.scalars(rested.order_by(model.id).with_for_update()):
+                    obj.status, obj.status_actor, obj.status_at = "draft", core.actor, utcnow()
+                    obj.status_reason = f"approval rested on key {kid[:16]}, revoked by {core.actor}"
+                    core.audit(s, f"{kind}.approval-revoked", obj.ref, {"from": "approved", "key_id": kid})
+                    demoted.append(f"{kind} {obj.ref}")
             core.audit(
                 s, "trust.remove", f"key:{kid[:16]}", {"key_id": kid, "reason": reason, "demoted": demoted}
             )
