@@ -40,6 +40,7 @@ from registry.storage.tensor_io import (
 )
 from registry.util.digests import weights_digest
 from registry.util.faults import crashpoint
+from registry.util.finite import finite32
 from registry.util.memory import recycle_large_blocks
 from registry.util.refs import Ref
 
@@ -87,6 +88,11 @@ def materialize(
         copy_folder(Path(previous.out_path), out, force, durable)
         files, reused = dict(previous.files), previous
     else:
+        for t in r.terms:  # rows written before weights were checked as float32
+            if not finite32(t.weight):
+                raise IntegrityError(
+                    f"recipe {r.ref}: weight {t.weight:g} of {t.vector.ref} is not finite as float32"
+                )
         b, base_w = checked_base(core, r.base.name)  # pins first: an unpinned weight file is refused
         # the database's tensor rows say what must exist: a missing array is refused here
         data = verified_vectors(core, [t.vector for t in r.terms], base_w)
