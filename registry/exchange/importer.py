@@ -111,8 +111,8 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                 if e["base"] not in bases:
                     raise IntegrityError(f"bundle vector {ref}: its base is not among the bundle's bases")
                 wanted = float_tensors(bases[e["base"]].weights)
-                check_tensors(e, ref, e["base"], wanted)
-                layout.add_vector(ref, e["data"], wanted)
+                listed = check_tensors(e, ref, e["base"], wanted)
+                layout.add_vector(ref, e["data"], wanted, listed)
                 refs.append(ref)
             arc.extract(work, layout.limit_of, layout.total)  # every member checked, then written
 

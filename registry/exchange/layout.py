@@ -17,6 +17,7 @@ from typing import Any
 
 from registry.errors import IntegrityError
 from registry.exchange.archive import MANIFEST, MANIFEST_LIMIT, check_name
+from registry.storage.low_rank import factor_arrays
 from registry.storage.tensor_io import FLOATS, TensorReader
 
 META_LIMIT = 64 << 10  # a zarr.json
@@ -58,6 +59,23 @@ def check_tensors(e: dict[str, Any], ref: str, base: str, wanted: dict[str, tupl
     return listed
 
 
+def _arrays(ref: str, tensors: dict[str, tuple[int, ...]], listed: dict[str, dict]) -> dict:
+    """The arrays a vector's folder may hold, by shape."""
+    out = {}
+    for name, shape in tensors.items():
+        factors = (listed.get(name) or {}).get("factors")
+        if factors is None:
+            out[name] = shape
+            continue
+        k = factors.get("rank") if isinstance(factors, dict) else None
+        ok = isinstance(k, int) and not isinstance(k, bool) and len(shape) == 2 and 1 <= k <= min(shape)
+        if not ok:
+            raise IntegrityError(f"bundle vector {ref}: array {name} has malformed factors")
+        a_name, b_name = factor_arrays(name)
+        out[a_name], out[b_name] = (k, shape[1]), (shape[0], k)
+    return out
+
+
 class Layout:
     """The files a bundle may hold, and the largest size of each (`limit_of`)."""
 
@@ -66,7 +84,11 @@ class Layout:
         self.vectors: dict[str, dict[str, tuple[int, int, int]]] = {}
         self.total = MANIFEST_LIMIT
 
-    def add_vector(self, ref: str, data: Any, tensors: dict[str, tuple[int, ...]]) -> None:
+    def add_vector(
+        self, ref: str, data: Any, tensors: dict[str, tuple[int, ...]], listed: dict[str, dict] | None = None
+    ) -> None:
+        """A vector's folder: one array per tensor, or, for a tensor the manifest lists with
+        `factors` (a low-rank φ), its two factor arrays NAME.lora_B (rows × k), NAME.lora_A (k × cols)."""
         try:
             check_name(self.path, data if isinstance(data, str) else "")
         except IntegrityError:
@@ -79,7 +101,7 @@ class Layout:
         if data == MANIFEST or data.startswith(MANIFEST + "/"):
             raise IntegrityError(f"bundle: vector {ref} data path {data!r} is the manifest")
         arrays = {}
-        for name, shape in tensors.items():
+        for name, shape in _arrays(ref, tensors, listed or {}).items():
             rows = shape[0] if shape else 1
             n = max(1, math.prod(shape))
             arrays[name] = (rows, len(shape), 4 * n + CHUNK_SLACK)
