@@ -17,7 +17,7 @@ from registry.db.models import AuditEvent, BaseModel, Materialization, Recipe, V
 from registry.evaluation import consistency, retention, scoring, sweep, tune
 from registry.evaluation.retention import RetentionCheck
 from registry.evaluation.sweep import SweepResult
-from registry.governance import aliases, lifecycle, revocation, signing
+from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
 from registry.records import bases, interference, lineage, recipes, vector_import, vectors
@@ -131,9 +131,6 @@ class Registry(Core):
 
     def trust(self, key_file: str | Path, name: str | None = None):
         return signing.add_trusted(self, key_file, name)
-
-    def untrust(self, key: str, reason: str | None = None) -> dict[str, Any]:
-        return revocation.remove_trusted(self, key, reason)
 
     def deprecate(
         self, ref: str, reason: str, kind: str = "recipe", base: str | None = None

@@ -61,7 +61,9 @@ def remove(ctx, key: str, reason: str | None) -> None:
     Example:
       registry trust remove 3f2a9c1d --reason "key leaked"
     """
-    report = ctx.registry.untrust(key, reason)
+    from registry.governance.revocation import remove_trusted
+
+    report = remove_trusted(ctx.registry, key, reason)
     human = f"revoked key {report['key_id'][:16]} ({report['name']})"
     if report["demoted"]:
         human += "; back to draft: " + ", ".join(report["demoted"])

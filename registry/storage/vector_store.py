@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from registry.errors import IntegrityError, NotInitialized
+from registry.storage.array_meta import checked_meta
 from registry.storage.blobs import open_blobs
 from registry.storage.codec import NAME, decode, encode, parts
 from registry.storage.low_rank import expand, factor_arrays, logical_names
@@ -34,10 +35,6 @@ from registry.util.digests import ArrayHasher, array_sha256
 from registry.util.pipeline import labelled, ordered
 
 DATA = "data"
-# codec chains, by the names in each array's zarr.json: new arrays are written with SPLIT16;
-# BLOSC is the first format (lz4hc level 1, byte shuffle), still read
-SPLIT16 = ["bytes", "registry_split16", "crc32c"]
-BLOSC = ["bytes", "blosc", "crc32c"]
 GROUP_META = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
 
 
@@ -83,34 +80,6 @@ def chunk_key(name: str, i: int, ndim: int, separator: str = ".") -> str:
 def chunk_rows(shape: tuple[int, ...]) -> int:
     """Rows per stored chunk: one row block, so readers and writers align with the chunks."""
     return block_rows(shape)
-
-
-def _checked_meta(meta: dict) -> dict:
-    """An array's zarr.json, every field this reader uses checked (it may come from a bundle)."""
-    if not isinstance(meta, dict):
-        raise TypeError("not a JSON object")
-    codecs = [c["name"] for c in meta["codecs"]]
-    if codecs not in (SPLIT16, BLOSC) or meta.get("data_type") != "float32":
-        raise IntegrityError(f"has an unexpected encoding {codecs}")
-    encoding = meta.get("chunk_key_encoding") or {}
-    sep = (encoding.get("configuration") or {}).get("separator", "/")
-    if encoding.get("name") != "default" or sep not in ("/", "."):
-        raise IntegrityError("has an unexpected chunk key encoding")
-    shape, grid = meta["shape"], meta["chunk_grid"]
-    chunks = grid["configuration"]["chunk_shape"]
-    ints = all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in [*shape, *chunks])
-    if grid.get("name") != "regular" or not shape or not ints or len(chunks) != len(shape):
-        raise ValueError(f"shape {str(shape)[:60]} and chunk grid {str(chunks)[:60]} do not agree")
-    # a chunk is whole rows of the array: so it never holds more values than the array
-    if not 1 <= chunks[0] <= max(shape[0], 1) or list(chunks[1:]) != list(shape[1:]):
-        raise ValueError(f"chunk shape {chunks} does not fit shape {shape}")
-    attributes = meta.get("attributes", {})
-    if not isinstance(attributes, dict):
-        raise TypeError("attributes are not a JSON object")
-    meta["separator"] = sep
-    meta["split16"] = codecs == SPLIT16
-    meta["chunk_size"] = math.prod(chunks)
-    return meta
 
 
 class VectorStore:
@@ -324,7 +293,7 @@ class StoredVector:
             except (OSError, ValueError) as e:
                 raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
             try:
-                self._meta[name] = _checked_meta(meta)
+                self._meta[name] = checked_meta(meta)
             except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
                 raise IntegrityError(f"{self.label}: array {name} has malformed metadata ({e})") from None
             except IntegrityError as e:

@@ -7,6 +7,7 @@ import json
 import pytest
 from sqlalchemy import inspect, select
 
+from registry.governance.revocation import remove_trusted
 from tests.test_security import MIX, ec_keys
 
 
@@ -83,7 +84,7 @@ def test_local_approvals_signed_with_a_revoked_key_stand(sqlite_reg, models, tmp
     sqlite_reg.import_vector("helpful", "tiny", models["plus"])
     kid = sqlite_reg.trust(pub).key_id
     sqlite_reg.approve("helpful", "reviewed here", kind="vector", sign_key=priv)
-    assert sqlite_reg.untrust(kid)["demoted"] == []
+    assert remove_trusted(sqlite_reg, kid)["demoted"] == []
     assert sqlite_reg.vector("helpful").status == "approved"
 
 
@@ -95,7 +96,7 @@ def test_a_downgrade_keeps_revoked_keys_revoked(sqlite_reg, tmp_path):
 
     _priv, pub = ec_keys(tmp_path)
     kid = sqlite_reg.trust(pub).key_id
-    sqlite_reg.untrust(kid, "rotated")
+    remove_trusted(sqlite_reg, kid, "rotated")
     dbmod.downgrade(sqlite_reg.engine, "0003")
     # an older client reads trusted_keys only: the key is not there; its row is kept aside
     assert "revoked_keys" in inspect(sqlite_reg.engine).get_table_names()
