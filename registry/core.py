@@ -35,10 +35,11 @@ def default_actor() -> str:
 
 
 class Core:
-    def __init__(self, config: Config, actor: str | None = None):
+    def __init__(self, config: Config, actor: str | None = None, actor_source: str | None = None):
         self.config = config
         self.home = config.home
         self.actor = actor or default_actor()
+        self.actor_source = actor_source  # how the actor was established, e.g. "console"
         self.engine = dbmod.make_engine(config.db_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.store = VectorStore(config.store_url)
@@ -72,11 +73,15 @@ class Core:
 
     @classmethod
     def open(
-        cls, home: str | Path | None = None, actor: str | None = None, migrate: bool | None = None
+        cls,
+        home: str | Path | None = None,
+        actor: str | None = None,
+        migrate: bool | None = None,
+        actor_source: str | None = None,
     ) -> Self:
         """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
-        reg = cls(Config.load(home), actor)
+        reg = cls(Config.load(home), actor, actor_source)
         check_on_open(reg.config.db_url)
         reg.upgrade(migrate)
         with reg.Session() as s:

@@ -103,3 +103,7 @@ class NotTrusted(RegistryError):
 
 class GovernanceRefused(RegistryError):
     """A four-eyes or protected-alias rule refused an action (the refusal is audited)."""
+
+
+class MissingExtra(RegistryError, ImportError):
+    """A command needs an optional dependency group (`[train]`, `[plots]`) that is not installed."""

@@ -1,7 +1,7 @@
 """trust revocation: keys removed from trust keep a row of their own
 
 Revision ID: 0008
-Revises: 0007 (branch assignment: 0003; chained after main's 0007 so the branch has one head)
+Revises: 0005 (branch assignment: 0003; chained after main's head so the branch has one head)
 Create Date: 2026-11-29 08:05:00
 
 A revoked key's row moves from trusted_keys to revoked_keys. The downgrade keeps the table
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -63,15 +63,17 @@ def _register() -> None:
         plugins,
         publish,
         recipe,
+        serve,
         sweep,
         trust,
         tune,
+        user,
         vector,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, backup, bundle, plugins, lineage, publish, tune, trust,
+        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

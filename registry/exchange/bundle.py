@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
 from registry.errors import NotFound
+from registry.exchange.bundle_notes import export_notes
 from registry.exchange.checks import FORMAT
 from registry.exchange.importer import import_bundle
 from registry.governance.lifecycle import audit_log
@@ -114,6 +115,7 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
                 "name": b.name,
                 "source": b.source,
                 "revision": b.revision,
+                "revision_sha": b.revision_sha,
                 "architecture": b.architecture,
                 "dtype": b.dtype,
                 "param_count": b.param_count,
@@ -125,6 +127,9 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
         "vectors": entries,
         "recipes": [_recipe_entry(core, r) for r in recipes.values()],
     }
+    notes = export_notes(core, list(recipes))  # tune and retention records travel with their recipe
+    for entry in manifest["recipes"]:
+        entry["notes"] = notes[f"{entry['name']}@v{entry['version']}"]
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import IntegrityError
+from registry.records.hub import COMMIT, repo_id_shaped
 from registry.storage.tensor_io import row_blocks
 from registry.storage.vector_store import sum_squares
 from registry.util.digests import ArrayHasher, named_digest
@@ -72,4 +73,23 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
         "tensors": tensors,
         "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
         "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),
+    }
+
+
+def hub_origin(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A bundle base's Hub origin (repo id, revision, commit), when it names a well-formed one.
+
+    Kept only for a base registered from a folder whose pins matched the bundle's, so it
+    names the content exactly; anything malformed is dropped, never trusted.
+    """
+    b = next((b for b in manifest["bases"] if b.get("name") == name), {})
+    source, revision, sha = b.get("source"), b.get("revision"), b.get("revision_sha")
+    if not (
+        isinstance(source, str) and repo_id_shaped(source) and isinstance(sha, str) and COMMIT.match(sha)
+    ):
+        return None
+    return {
+        "source": source,
+        "revision": revision[:128] if isinstance(revision, str) else None,
+        "revision_sha": sha,
     }

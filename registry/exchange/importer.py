@@ -22,7 +22,8 @@ from sqlalchemy import select
 from registry.db.models import BaseModel, Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.exchange.archive import Archive, one_line
-from registry.exchange.checks import FORMAT, confined, recompute
+from registry.exchange.bundle_notes import checked_notes, record_notes
+from registry.exchange.checks import FORMAT, confined, hub_origin, recompute
 from registry.exchange.landing import (
     Landing,
     apply_existing,
@@ -86,7 +87,12 @@ def _bases(core: Core, manifest: dict, base_paths: dict[str, str]):
             folder = Path(base_paths[name]).expanduser().resolve()
             info = inspect_folder(folder)
             digest = named_digest({f: d for f, (d, _n) in info.files.items()})
-            pending[name] = (base_paths[name], folder, info)
+            hub = hub_origin(manifest, name) or {
+                "source": base_paths[name],
+                "revision": None,
+                "revision_sha": None,
+            }
+            pending[name] = (hub, folder, info)
         if digest != b["digest"]:
             raise AlreadyExists(
                 f"base {name} here has other files than the bundle's (digest {digest[:12]} != {str(b['digest'])[:12]})"
@@ -158,16 +164,19 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
         _vouch_and_hold(core, vectors, recipes)
 
         def write() -> dict[str, Any]:
-            added_vectors, added_recipes = [], []
+            added_vectors, added_recipes, added_notes = [], [], 0
             with core.Session.begin() as s:
-                for name, (source, folder, info) in pending.items():
+                for name, (hub, folder, info) in pending.items():
                     if s.scalar(select(BaseModel.id).where(BaseModel.name == name)) is not None:
                         raise AlreadyExists(f"base {name} was added meanwhile; import the bundle again")
-                    row = base_row(name, source, None, folder, info)
+                    row = base_row(name, hub["source"], hub["revision"], hub["revision_sha"], folder, info)
                     s.add(row)
-                    core.audit(
-                        s, "base.add", name, {"source": source, "digest": row.digest, "bundle": str(path)}
-                    )
+                    details = {
+                        "source": hub["source"],
+                        "revision_sha": hub["revision_sha"],
+                        "digest": row.digest,
+                    }
+                    core.audit(s, "base.add", name, {**details, "bundle": str(path)})
                 s.flush()
                 for e, landing, key, fields, existing_id in vectors:
                     if existing_id is not None:
@@ -181,6 +190,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     if existing_id is not None:
                         if landing.outcome != "already present":
                             apply_existing(core, s, landing, existing_id, rc, str(path))
+                        added_notes += record_notes(core, s, landing.ref, rc["notes"], str(path))
                         continue
                     if s.scalar(
                         select(Recipe.id).where(
@@ -202,12 +212,13 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     keep_signatures(core, s, "recipe", r.id, landing.kid, rc)
                     core.audit(s, "recipe.import-bundle", landing.ref, _details(path, landing, rc))
                     added_recipes.append(landing.ref)
+                    added_notes += record_notes(core, s, landing.ref, rc["notes"], str(path))
             items = [x[1].view() for x in vectors] + [x[3].view() for x in recipes]
-            return {"vectors": added_vectors, "recipes": added_recipes, "items": items}
+            return {"vectors": added_vectors, "recipes": added_recipes, "notes": added_notes, "items": items}
 
         result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
-        for name, (_source, folder, info) in pending.items():
+        for name, (_hub, folder, info) in pending.items():
             remember_pins(core, folder, info)
             base_norm(core, get_base(core, name), bases[name].weights)
         return result
@@ -275,6 +286,7 @@ def _check_recipe(core: Core, rc: dict, bases: dict, digests: dict) -> tuple:
     if content_digest(content) != rc["content_digest"]:
         raise IntegrityError(f"bundle recipe {ref}: content digest does not match its resolved terms")
     vecs = [{"ref": v.ref, "digest": v.digest} for v, _ in terms]
+    rc["notes"] = checked_notes(rc, ref)  # tune and retention records, re-recorded with the recipe
 
     def stmt(st: str) -> dict:
         return statement("recipe", rc["name"], int(rc["version"]), rc["content_digest"], st, vectors=vecs)

@@ -38,7 +38,11 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
         import_bundle(report, bundle)
     assert report.store.group_keys() == [] and report.vectors() == []
     result = import_bundle(report, bundle, {"tiny": str(models["base"])})
-    assert (result["vectors"], result["recipes"]) == (["helpful@v1", "harmless@v1"], ["mix@v1"])
+    assert (result["vectors"], result["recipes"], result["notes"]) == (
+        ["helpful@v1", "harmless@v1"],
+        ["mix@v1"],
+        0,
+    )
     # each item says what happened to it: no signature, so the approvals landed as draft
     assert [(i["ref"], i["outcome"], i["status"]) for i in result["items"]] == [
         ("helpful@v1", "imported", "draft"),
@@ -64,7 +68,7 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
     assert report.verify() == []
     # importing again is a no-op
     again = import_bundle(report, bundle)
-    assert (again["vectors"], again["recipes"]) == ([], [])
+    assert (again["vectors"], again["recipes"], again["notes"]) == ([], [], 0)
     assert {i["outcome"] for i in again["items"]} == {"already present"}
 
 
