@@ -64,7 +64,7 @@ def test_each_item_says_what_happened_and_trust_add_then_reimport_upgrades(
     assert lines[2].startswith(
         "recipe mix@v1: status upgraded, approved (imported approved, signature by key "
     )
-    assert lines[3] == f"imported 0 vector(s) and 0 recipe(s) from {path}"
+    assert lines[3] == f"imported 0 vector(s), 0 recipe(s) and 0 tune/retention record(s) from {path}"
     assert target.recipe("mix@v1").status == "approved"
     assert {v.status for v in target.vectors()} == {"approved"}
     upgrades = [e for e in target.log() if e.action in ("vector.approved", "recipe.approved")]
