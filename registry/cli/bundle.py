@@ -54,12 +54,16 @@ def import_bundle(ctx, file: str, base_paths: tuple[str, ...]) -> None:
             raise click.BadParameter(f"expected NAME=DIR, not {item!r}", param_hint="--base-path")
         paths[name] = folder
     report = run(ctx.registry, file, paths)
-    emit(
-        ctx,
-        report,
+    lines = [
+        f"{i['kind']} {i['ref']}: {i['outcome']}, {i['status']}"
+        + (f" ({i['reason']})" if i.get("reason") else "")
+        for i in report["items"]
+    ]
+    lines.append(
         f"imported {len(report['vectors'])} vector(s), {len(report['recipes'])} recipe(s) and "
-        f"{report.get('notes', 0)} tune/retention record(s) from {file}",
+        f"{report.get('notes', 0)} tune/retention record(s) from {file}"
     )
+    emit(ctx, report, "\n".join(lines))
 
 
 COMMANDS = [export, import_bundle]

@@ -1,4 +1,4 @@
-"""`registry trust add|list`: the public keys whose signed approvals survive a bundle import."""
+"""`registry trust add|list|remove`: the public keys whose signed approvals survive a bundle import."""
 
 from __future__ import annotations
 
@@ -30,14 +30,44 @@ def add(ctx, keyfile: str, name: str | None) -> None:
 @trust.command("list")
 @pass_ctx
 def list_keys(ctx) -> None:
-    """Keys this registry trusts."""
+    """Keys this registry trusts, and those revoked (whose signatures no longer count)."""
+    from registry.governance.revocation import list_revoked
     from registry.governance.signing import list_trusted
 
     rows = [
-        {"key_id": k.key_id, "name": k.name, "added_by": k.added_by, "added_at": k.added_at.isoformat()}
+        {"key_id": k.key_id, "name": k.name, "status": "trusted", "added_by": k.added_by,
+         "added_at": k.added_at.isoformat(), "revoked_by": None, "revoked_at": None}
         for k in list_trusted(ctx.registry)
-    ]
-    emit(ctx, rows, table(rows, ["key_id", "name", "added_by", "added_at"]) if rows else "no trusted keys")
+    ] + [
+        {"key_id": k.key_id, "name": k.name, "status": "revoked", "added_by": k.added_by,
+         "added_at": k.added_at.isoformat(), "revoked_by": k.revoked_by, "revoked_at": k.revoked_at.isoformat()}
+        for k in list_revoked(ctx.registry)
+    ]  # fmt: skip
+    columns = ["key_id", "name", "status", "added_by", "added_at", "revoked_by"]
+    emit(ctx, rows, table(rows, columns) if rows else "no trusted keys")
+
+
+@trust.command("remove")
+@click.argument("key")
+@click.option("--reason", help="Why the key is revoked (kept in the audit log).")
+@pass_ctx
+def remove(ctx, key: str, reason: str | None) -> None:
+    """Revoke KEY (a key id or unique prefix of 8+ digits, a key name, or the key file).
+
+    Signatures by a revoked key stop counting at once: imported approvals that rested on it
+    fall back to draft (audited). A revoked key cannot be trusted again.
+
+    \b
+    Example:
+      registry trust remove 3f2a9c1d --reason "key leaked"
+    """
+    from registry.governance.revocation import remove_trusted
+
+    report = remove_trusted(ctx.registry, key, reason)
+    human = f"revoked key {report['key_id'][:16]} ({report['name']})"
+    if report["demoted"]:
+        human += "; back to draft: " + ", ".join(report["demoted"])
+    emit(ctx, report, human)
 
 
 COMMANDS = [trust]

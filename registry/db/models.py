@@ -277,3 +277,21 @@ class SignInFailure(Base):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     count: Mapped[int]
     last_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RevokedKey(Base):
+    """A key taken out of trust (`registry trust remove`): its signatures no longer count.
+
+    Its row moves here from trusted_keys, so a client that predates revocation (or a schema
+    downgraded below 0008, which keeps this table) does not trust it either."""
+
+    __tablename__ = "revoked_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    pem: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -19,7 +19,7 @@ from registry.plugins.loader import load
 from registry.plugins.spec import PreferencePair
 from registry.records.bases import checked_base, get_base
 from registry.records.vectors import get_vector
-from registry.records.verified_reads import verified_vectors
+from registry.records.verified_reads import merge_names, verified_vectors
 from registry.storage.tensor_io import FLOATS, read_whole, to_f32
 from registry.util.extras import require
 
@@ -136,9 +136,9 @@ def merged_state(
     _b, base_w = checked_base(core, base)
     vecs = [get_vector(core, ref, base) for ref, _ in terms]
     # the database's tensor rows say what must exist; every array is checked as it is read
-    data = verified_vectors(core, vecs, base_w.names())
+    data = verified_vectors(core, vecs, base_w)
     m = get_method(method)(params=dict(params or {}))
-    names = {t.name for t in vecs[0].tensors} if vecs else set()
+    names = set(merge_names(base_w)) if vecs else set()
     state = {}
     for n in base_w.names():
         spec = base_w.spec(n)

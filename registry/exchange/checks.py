@@ -1,19 +1,17 @@
-"""Bundle checks: what an untrusted bundle must pass before anything of it becomes visible.
+"""Bundle checks: what an untrusted bundle's data must pass before anything of it becomes visible.
 
-Paths are confined to the extraction folder, links refused, arrays re-hashed (digests and
-norms recomputed from the data, never copied), and an `approved` status is kept only with
-a signature that a trusted key verifies.
+Paths are confined to the extraction folder (archive.py wrote nothing but regular files and
+folders there), arrays re-hashed (digests and norms recomputed from the data, never copied)
+and every value must be finite (a NaN or inf would poison every merge that uses it).
 """
 
 from __future__ import annotations
 
-import json
-import tarfile
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.errors import IntegrityError, RegistryError
-from registry.governance.signing import verified_by_trusted
+from registry.errors import IntegrityError
 from registry.records.hub import COMMIT, repo_id_shaped
 from registry.storage.tensor_io import row_blocks
 from registry.storage.vector_store import sum_squares
@@ -35,29 +33,6 @@ def confined(work: Path, rel: Any, what: str) -> Path:
     return p
 
 
-def extract(path: Path, work: Path) -> dict[str, Any]:
-    try:
-        with tarfile.open(path, "r") as tar:
-            tar.extractall(work, filter="data")  # refuses absolute paths, '..' and links out
-    except (OSError, tarfile.TarError, EOFError) as e:
-        raise RegistryError(f"{path}: not a registry bundle ({e})") from None
-    links = [p for p in work.rglob("*") if p.is_symlink()]
-    if links:
-        raise IntegrityError(f"{path}: bundle holds a link ({links[0].relative_to(work)}); links are refused")
-    try:
-        manifest = json.loads((work / "manifest.json").read_text())
-    except (OSError, ValueError) as e:
-        raise RegistryError(f"{path}: not a registry bundle (manifest: {e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RegistryError(
-            f"{path}: unsupported bundle format {getattr(manifest, 'get', dict().get)('format')!r}"
-        )
-    for key in ("bases", "vectors", "recipes"):
-        if not isinstance(manifest.get(key), list):
-            raise RegistryError(f"{path}: malformed bundle manifest ({key} must be a list)")
-    return manifest
-
-
 def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) -> dict[str, Any]:
     """The vector's fields from its data: per-array sha256 and norms, digest, parameter count."""
     import numpy as np
@@ -76,6 +51,8 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
             x = stored.read_rows(name, a, b)
             h.update(x)
             sq += sum_squares(x)
+        if not math.isfinite(sq):  # Σx² of finite float32 values cannot overflow float64
+            raise IntegrityError(f"bundle vector {ref}: array {name} holds NaN or infinite values; refused")
         digests[name] = h.hexdigest()
         if digests[name] != t["sha256"]:
             raise IntegrityError(f"bundle vector {ref}: array {name} sha256 mismatch")
@@ -97,21 +74,6 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
         "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
         "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),
     }
-
-
-def landing_status(
-    core: Core, claimed: Any, statement_for, signatures: Any, what: str
-) -> tuple[str, str | None]:
-    """approved only with a signature a trusted key verifies; draft and deprecated as stated."""
-    if claimed not in {"draft", "approved", "deprecated"}:
-        raise IntegrityError(f"bundle {what}: unknown status {claimed!r}")
-    if claimed != "approved":
-        return claimed, None
-    sigs = signatures if isinstance(signatures, list) else []
-    kid = verified_by_trusted(core, statement_for("approved"), [x for x in sigs if isinstance(x, dict)])
-    if kid:
-        return "approved", kid
-    return "draft", None
 
 
 def hub_origin(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from registry.db.models import Signature, TrustedKey
+from registry.db.models import RevokedKey, Signature, TrustedKey
 from registry.errors import AlreadyExists, NotTrusted
 
 if TYPE_CHECKING:
@@ -53,7 +53,10 @@ def recipe_statement(r: Recipe, status: str) -> dict[str, Any]:
 
 
 def vector_statement(v: Vector, status: str) -> dict[str, Any]:
-    return statement("vector", v.name, v.version, v.digest, status, base=v.base.name)
+    # the base by digest, not only by name: another base of the same name must not verify
+    return statement(
+        "vector", v.name, v.version, v.digest, status, base=v.base.name, base_digest=v.base.digest
+    )
 
 
 def _quiet() -> None:
@@ -169,6 +172,12 @@ def add_trusted(core: Core, key_path: str | Path, name: str | None = None) -> Tr
         with core.Session.begin() as s:
             if s.scalar(select(TrustedKey).where(TrustedKey.key_id == kid)) is not None:
                 raise AlreadyExists(f"key {kid[:16]} is already trusted")
+            revoked = s.scalar(select(RevokedKey).where(RevokedKey.key_id == kid))
+            if revoked is not None:
+                raise NotTrusted(
+                    f"key {kid[:16]} was revoked by {revoked.revoked_by} on {revoked.revoked_at:%Y-%m-%d}; "
+                    "a revoked key is never trusted again (make a new key pair)"
+                )
             row = TrustedKey(key_id=kid, name=name or Path(key_path).stem, pem=pem, added_by=core.actor)
             s.add(row)
             core.audit(s, "trust.add", f"key:{kid[:16]}", {"name": row.name, "key_id": kid})

@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 import numpy as np
 from ml_dtypes import bfloat16
 
+from registry.errors import IntegrityError
 from registry.merging.methods import MergeMethod
 from registry.merging.methods.linear import Linear
 from registry.storage.tensor_io import (
     FLOATS,
     STORAGE,
+    TAG_NAMES,
     SafetensorsFolder,
     TensorReader,
     TensorSpec,
@@ -32,6 +34,7 @@ from registry.storage.tensor_io import (
     to_f32,
 )
 from registry.storage.vector_store import StoredVector, chunk_rows
+from registry.util.finite import all_finite
 from registry.util.pipeline import ordered
 
 T = TypeVar("T")
@@ -54,7 +57,7 @@ class MergePlan:
     checks: list[Future[None]] = field(default_factory=list)
     durable: bool = False
     workers: int = 2
-    tensor_names: set[str] | None = None  # the database's tensor rows (else the store's listing)
+    tensor_names: set[str] | None = None  # the base's float tensors (else the store's listing)
     vector_names: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,16 +96,22 @@ class MergePlan:
     def _block(
         self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
     ) -> np.ndarray:
+        block = None
         if merged and type(self.method) is Linear:
-            fast = linear_block(self.base, self.vectors, self.weights, out.name, a, b, out.tag)
-            if fast is not None:
-                return fast
-        base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
-        if merged:
-            deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
-            start = a * (src.numel // rows_of(src.shape))
-            base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
-        return from_f32(base, out.tag)
+            block = linear_block(self.base, self.vectors, self.weights, out.name, a, b, out.tag)
+        if block is None:
+            base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
+            if merged:
+                deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
+                start = a * (src.numel // rows_of(src.shape))
+                base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
+            block = from_f32(base, out.tag)
+        if merged and not all_finite(block):  # checked as it streams: the folder is never renamed in
+            raise IntegrityError(
+                f"the merge gives values that are not finite in {TAG_NAMES.get(out.tag, out.tag)} "
+                f"(tensor {out.name}, rows {a}-{b}): weights too large for the output dtype? nothing written"
+            )
+        return block
 
 
 # a linear block is summed in sub-blocks of about this many elements, so that each pass over

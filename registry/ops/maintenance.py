@@ -17,6 +17,9 @@ from registry.db.models import BaseModel, Vector
 from registry.errors import IntegrityError
 from registry.records.bases import check_pins, list_bases, pins_of
 from registry.records.runs import finish_run, interrupted_runs
+from registry.storage.tensor_io import row_blocks
+from registry.util.digests import ArrayHasher
+from registry.util.finite import all_finite
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -75,10 +78,17 @@ def _base_problems(b: BaseModel) -> list[str]:
 
 def _array_problems(label: str, data: StoredVector, name: str, recorded: str) -> list[str]:
     try:
-        digest = data.sha256(name)
+        h, finite = ArrayHasher(), True
+        for a, b in row_blocks(data.spec(name).shape, data.chunk_rows(name)):
+            rows = data.read_rows(name, a, b)
+            h.update(rows)
+            finite = finite and all_finite(rows)
+        digest = h.hexdigest()
     except IntegrityError as e:
         return [f"{label}: array {name}: cannot be read ({str(e).split('(')[-1].rstrip(')')})"]
-    return [] if digest == recorded else [f"{label}: array {name}: sha256 mismatch"]
+    if digest != recorded:
+        return [f"{label}: array {name}: sha256 mismatch"]
+    return [] if finite else [f"{label}: array {name}: holds NaN or infinite values"]
 
 
 def _factor_problems(label: str, data: StoredVector, name: str, factors: dict) -> list[str]:

@@ -163,25 +163,10 @@ def add_base(
         folder, sha = download(source, revision)
     folder = folder.resolve()
     info = inspect_folder(folder)
-    cache = core.stat_cache()
-    for fname, (digest, _) in info.files.items():
-        cache.remember(folder / fname, digest)
-    pins = {f: d for f, (d, _) in info.files.items()}
+    remember_pins(core, folder, info)
     if hub is not None:
         source, revision, sha = hub["source"], hub.get("revision"), hub["revision_sha"]
-    base = BaseModel(
-        name=name,
-        source=source,
-        revision=revision,
-        revision_sha=sha,
-        path=str(folder),
-        architecture=info.architecture,
-        model_type=info.model_type,
-        dtype=info.dtype,
-        param_count=info.param_count,
-        digest=named_digest(pins),
-        files=[BaseFile(filename=f, sha256=d, size=n) for f, (d, n) in info.files.items()],
-    )
+    base = base_row(name, source, revision, sha, folder, info)
 
     def write() -> BaseModel:
         with core.Session.begin() as s:
@@ -195,6 +180,33 @@ def add_base(
     added = core.write(write)
     base_norm(core, added, SafetensorsFolder(folder))  # read while the files are hot from hashing
     return added
+
+
+def remember_pins(core: Core, folder: Path, info: FolderInfo) -> None:
+    cache = core.stat_cache()
+    for fname, (digest, _) in info.files.items():
+        cache.remember(folder / fname, digest)
+
+
+def base_row(
+    name: str, source: str, revision: str | None, sha: str | None, folder: Path, info: FolderInfo
+) -> BaseModel:
+    """A new BaseModel row from an inspected folder (`base add`, and bundle import in its
+    own transaction, so a refused import leaves no base behind)."""
+    pins = {f: d for f, (d, _) in info.files.items()}
+    return BaseModel(
+        name=name,
+        source=source,
+        revision=revision,
+        revision_sha=sha,
+        path=str(folder),
+        architecture=info.architecture,
+        model_type=info.model_type,
+        dtype=info.dtype,
+        param_count=info.param_count,
+        digest=named_digest(pins),
+        files=[BaseFile(filename=f, sha256=d, size=n) for f, (d, n) in info.files.items()],
+    )
 
 
 def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:

@@ -17,6 +17,7 @@ from registry.merging.methods import get_method
 from registry.records.bases import lookup_base
 from registry.records.vectors import lookup_vector
 from registry.util.digests import content_digest
+from registry.util.finite import FLOAT32_MAX, finite32
 from registry.util.refs import Ref, check_name
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ class Term(BaseModel):
     def _finite(cls, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise ValueError(f"weight must be a finite number, not {v!r}")
+        if not finite32(v):  # merges compute in float32: 1e39 would be inf there
+            raise ValueError(
+                f"weight {v!r} is not finite as float32 (|weight| must stay below {FLOAT32_MAX:.4g})"
+            )
         return float(v)
 
 
@@ -112,6 +117,10 @@ def load_recipe_file(path: str | Path) -> RecipeSpec:
 
 def validate_parameters(method: str, parameters: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
 
+    for key, value in parameters.items() if isinstance(parameters, dict) else ():
+        # checked before the method converts them: int(inf) would raise, NaN passes range checks
+        if isinstance(value, float | int) and not isinstance(value, bool) and not finite32(value):
+            raise InvalidRecipe(f"{source}: parameter {key} must be finite as float32, not {str(value)[:40]}")
     try:
         return get_method(method).validate_parameters(parameters)
     except ValueError as e:

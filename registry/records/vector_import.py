@@ -8,6 +8,7 @@ is checked for loss, plausibility (‖φ‖/‖θbase‖) and interference with 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -189,6 +190,12 @@ def store_vector(
                 )
 
         writer.write(blocks())
+        # Σx² of finite float32 values cannot overflow float64: a non-finite norm is a NaN or inf in φ
+        bad = [n for n, sq in writer.norms.items() if not math.isfinite(sq)]
+        if bad:
+            raise IncompatibleWeights(
+                f"tensor {bad[0]}: φ holds NaN or infinite values (θ+ − θ− overflows float32)"
+            )
 
         def record(tname: str) -> dict[str, Any]:
             if tname in low_rank:

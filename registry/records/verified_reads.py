@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from registry.errors import IntegrityError
+from registry.storage.tensor_io import FLOATS
 from registry.storage.vector_store import DATA, StoredVector
 from registry.util.digests import ArrayHasher
 
@@ -26,15 +27,32 @@ if TYPE_CHECKING:
     from registry.core import Core
     from registry.db.models import Vector
     from registry.storage.file_cache import StatCache
-    from registry.storage.tensor_io import TensorSpec
+    from registry.storage.tensor_io import TensorReader, TensorSpec
 
 
-def open_checked(core: Core, v: Vector, base_names: Iterable[str] | None = None) -> StoredVector:
+def merge_names(base_w: TensorReader) -> list[str]:
+    """A merge's tensor list: the base's float tensors (every vector stores exactly these)."""
+    return [n for n in base_w.names() if base_w.spec(n).tag in FLOATS]
+
+
+def open_checked(
+    core: Core, v: Vector, base_names: Iterable[str] | None = None, required: Iterable[str] | None = None
+) -> StoredVector:
     """A vector's data, refused (one line, before anything is written) if any array is missing.
 
     Every array named by the database must exist with the recorded shape; with `base_names`,
-    every array must also name a tensor of the base.
+    every array must also name a tensor of the base; with `required` (a merge's tensor list),
+    the vector must hold every one of them: a term that covers only part of the base would
+    leave the rest silently unmerged.
     """
+    if required is not None:
+        have = {t.name for t in v.tensors}
+        missing = [n for n in required if n not in have]
+        if missing:
+            raise IntegrityError(
+                f"vector {v.ref}: lacks {len(missing)} of its base's tensors ({', '.join(missing[:3])}"
+                f"{', …' if len(missing) > 3 else ''}); a merge needs every one"
+            )
     data = core.store.open(v.store_key, label=f"vector {v.ref}")
     allowed = set(base_names) if base_names is not None else None
     for t in v.tensors:
@@ -125,7 +143,8 @@ class VerifiedVector:
             raise IntegrityError(f"{self.label}: arrays not verified: {', '.join(unread[:3])}")
 
 
-def verified_vectors(core: Core, vecs: list[Vector], base_names: Iterable[str]) -> list[VerifiedVector]:
-    names = list(base_names)
+def verified_vectors(core: Core, vecs: list[Vector], base_w: TensorReader) -> list[VerifiedVector]:
+    """The terms of a merge over `base_w`, each covering all of its float tensors, checked as they stream."""
+    names, required = list(base_w.names()), merge_names(base_w)
     cache = core.stat_cache() if not core.store.remote else None
-    return [VerifiedVector(open_checked(core, v, names), v, cache, core.store.path) for v in vecs]
+    return [VerifiedVector(open_checked(core, v, names, required), v, cache, core.store.path) for v in vecs]

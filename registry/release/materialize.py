@@ -25,7 +25,7 @@ from registry.merging.engine import DEFAULT_SHARD_BYTES, MergePlan
 from registry.merging.methods import get_method
 from registry.records.bases import check_pins, checked_base, pins_of
 from registry.records.recipes import get_recipe, lookup_recipe
-from registry.records.verified_reads import verified_vectors
+from registry.records.verified_reads import merge_names, verified_vectors
 from registry.release.lockfile import build_lock, cached_card
 from registry.release.output_folders import (
     check_free,
@@ -41,6 +41,7 @@ from registry.storage.tensor_io import (
 )
 from registry.util.digests import weights_digest
 from registry.util.faults import crashpoint
+from registry.util.finite import finite32
 from registry.util.memory import recycle_large_blocks
 from registry.util.refs import Ref
 
@@ -94,9 +95,14 @@ def materialize(
         copy_folder(Path(previous.out_path), out, force, durable)
         files, reused = dict(previous.files), previous
     else:
+        for t in r.terms:  # rows written before weights were checked as float32
+            if not finite32(t.weight):
+                raise IntegrityError(
+                    f"recipe {r.ref}: weight {t.weight:g} of {t.vector.ref} is not finite as float32"
+                )
         b, base_w = checked_base(core, r.base.name)  # pins first: an unpinned weight file is refused
         # the database's tensor rows say what must exist: a missing array is refused here
-        data = verified_vectors(core, [t.vector for t in r.terms], base_w.names())
+        data = verified_vectors(core, [t.vector for t in r.terms], base_w)
         prepare_out(out, force)
         recycle_large_blocks()
         pins = pins_of(b)
@@ -105,7 +111,7 @@ def materialize(
             plan = MergePlan(
                 base=base_w,
                 vectors=data,
-                tensor_names={t.name for t in r.terms[0].vector.tensors} if r.terms else set(),
+                tensor_names=set(merge_names(base_w)),  # the base's, which every term covers
                 weights=[t.weight for t in r.terms],
                 method=get_method(r.method)(params=dict(r.params)),
                 out_tag=DTYPE_NAMES[r.dtype],

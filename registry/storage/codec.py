@@ -138,7 +138,9 @@ def _check_frame(frame: bytes | memoryview, nbytes: int, what: str) -> None:
         raise CodecError(f"split16 {what} have the wrong size")
 
 
-def parts(data: bytes | memoryview, slot: int = 0) -> Parts:
+def parts(data: bytes | memoryview, slot: int = 0, size: int | None = None) -> Parts:
+    """A chunk's halves; `size`: the element count its array's chunk shape says it holds
+    (checked against the header before anything is allocated)."""
     view = memoryview(data)
     if len(view) < _HEADER.size:
         raise CodecError("split16 chunk too short")
@@ -147,23 +149,28 @@ def parts(data: bytes | memoryview, slot: int = 0) -> Parts:
         raise CodecError(f"not a split16 chunk (magic {magic!r}, version {version}, mode {mode})")
     if len(view) != _HEADER.size + hi_len + lo_len or (mode == LOW_SPARSE and lo_len % 6):
         raise CodecError("split16 chunk has inconsistent lengths")
+    if size is not None and n != size:
+        raise CodecError(f"split16 chunk claims {n} values, its array's chunks hold {size}")
+    body = view[_HEADER.size : _HEADER.size + hi_len]
+    if n:
+        _check_frame(body, 2 * n, "high halves")  # before the buffer is sized to the claim
     hi = _hi_buffer(n, slot)
     if n:
-        blosc = _blosc()
-        body = view[_HEADER.size : _HEADER.size + hi_len]
-        _check_frame(body, 2 * n, "high halves")
-        blosc.decompress(body, hi)
+        _blosc().decompress(body, hi)
     return Parts(hi, mode, view[_HEADER.size + hi_len :])
 
 
-def decode(data: bytes | memoryview, out: np.ndarray | None = None, count: int | None = None) -> np.ndarray:
+def decode(
+    data: bytes | memoryview, out: np.ndarray | None = None, count: int | None = None, size: int | None = None
+) -> np.ndarray:
     """The float32 values of one chunk (flat), bit for bit as encoded (into `out` if given).
 
     `count`: only the first `count` values (an edge chunk's rows; the padding is skipped).
+    `size`: the values the chunk must hold (refused before allocating if its header claims more).
     """
     from ml_dtypes import bfloat16
 
-    p = parts(data)
+    p = parts(data, size=size)
     count = p.hi.size if count is None else count
     if not 0 <= count <= p.hi.size:
         raise CodecError(f"split16 chunk holds {p.hi.size} values, not {count}")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from registry.errors import IntegrityError, NotInitialized
+from registry.storage.array_meta import checked_meta
 from registry.storage.blobs import open_blobs
 from registry.storage.codec import NAME, decode, encode, parts
 from registry.storage.low_rank import expand, factor_arrays, logical_names
@@ -34,10 +35,6 @@ from registry.util.digests import ArrayHasher, array_sha256
 from registry.util.pipeline import labelled, ordered
 
 DATA = "data"
-# codec chains, by the names in each array's zarr.json: new arrays are written with SPLIT16;
-# BLOSC is the first format (lz4hc level 1, byte shuffle), still read
-SPLIT16 = ["bytes", "registry_split16", "crc32c"]
-BLOSC = ["bytes", "blosc", "crc32c"]
 GROUP_META = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
 
 
@@ -295,16 +292,12 @@ class StoredVector:
                 meta = json.loads(self.blobs.read(f"{self.prefix}/{name}/zarr.json"))
             except (OSError, ValueError) as e:
                 raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
-            codecs = [c["name"] for c in meta.get("codecs", [])]
-            if codecs not in (SPLIT16, BLOSC) or meta.get("data_type") != "float32":
-                raise IntegrityError(f"{self.label}: array {name} has an unexpected encoding {codecs}")
-            encoding = meta.get("chunk_key_encoding") or {}
-            sep = (encoding.get("configuration") or {}).get("separator", "/")
-            if encoding.get("name") != "default" or sep not in ("/", "."):
-                raise IntegrityError(f"{self.label}: array {name} has an unexpected chunk key encoding")
-            meta["separator"] = sep
-            meta["split16"] = codecs == SPLIT16
-            self._meta[name] = meta
+            try:
+                self._meta[name] = checked_meta(meta)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                raise IntegrityError(f"{self.label}: array {name} has malformed metadata ({e})") from None
+            except IntegrityError as e:
+                raise IntegrityError(f"{self.label}: array {name} {e}") from None
         return self._meta[name]
 
     def spec(self, name: str) -> TensorSpec:
@@ -362,7 +355,7 @@ class StoredVector:
             return None
         data = self._raw_chunk(name, a // step, shape)
         try:
-            p = parts(data, slot)
+            p = parts(data, slot, size=meta["chunk_size"])
             p.low_halves()  # checked here, so a bad low plane is reported like any bad chunk
             return p
         except Exception as e:
@@ -391,7 +384,12 @@ class StoredVector:
         body = self._raw_chunk(name, i, shape)
         try:
             if meta["split16"]:  # edge chunks are stored at full chunk size: decode their rows only
-                return decode(body, count=rows * math.prod(shape[1:])).reshape((rows, *shape[1:]))
+                values = decode(body, count=rows * math.prod(shape[1:]), size=meta["chunk_size"])
+                return values.reshape((rows, *shape[1:]))
+            if len(body) < 16 or int.from_bytes(body[4:8], "little") != 4 * meta["chunk_size"]:
+                raise ValueError(
+                    "blosc frame size does not match the array's chunk shape"
+                )  # before allocating
             out = np.frombuffer(blosc.decompress(body), dtype="<f4")
             full = out.reshape((step, *shape[1:]))
         except Exception as e:

@@ -38,7 +38,20 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
         import_bundle(report, bundle)
     assert report.store.group_keys() == [] and report.vectors() == []
     result = import_bundle(report, bundle, {"tiny": str(models["base"])})
-    assert result == {"vectors": ["helpful@v1", "harmless@v1"], "recipes": ["mix@v1"], "notes": 0}
+    assert (result["vectors"], result["recipes"], result["notes"]) == (
+        ["helpful@v1", "harmless@v1"],
+        ["mix@v1"],
+        0,
+    )
+    # each item says what happened to it: no signature, so the approvals landed as draft
+    assert [(i["ref"], i["outcome"], i["status"]) for i in result["items"]] == [
+        ("helpful@v1", "imported", "draft"),
+        ("harmless@v1", "imported", "draft"),
+        ("mix@v1", "imported", "draft"),
+    ]
+    assert all(
+        "the bundle said approved, but it carries no signature" in i["reason"] for i in result["items"]
+    )
     # unsigned approvals do not survive the trip: they land as draft, the source status noted
     assert report.recipe("mix").status == "draft"
     assert "the bundle said approved" in report.recipe("mix").status_reason
@@ -54,7 +67,9 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
     ).read_bytes()
     assert report.verify() == []
     # importing again is a no-op
-    assert import_bundle(report, bundle) == {"vectors": [], "recipes": [], "notes": 0}
+    again = import_bundle(report, bundle)
+    assert (again["vectors"], again["recipes"], again["notes"]) == ([], [], 0)
+    assert {i["outcome"] for i in again["items"]} == {"already present"}
 
 
 def test_conflicts_and_tampering_are_refused(source, models, tmp_path):

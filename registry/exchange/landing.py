@@ -1,0 +1,131 @@
+"""The status an imported item lands with, and what a bundle may change of an item already here.
+
+An `approved` status is kept only with a signature that a key trusted here verifies over
+the statement rebuilt from the recomputed data (digest, base digest, status); a recipe
+lands approved only if every one of its vectors is approved here after the import (a
+signed recipe approval never lifts a vector that is deprecated, locally or at the source).
+Deprecation travels: an item deprecated at the source becomes deprecated here even when it
+is already present. An item already here as draft is upgraded to approved when a re-import
+brings a signature that now verifies (after `registry trust add`). Every outcome is said
+per item, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from registry.db.models import Recipe, Vector, utcnow
+from registry.errors import IntegrityError
+from registry.governance.revocation import IMPORTED_APPROVAL
+from registry.governance.signing import list_trusted, record_signature, verified_by_trusted
+
+if TYPE_CHECKING:
+    from registry.core import Core
+
+STATUSES = {"draft", "approved", "deprecated"}
+
+
+@dataclass
+class Landing:
+    """What happens to one bundle item: its status here, why, and with which key."""
+
+    kind: str
+    ref: str
+    status: str
+    outcome: str  # imported | already present | status upgraded | deprecated as at the source
+    reason: str | None = None
+    kid: str | None = None
+    source_status: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "ref": self.ref, "outcome": self.outcome, "status": self.status}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+def claimed(entry: dict[str, Any], what: str) -> str:
+    status = entry.get("status")
+    if status not in STATUSES:
+        raise IntegrityError(f"bundle {what}: unknown status {str(status)[:40]!r}")
+    return status
+
+
+def approval(
+    core: Core, statement_for: Callable[[str], dict], signatures: Any
+) -> tuple[str | None, str | None]:
+    """(key id, None) when a trusted key verifies the approval, else (None, why not)."""
+    sigs = [x for x in signatures if isinstance(x, dict)] if isinstance(signatures, list) else []
+    if not sigs:
+        return None, "the bundle said approved, but it carries no signature"
+    trusted = {k.key_id for k in list_trusted(core)}
+    if not any(x.get("key_id") in trusted for x in sigs):
+        return None, "the bundle said approved, but its signer is not trusted here (registry trust add KEY)"
+    kid = verified_by_trusted(core, statement_for("approved"), sigs)
+    if kid:
+        return kid, None
+    return None, "the bundle said approved, but no signature verified against a trusted key"
+
+
+def land_new(core: Core, kind: str, ref: str, status: str, statement_for, signatures) -> Landing:
+    if status != "approved":
+        return Landing(kind, ref, status, "imported")
+    kid, why = approval(core, statement_for, signatures)
+    if kid:
+        return Landing(kind, ref, "approved", "imported", f"{IMPORTED_APPROVAL}{kid[:16]}", kid)
+    return Landing(kind, ref, "draft", "imported", f"imported as draft: {why}", source_status="approved")
+
+
+def land_existing(
+    core: Core, kind: str, ref: str, here: str, status: str, statement_for, signatures
+) -> Landing:
+    """An identical item already here: deprecation travels; a newly verifiable approval upgrades."""
+    if status == "deprecated" and here != "deprecated":
+        return Landing(kind, ref, "deprecated", "deprecated as at the source", "deprecated at the source")
+    if status == "approved" and here == "draft":
+        kid, why = approval(core, statement_for, signatures)
+        if kid:
+            return Landing(kind, ref, "approved", "status upgraded", f"{IMPORTED_APPROVAL}{kid[:16]}", kid)
+        return Landing(kind, ref, here, "already present", f"stays draft: {why}")
+    return Landing(kind, ref, here, "already present")
+
+
+def hold_back(landing: Landing, why: str) -> Landing:
+    """A recipe approval that must not land: draft (new) or unchanged (already here)."""
+    if landing.status != "approved":
+        return landing
+    if landing.outcome == "status upgraded":
+        return Landing(landing.kind, landing.ref, "draft", "already present", f"stays draft: {why}")
+    return Landing(landing.kind, landing.ref, "draft", landing.outcome, f"imported as draft: {why}",
+                   source_status="approved")  # fmt: skip
+
+
+def apply_existing(core: Core, s, landing: Landing, object_id: int, entry: dict, bundle: str) -> None:
+    """Change an existing row's status (compare-and-set under a row lock), audited."""
+    model = Recipe if landing.kind == "recipe" else Vector
+    row = s.scalar(select(model).where(model.id == object_id).with_for_update())
+    allowed = {"deprecated": {"draft", "approved"}, "approved": {"draft"}}[landing.status]
+    if row.status not in allowed:
+        landing.outcome, landing.status, landing.reason = "already present", row.status, None
+        return
+    before = row.status
+    row.status, row.status_reason, row.status_actor, row.status_at = (
+        landing.status, landing.reason, core.actor, utcnow(),
+    )  # fmt: skip
+    details: dict[str, Any] = {"from": before, "bundle": bundle, "reason": landing.reason}
+    if landing.kid:
+        keep_signatures(core, s, landing.kind, row.id, landing.kid, entry)
+        details["signed_by"] = landing.kid
+    core.audit(s, f"{landing.kind}.{landing.status}", landing.ref, details)
+
+
+def keep_signatures(core: Core, s, kind: str, row_id: int, kid: str | None, entry: dict) -> None:
+    """Record the entry's signatures made with the key that verified its approval."""
+    for sig in entry.get("signatures") or []:
+        if isinstance(sig, dict) and sig.get("key_id") == kid and isinstance(sig.get("bundle"), str):
+            statement = sig.get("statement") if isinstance(sig.get("statement"), dict) else {}
+            record_signature(core, s, kind, row_id, kid, statement, sig["bundle"])
