@@ -105,6 +105,8 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         return json.loads(result.stdout)
 
     priv, pub = ec_keys(root)
+    (root / "second").mkdir()
+    _, pub2 = ec_keys(root / "second")
     recipe = root / "mix.yaml"
     recipe.write_text(
         "name: mix\nbase: tiny\ndtype: float32\nterms:\n"
@@ -146,6 +148,8 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("push", "mix@prod", "--repo", "org/mix")
         run("trust", "add", pub, "--name", "release")
         run("trust", "list")
+        run("trust", "add", pub2, "--name", "leaked")
+        run("trust", "remove", "leaked", "--reason", "key leaked")
         run("export", "mix@v1", "--out", root / "mix.bundle")
         run("deprecate", "mix@v1", "--reason", "superseded")
         run("log", "--limit", "5")
