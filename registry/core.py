@@ -1,4 +1,4 @@
-"""The state every verb works on: configuration, database sessions, vector store, actor, audit.
+"""The state every verb works on: configuration, database sessions, vector store, identity, audit.
 
 Verbs live in one module per concept (bases, vectors, recipes, …) as functions taking a
 `Core`; `Registry` subclasses it and only binds them, so a pipeline can use either.
@@ -6,7 +6,7 @@ Verbs live in one module per concept (bases, vectors, recipes, …) as functions
 
 from __future__ import annotations
 
-import getpass
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -15,37 +15,71 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.config import Config
+from registry.config import Config, redact, scrub
 from registry.db import engine as dbmod
+from registry.db import identity
 from registry.db.health import check_on_open
 from registry.db.models import AuditEvent, Meta
+from registry.db.policy import TeamPolicy, import_legacy, initial_policy, read_policy, seed_new_registry
 from registry.db.revision import SCHEMA_HEAD
-from registry.errors import AlreadyExists, NotInitialized
+from registry.errors import AlreadyExists, IdentityRefused, NotInitialized, RegistryError
 from registry.storage.file_cache import StatCache
 from registry.storage.vector_store import VectorStore
 
 T = TypeVar("T")
 
 
-def default_actor() -> str:
-    try:
-        return os.environ.get("REGISTRY_ACTOR") or getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
 class Core:
-    def __init__(self, config: Config, actor: str | None = None):
+    def __init__(self, config: Config, actor: str | None = None, actor_source: str | None = None):
         self.config = config
         self.home = config.home
-        self.actor = actor or default_actor()
         self.engine = dbmod.make_engine(config.db_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.store = VectorStore(config.store_url)
         self.id = ""
+        # the acting identity is settled once the database answers (open / init)
+        self._declared, self._source = identity.declared_actor(actor), actor_source
+        self.identity = identity.Identity(self._declared or identity.os_user(), "os", identity.os_user())
+
+    @property
+    def actor(self) -> str:
+        return self.identity.actor
+
+    def declare_actor(self, name: str, source: str | None = None) -> None:
+        """Act as `name` (e.g. `--actor`), if the team policy accepts it (else IdentityRefused)."""
+        self._declared, self._source = identity.declared_actor(name), source
+        self._settle_identity(self.policy())
+
+    def _settle_identity(self, policy: TeamPolicy, audit: bool = True) -> None:
+        account, how = self._account
+        try:
+            self.identity = identity.resolve(self._declared, self._source, account, how, policy)
+        except IdentityRefused as e:
+            self.identity = identity.Identity(account, how, account)
+            if audit:  # the attempt is recorded under the authenticated account
+                self.audit_now("refused.identity", self._declared or account, {"reason": str(e)})
+            raise
+
+    @functools.cached_property
+    def _account(self) -> tuple[str, str]:
+        return identity.authenticated(self.engine)
+
+    def policy(self) -> TeamPolicy:
+        """The team policy as stored now (every governance check reads it afresh)."""
+        with self.Session() as s:
+            return read_policy(s)
 
     @classmethod
-    def init(cls, home: str | Path, db: str | None = None, store: str | None = None) -> Self:
+    def init(
+        cls,
+        home: str | Path,
+        db: str | None = None,
+        store: str | None = None,
+        actor: str | None = None,
+        actor_source: str | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> Self:
+        """Create a registry; `policy` sets a new registry's team policy (its creator is admin)."""
         home = Path(home).resolve()
         home.mkdir(parents=True, exist_ok=True)
         if (home / "registry.toml").exists():
@@ -53,13 +87,21 @@ class Core:
         config = Config(home=home, db=db) if db else Config(home=home)  # a password is split off
         if store:
             config.store = store
-        reg = cls(config)
+        reg = cls(config, actor, actor_source)
         reg.upgrade(None)  # a fresh database gets the schema; a shared older one is not upgraded
+        with reg.Session() as s:
+            joined = s.get(Meta, "registry_id")
+        # a new registry: its own policy decides who its creator may be; a shared one: the team's
+        if joined is None:
+            reg._settle_identity(initial_policy(policy), audit=False)
+        else:
+            reg._settle_identity(reg.policy())
         with reg.Session.begin() as s:
             row = s.get(Meta, "registry_id")
             if row is None:
                 reg.id = uuid.uuid4().hex
                 s.add(Meta(key="registry_id", value=reg.id))
+                seed_new_registry(s, reg.actor, policy)
             else:  # joining a shared database: the store must be the one it uses
                 reg.id = row.value
         if reg.store.exists():
@@ -67,38 +109,64 @@ class Core:
         else:
             reg.store.create(reg.id)
         config.save()
+        reg.config.interference = reg.policy().interference
         reg.audit_now("init", str(home), {"db": config.db, "store": config.store})  # db is redacted
         return reg
 
     @classmethod
     def open(
-        cls, home: str | Path | None = None, actor: str | None = None, migrate: bool | None = None
+        cls,
+        home: str | Path | None = None,
+        actor: str | None = None,
+        migrate: bool | None = None,
+        actor_source: str | None = None,
     ) -> Self:
-        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
+        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations.
+
+        `actor` (default: $REGISTRY_ACTOR) is accepted only as the team policy allows;
+        `actor_source="console"` says the caller authenticated that account itself.
+        """
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
-        reg = cls(Config.load(home), actor)
+        reg = cls(Config.load(home), actor, actor_source)
         check_on_open(reg.config.db_url)
         reg.upgrade(migrate)
         with reg.Session() as s:
             row = s.get(Meta, "registry_id")
         if row is None:
             raise NotInitialized(
-                f"database {reg.engine.url!r} holds no registry: restore it from a backup, "
+                f"database {redact(reg.engine.url)} holds no registry: restore it from a backup, "
                 "or point `db` in registry.toml at the registry's database"
             )
         reg.id = row.value
         reg.store.check(reg.id)
+        reg._settle_identity(reg._policy_from_toml())
+        reg.config.interference = reg.policy().interference
         return reg
+
+    def _policy_from_toml(self) -> TeamPolicy:
+        """Move a pre-0004 registry.toml's settings into the database once; refuse them after."""
+        legacy = self.config.legacy_policy
+        with self.Session.begin() as s:
+            moved = import_legacy(s, legacy, self._account[0])
+        if not moved:
+            raise RegistryError(
+                f"{self.home / 'registry.toml'}: [governance]/[interference] are no longer read; team "
+                "policy lives in the database: remove those sections, see `registry policy show`, "
+                "and ask an admin to `registry policy set KEY VALUE`"
+            )
+        if legacy:
+            self.config.legacy_policy = {}
+            self.config.save()  # rewritten without the moved sections
+            self.audit_now("policy.imported", "registry.toml", {"settings": legacy})
+        return self.policy()
 
     def upgrade(self, migrate: bool | None = True) -> str:
         """Check the schema; apply pending migrations when `migrate` (None: SQLite only)."""
         try:
             current = dbmod.current_revision(self.engine)
         except Exception as e:
-            raise dbmod.DatabaseUnavailable(
-                f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
-                f"{str(e).splitlines()[0]}"
-            ) from None
+            said = scrub(str(e).splitlines()[0], self.engine.url)
+            raise dbmod.DatabaseUnavailable(f"cannot reach database {redact(self.engine.url)}: {said}") from None
         allow = self.engine.url.get_backend_name() == "sqlite" if migrate is None else migrate
         dbmod.check_schema(self.engine, SCHEMA_HEAD, current, allow)
         return SCHEMA_HEAD
@@ -117,7 +185,8 @@ class Core:
         return dbmod.retrying(fn, attempts)
 
     def audit(self, s: Session, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
-        s.add(AuditEvent(actor=self.actor, action=action, object=obj, details=details or {}))
+        extra = self.identity.audit_details()  # a declared actor says so, and who declared it
+        s.add(AuditEvent(actor=self.actor, action=action, object=obj, details={**(details or {}), **extra}))
 
     def audit_now(self, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
         with self.Session.begin() as s:

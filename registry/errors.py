@@ -103,3 +103,7 @@ class NotTrusted(RegistryError):
 
 class GovernanceRefused(RegistryError):
     """A four-eyes or protected-alias rule refused an action (the refusal is audited)."""
+
+
+class IdentityRefused(RegistryError):
+    """A declared actor (--actor, REGISTRY_ACTOR) the team policy does not accept."""

@@ -61,6 +61,7 @@ def _register() -> None:
         maintenance,
         materialize,
         plugins,
+        policy,
         publish,
         recipe,
         sweep,
@@ -71,7 +72,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, backup, bundle, plugins, lineage, publish, tune, trust,
+        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, policy,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

@@ -25,6 +25,16 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class TeamPolicySetting(Base):
+    """One key of the team policy (registry.db.policy says which keys exist)."""
+
+    __tablename__ = "team_policy"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    set_by: Mapped[str] = mapped_column(String(128))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class BaseModel(Base):
     __tablename__ = "base_models"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -180,6 +190,8 @@ class Materialization(Base):
     seconds: Mapped[float] = mapped_column(Float)
     reused_from_id: Mapped[int | None] = mapped_column(ForeignKey("materializations.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # set when a later materialization wrote the same folder: lineage no longer lists it
+    replaced_at: Mapped[datetime | None] = mapped_column(default=None)
     recipe: Mapped[Recipe] = relationship()
 
 
