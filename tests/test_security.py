@@ -317,9 +317,8 @@ def test_lifecycle_rules(source, models, tmp_path):
 def test_four_eyes_and_protected_aliases(source, home):
     from registry import Registry
 
-    text = (home / "registry.toml").read_text()
-    text = text.replace("four_eyes = false", "four_eyes = true")
-    (home / "registry.toml").write_text(text + '"prod" = ["alice"]\n')
+    source.set_policy("four_eyes", True)  # tester created the registry: its first admin
+    source.set_policy("protected_aliases.prod", ["alice"])
     me = Registry.open(home, actor="tester")  # created everything in `source`
     with pytest.raises(GovernanceRefused, match="four-eyes rule: tester created vector helpful@v1"):
         me.approve("helpful", "mine", kind="vector")
