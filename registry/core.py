@@ -166,7 +166,9 @@ class Core:
             current = dbmod.current_revision(self.engine)
         except Exception as e:
             said = scrub(str(e).splitlines()[0], self.engine.url)
-            raise dbmod.DatabaseUnavailable(f"cannot reach database {redact(self.engine.url)}: {said}") from None
+            raise dbmod.DatabaseUnavailable(
+                f"cannot reach database {redact(self.engine.url)}: {said}"
+            ) from None
         allow = self.engine.url.get_backend_name() == "sqlite" if migrate is None else migrate
         dbmod.check_schema(self.engine, SCHEMA_HEAD, current, allow)
         return SCHEMA_HEAD

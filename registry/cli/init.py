@@ -35,7 +35,13 @@ def init(ctx, db: str | None, store: str | None, allow_declared_actor: bool) -> 
     reg = Registry.init(home_path(ctx), db=db, store=store, policy=policy)
     emit(
         ctx,
-        {"home": str(reg.home), "db": reg.config.db, "store": reg.config.store, "id": reg.id, "admin": reg.actor},
+        {
+            "home": str(reg.home),
+            "db": reg.config.db,
+            "store": reg.config.store,
+            "id": reg.id,
+            "admin": reg.actor,
+        },
         f"initialized registry {reg.id[:8]} at {reg.home} (policy admin: {reg.actor})",
     )
 

@@ -37,13 +37,13 @@ def _bool(v: Any) -> bool:
 
 def _names(v: Any) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
-        raise ValueError(f"must be a list of account names, e.g. [\"alice\"], not {v!r}")
+        raise ValueError(f'must be a list of account names, e.g. ["alice"], not {v!r}')
     return sorted(set(v))
 
 
 def _aliases(v: Any) -> dict[str, list[str]]:
     if not isinstance(v, dict):
-        raise ValueError(f"must map alias to approvers, e.g. {{\"prod\": [\"alice\"]}}, not {v!r}")
+        raise ValueError(f'must map alias to approvers, e.g. {{"prod": ["alice"]}}, not {v!r}')
     out = {}
     for alias, who in v.items():
         check_alias(alias)
@@ -171,4 +171,3 @@ def import_legacy(s: Session, legacy: dict[str, Any], actor: str) -> bool:
         write_setting(s, key, value, actor)
     s.add(Meta(key=POLICY_IN_DB, value="1"))
     return True
-

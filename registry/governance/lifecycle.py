@@ -109,6 +109,7 @@ def _compare_and_set(
         before = s.scalar(select(model.status).where(model.id == obj.id))
         if status not in TRANSITIONS.get(before, set()):
             raise InvalidTransition(f"{kind} {obj.ref} is {before}; it cannot become {status}")
+        pause("lifecycle:status-read")  # drills: another writer changes the status right here
         moved = s.execute(
             update(model)
             .where(model.id == obj.id, model.status == before)

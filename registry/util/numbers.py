@@ -20,7 +20,9 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 def as_number(value: Any, what: str) -> float | int:
     """`value` as a number: ints and floats as they are, decimal strings parsed strictly."""
     if isinstance(value, bool):
-        raise ValueError(f"{what} must be a number, not {value!r} (YAML reads true/false/yes/no/on/off as booleans)")
+        raise ValueError(
+            f"{what} must be a number, not {value!r} (YAML reads true/false/yes/no/on/off as booleans)"
+        )
     if isinstance(value, int | float):
         return value
     if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
