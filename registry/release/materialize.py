@@ -43,7 +43,7 @@ from registry.storage.tensor_io import (
     DTYPE_NAMES,
 )
 from registry.util.digests import weights_digest
-from registry.util.faults import crashpoint
+from registry.util.faults import crashpoint, pause
 from registry.util.memory import recycle_large_blocks
 from registry.util.refs import Ref
 
@@ -135,6 +135,7 @@ def _materialize_claimed(
             )
             files, reused = write_folder(plan, out, force), None
             crashpoint("materialize:after-rename")
+            pause("materialize:after-rename")
     m = Materialization(
         recipe_id=r.id,
         out_path=str(out),

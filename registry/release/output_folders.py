@@ -18,7 +18,7 @@ from registry.errors import IntegrityError, OutputExists
 from registry.records.bases import NOT_COPIED
 from registry.storage.tensor_io import TAG_NAMES, write_sharded
 from registry.util.digests import file_sha256, weights_digest
-from registry.util.faults import crashpoint
+from registry.util.faults import crashpoint, pause
 
 LOCK_NAME = "registry-lock.json"
 
@@ -144,6 +144,7 @@ def write_folder(plan, out: Path, force: bool = False) -> dict[str, str]:
         for check in plan.checks:
             check.result()  # e.g. the base's pins: a failure discards the whole folder
         crashpoint("materialize:before-rename")
+        pause("materialize:before-rename")
         if plan.durable:
             fsync_dir(tmp)
         _swap_into_place(tmp, out, plan.durable, force)
