@@ -187,8 +187,17 @@ class Core:
         return dbmod.retrying(fn, attempts)
 
     def audit(self, s: Session, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
-        extra = self.identity.audit_details()  # a declared actor says so, and who declared it
-        s.add(AuditEvent(actor=self.actor, action=action, object=obj, details={**(details or {}), **extra}))
+        who = self.identity  # a declared actor says so, beside the account that declared it
+        s.add(
+            AuditEvent(
+                actor=who.actor,
+                actor_source=who.source,
+                authenticated_as=who.authenticated_as,
+                action=action,
+                object=obj,
+                details=details or {},
+            )
+        )
 
     def audit_now(self, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
         with self.Session.begin() as s:

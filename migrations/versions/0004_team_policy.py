@@ -1,4 +1,4 @@
-"""team policy in the database; replaced materializations
+"""team policy in the database; how each audit row's actor was established; replaced materializations
 
 Revision ID: 0004
 Revises: 0003
@@ -40,6 +40,11 @@ def upgrade() -> None:
     if "replaced_at" not in {c["name"] for c in inspector.get_columns("materializations")}:
         with op.batch_alter_table("materializations", schema=None) as batch_op:
             batch_op.add_column(sa.Column("replaced_at", sa.DateTime(), nullable=True))
+    audit_columns = {c["name"] for c in inspector.get_columns("audit_events")}
+    if "actor_source" not in audit_columns:
+        with op.batch_alter_table("audit_events", schema=None) as batch_op:
+            batch_op.add_column(sa.Column("actor_source", sa.String(length=16), nullable=True))
+            batch_op.add_column(sa.Column("authenticated_as", sa.String(length=128), nullable=True))
     policy = sa.table(
         "team_policy",
         sa.column("key", sa.String),
@@ -54,7 +59,14 @@ def upgrade() -> None:
         if creator:
             op.bulk_insert(
                 policy,
-                [{"key": "admins", "value": [creator], "set_by": "migration 0004", "set_at": datetime.now(UTC).replace(tzinfo=None)}],
+                [
+                    {
+                        "key": "admins",
+                        "value": [creator],
+                        "set_by": "migration 0004",
+                        "set_at": datetime.now(UTC).replace(tzinfo=None),
+                    }
+                ],
             )
 
 

@@ -29,12 +29,6 @@ class Identity:
     source: str  # one of SOURCES
     authenticated_as: str
 
-    def audit_details(self) -> dict[str, str]:
-        """What each audit row adds: nothing when the actor is the authenticated account."""
-        if self.source in {"os", "db-login"}:
-            return {}
-        return {"actor_source": self.source, "authenticated_as": self.authenticated_as}
-
 
 def os_user() -> str:
     try:

@@ -203,6 +203,10 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     object: Mapped[str] = mapped_column(String(512), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # how `actor` was established: os / db-login (the authenticated account itself), or
+    # declared / console, with the authenticated account beside it (NULL: before 0004)
+    actor_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    authenticated_as: Mapped[str | None] = mapped_column(String(128), default=None)
 
 
 class Signature(Base):

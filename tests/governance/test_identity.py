@@ -1,7 +1,7 @@
 """Identity (issue 24.3): the actor is the account the authenticating system vouches for.
 
 A declared name (REGISTRY_ACTOR, --actor) is accepted only where the team policy says so,
-and then recorded as declared beside the authenticated account.
+and then recorded as declared (audit_events.actor_source) beside the authenticated account.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def test_actor_is_the_authenticated_account(strict):
     assert strict.actor == who and strict.identity.source in {"db-login", "os"}
     assert strict.vector("helpful").created_by == who
     assert strict.show_policy().admins == [who]  # the first init user is admin
-    assert all(e.actor == who and "actor_source" not in e.details for e in strict.log())
+    sources = {(e.actor, e.actor_source, e.authenticated_as) for e in strict.log()}
+    assert sources == {(who, strict.identity.source, who)}
 
 
 def test_borrowed_name_cannot_approve_own_work(strict, home, monkeypatch):
@@ -66,8 +67,7 @@ def test_declared_actor_allowed_by_policy_is_recorded_as_declared(strict, home):
     alice.approve("helpful", "reviewed", kind="vector")
     event = alice.log("helpful")[-1]
     assert event.actor == "alice" and event.action == "vector.approved"
-    assert event.details["actor_source"] == "declared"
-    assert event.details["authenticated_as"] == login(strict)
+    assert (event.actor_source, event.authenticated_as) == ("declared", login(strict))
 
 
 def test_service_account_may_declare(strict, home):
@@ -87,8 +87,8 @@ def test_console_source_is_trusted_and_recorded(strict, home):
 
     reviewer = Registry.open(home, actor="dana", actor_source="console")
     reviewer.approve("helpful", "looked at it", kind="vector")
-    details = reviewer.log("helpful")[-1].details
-    assert details["actor_source"] == "console" and details["authenticated_as"] == login(strict)
+    event = reviewer.log("helpful")[-1]
+    assert (event.actor, event.actor_source, event.authenticated_as) == ("dana", "console", login(strict))
     with pytest.raises(IdentityRefused, match="actor_source must be one of"):
         Registry.open(home, actor="dana", actor_source="trust-me")
 
