@@ -17,7 +17,7 @@ from pathlib import Path
 
 from registry import Registry
 from registry.evaluation.scoring import heldout_margin
-from registry.records.interference import orthogonal_removed
+from registry.merging.gram import orthogonal_removed
 from registry.testing.tiny_model import build_tiny_llama
 from registry.training.options import TrainingOptions
 from registry_plugins.verbose import DATA

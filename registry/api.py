@@ -22,7 +22,7 @@ from registry.governance import aliases, lifecycle, policy, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
 from registry.records import bases, interference, lineage, recipes, vector_import, vectors
-from registry.release import materialize, publish
+from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
 if TYPE_CHECKING:
@@ -58,6 +58,17 @@ class Registry(Core):
         require_lossless: bool = False,
     ) -> Vector:
         return vector_import.import_vector(self, name, base, positive, negative, policy, require_lossless)
+
+    def import_low_rank(
+        self,
+        name: str,
+        base: str,
+        factors: dict[str, tuple[Any, Any]],
+        policy: InterferencePolicy | None = None,
+        sources: dict[str, Any] | None = None,
+    ) -> Vector:
+        """A vector in low-rank form: `factors` maps tensor names to (B, A), φ = B·A there."""
+        return vector_import.import_low_rank(self, name, base, factors, policy, sources)
 
     def vectors(self, base: str | None = None) -> list[Vector]:
         return vectors.list_vectors(self, base)
@@ -154,6 +165,18 @@ class Registry(Core):
         return materialize.materialize(
             self, ref, out, force, on_bytes, shard_bytes, require_approved, reuse, durable, max_ppl_drift, sign_key
         )  # fmt: skip
+
+    def materialize_adapter(
+        self,
+        ref: str,
+        out: str | Path,
+        rank: int | None = None,
+        force: bool = False,
+        require_approved: bool = False,
+        sign_key: str | Path | None = None,
+    ) -> Materialization:
+        """A linear recipe as a PEFT LoRA adapter (dense terms: truncated SVD at `rank`)."""
+        return adapter.materialize_adapter(self, ref, out, rank, force, require_approved, sign_key)
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
         return materialize.list_materializations(self, ref)

@@ -19,20 +19,20 @@ def test_readme_commands_match_ci():
 
 
 def test_architecture_table_is_current():
-    import layout
+    from tests import layout
 
     doc = (DOCS / "architecture.md").read_text()
     table = doc[doc.index(layout.BEGIN) : doc.index(layout.END) + len(layout.END)]
-    assert table == layout.render(), (
-        "run: python tests/layout.py and paste the table into docs/architecture.md"
-    )
+    assert table == layout.render(), "run: python -m tests.layout --write"
+    diagram = doc[doc.index(layout.LAYERS_BEGIN) : doc.index(layout.LAYERS_END) + len(layout.LAYERS_END)]
+    assert diagram == layout.render_layers(), "run: python -m tests.layout --write"
 
 
 def test_every_module_has_one_room():
     """Each module opens with its purpose, stays small, and no caller reaches into private state."""
     import re
 
-    import layout
+    from tests import layout
 
     mods = layout.modules()
     assert all(doc for doc, _, _ in mods.values()), [m for m, (d, _, _) in mods.items() if not d]
@@ -42,7 +42,7 @@ def test_every_module_has_one_room():
     private = re.compile(r"\b(reg|core|self\.reg)\._[a-z]")
     offenders = [
         str(p)
-        for p in [*layout.PACKAGE.rglob("*.py"), *(DOCS.parent / "tests").glob("*.py")]
+        for p in [*layout.PACKAGE.rglob("*.py"), *(DOCS.parent / "tests").rglob("*.py")]
         if private.search(p.read_text())
     ]
     assert not offenders, offenders

@@ -47,7 +47,11 @@ TRAINING_OPTIONS = [
         show_default=True,
         help="Fraction of steps with a linear learning-rate warm-up (then linear decay).",
     ),
-    click.Option(["--lora-rank"], type=int, help="Train LoRA adapters of this rank (peft), merged into θ±."),
+    click.Option(
+        ["--lora-rank"],
+        type=int,
+        help="Train LoRA adapters of this rank (peft); φ is stored as their factors (rank 2R).",
+    ),
     click.Option(
         ["--format", "data_format"],
         type=click.Choice(DATA_FORMATS),

@@ -22,7 +22,7 @@ def interference(ctx, base: str | None, plot: str | None, recipe: str | None) ->
     Example:
       registry interference --base tiny --plot interference.png
     """
-    from registry.records.interference import orthogonal_removed
+    from registry.merging.gram import orthogonal_removed
 
     vecs, g = ctx.registry.recipe_interference(recipe) if recipe else ctx.registry.interference(base)
     labels = [v.ref for v in vecs]

@@ -64,6 +64,16 @@ def byte_progress(description: str, total: int):
     type=click.Path(exists=True, dir_okay=False),
     help="Sign the output with this elliptic-curve private key; writes OUT.sig beside the folder.",
 )
+@click.option(
+    "--as-adapter",
+    is_flag=True,
+    help="Write a PEFT LoRA adapter (Σ η·φ over the base) instead of a full model; linear recipes only.",
+)
+@click.option(
+    "--rank",
+    type=click.IntRange(min=1),
+    help="With --as-adapter: rank of the truncated SVD of dense terms (low-rank terms are exact).",
+)
 @pass_ctx
 def materialize(
     ctx,
@@ -75,6 +85,8 @@ def materialize(
     no_reuse: bool,
     max_ppl_drift: str | None,
     sign_key: str | None,
+    as_adapter: bool,
+    rank: int | None,
 ) -> None:
     """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
 
@@ -86,6 +98,12 @@ def materialize(
     from registry.evaluation.retention import parse_drift
 
     reg = ctx.registry
+    if as_adapter:
+        if max_ppl_drift is not None:
+            raise click.UsageError("--max-ppl-drift measures a full model; it does not apply to --as-adapter")
+        return _adapter(ctx, ref, out, rank, force, require_approved, sign_key)
+    if rank is not None:
+        raise click.UsageError("--rank applies only with --as-adapter")
     r = reg.recipe(ref)
     gate = parse_drift(max_ppl_drift) if max_ppl_drift is not None else None
     with byte_progress(f"materialize {r.ref}", _out_bytes(r)) as advance:
@@ -116,6 +134,26 @@ def materialize(
         )
     if gate is not None:
         human += f"; perplexity drift {view['retention']['drift']:+.2%} (limit {gate:.2%})"
+    emit(ctx, view, human)
+
+
+def _adapter(ctx, ref, out, rank, force, require_approved, sign_key) -> None:
+    from registry.db.as_json import materialization_view
+    from registry.release.adapter import adapter_report
+
+    m = ctx.registry.materialize_adapter(ref, out, rank, force, require_approved, sign_key)
+    view = {**materialization_view(m), "adapter": adapter_report(m)}
+    a = view["adapter"]
+    human = (
+        f"adapter of {m.recipe.ref} -> {m.out_path} (digest {m.output_digest[:16]}, {a['modules']} modules"
+    )
+    if a["exact"]:
+        human += ", exact)"
+    else:
+        human += f", relative error {a['relative_error']:.4g} at SVD rank {a['svd_rank']})"
+    if a["omitted"]:
+        human += f"; not representable as LoRA, left out: {', '.join(a['omitted'][:3])}"
+        human += f" and {len(a['omitted']) - 3} more" if len(a["omitted"]) > 3 else ""
     emit(ctx, view, human)
 
 

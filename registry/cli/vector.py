@@ -92,6 +92,7 @@ def show(ctx, ref: str, base: str | None) -> None:
     lines = [
         f"{k}: {v[k]}" for k in ("ref", "base", "status", "digest", "param_count", "norm", "stored_bytes")
     ]
+    lines.append(f"form: low-rank, rank {v['rank']}" if v["rank"] is not None else "form: dense")
     run = v["lineage"] or {}
     lines.append(
         f"lineage: {run.get('kind')} run {run.get('id')} ({run.get('status')}), plugin {run.get('plugin')}, seed {run.get('seed')}"

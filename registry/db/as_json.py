@@ -72,6 +72,7 @@ def tensor_view(t: VectorTensor) -> dict[str, Any]:
         "source_dtype": t.source_dtype,
         "norm": t.norm,
         "sha256": t.sha256,
+        "factors": getattr(t, "factors", None),
     }
 
 
@@ -87,6 +88,7 @@ def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
         "norm": v.norm,
         "stored_bytes": v.stored_bytes,
         "bytes_per_param": v.stored_bytes / max(v.param_count, 1),
+        "rank": getattr(v, "rank", None),
         "created_at": _t(v.created_at),
     }
     if detail:

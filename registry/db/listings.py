@@ -20,7 +20,7 @@ from registry.db.as_json import base_view, vector_view
 from registry.db.revision import SCHEMA_HEAD
 
 VECTORS = """
-SELECT v.name, v.version, b.name, v.status, v.digest, v.param_count, v.norm, v.stored_bytes, v.created_at
+SELECT v.name, v.version, b.name, v.status, v.digest, v.param_count, v.norm, v.stored_bytes, v.rank, v.created_at
 FROM vectors v JOIN base_models b ON b.id = v.base_id {where}
 ORDER BY v.name, v.version
 """
@@ -85,7 +85,7 @@ def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]]
 
     where, params = ("WHERE b.name = ?", (base,)) if base else ("", ())
     rows = _query(config, VECTORS.format(where=where), params)
-    keys = "name version base status digest param_count norm stored_bytes created_at"
+    keys = "name version base status digest param_count norm stored_bytes rank created_at"
     return None if rows is None else [vector_view(v) for v in _objects(rows, keys)]
 
 

@@ -99,6 +99,7 @@ class Vector(Base):
     param_count: Mapped[int] = mapped_column(BigInteger)
     norm: Mapped[float] = mapped_column(Float)
     stored_bytes: Mapped[int] = mapped_column(BigInteger)
+    rank: Mapped[int | None]  # low-rank form: its tensors' largest factor rank; None when dense
     status: Mapped[str] = mapped_column(String(16), default="draft")
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_actor: Mapped[str | None] = mapped_column(String(128))
@@ -126,7 +127,8 @@ class VectorTensor(Base):
     shape: Mapped[list[Any]] = mapped_column()
     source_dtype: Mapped[str] = mapped_column(String(16))
     norm: Mapped[float] = mapped_column(Float)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # of φ's float32 bytes (expanded when low-rank)
+    factors: Mapped[dict[str, Any] | None]  # low-rank form: {"rank", "sha256": {lora_A, lora_B}}
     vector: Mapped[Vector] = relationship(back_populates="tensors")
 
 

@@ -79,12 +79,19 @@ def recompute(core: Core, key: str, e: dict[str, Any], base_w: Any, ref: str) ->
         if digests[name] != t["sha256"]:
             raise IntegrityError(f"bundle vector {ref}: array {name} sha256 mismatch")
         shape = list(stored.spec(name).shape)
-        tensors.append({**t, "shape": shape, "norm": sq**0.5, "sha256": digests[name]})
+        factors = None
+        if stored.is_low_rank(name):  # the factor digests are recomputed too, never copied
+            factors = {"rank": stored.rank(name), "sha256": stored.factor_sha256(name)}
+            if factors != t.get("factors"):
+                raise IntegrityError(f"bundle vector {ref}: array {name} factors do not match its manifest")
+        tensors.append({**t, "shape": shape, "norm": sq**0.5, "sha256": digests[name], "factors": factors})
     digest = named_digest(digests)
     if digest != e["digest"]:
         raise IntegrityError(f"bundle vector {ref}: digest mismatch")
+    ranks = [t["factors"]["rank"] for t in tensors if t["factors"]]
     return {
         "digest": digest,
+        "rank": max(ranks) if ranks else None,
         "tensors": tensors,
         "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
         "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),

@@ -47,7 +47,15 @@ def verify(core: Core, on_item: Callable[[str], None] | None = None) -> list[str
                 checks.append((label, [pool.submit(lambda e=e, label=label: [f"{label}: {e}"])]))
                 continue
             checks.append(
-                (label, [pool.submit(_array_problems, label, data, t.name, t.sha256) for t in v.tensors])
+                (
+                    label,
+                    [pool.submit(_array_problems, label, data, t.name, t.sha256) for t in v.tensors]
+                    + [
+                        pool.submit(_factor_problems, label, data, t.name, t.factors)
+                        for t in v.tensors
+                        if t.factors
+                    ],
+                )
             )
         for label, futures in checks:
             for f in futures:
@@ -71,6 +79,19 @@ def _array_problems(label: str, data: StoredVector, name: str, recorded: str) ->
     except IntegrityError as e:
         return [f"{label}: array {name}: cannot be read ({str(e).split('(')[-1].rstrip(')')})"]
     return [] if digest == recorded else [f"{label}: array {name}: sha256 mismatch"]
+
+
+def _factor_problems(label: str, data: StoredVector, name: str, factors: dict) -> list[str]:
+    """A low-rank tensor's factor arrays against their own recorded digests (beside the
+    expanded tensor's check): a damaged factor is named even where its product hides it."""
+    try:
+        found = data.factor_sha256(name) if data.is_low_rank(name) else {}
+    except IntegrityError as e:
+        return [f"{label}: array {name}: factors cannot be read ({str(e).split('(')[-1].rstrip(')')})"]
+    recorded = factors.get("sha256") or {}
+    return [
+        f"{label}: array {name}.{k}: sha256 mismatch" for k in sorted(recorded) if found.get(k) != recorded[k]
+    ]
 
 
 def orphans(core: Core) -> list[str]:

@@ -21,9 +21,17 @@ from registry.db.models import BaseModel, TrainingRun, Vector, utcnow
 from registry.errors import IncompatibleWeights
 from registry.records.bases import architecture_at, base_norm, check_compatible, checked_base
 from registry.records.interference import check_interference
+from registry.records.low_rank_vectors import (
+    Factors,
+    check_factors,
+    expanded_record,
+    factor_blocks,
+    vector_rank,
+)
 from registry.records.runs import copy_run, new_run, stop_heartbeat
 from registry.records.vectors import lookup_vector, vector_row
 from registry.storage.delta import delta_block
+from registry.storage.low_rank import factor_arrays
 from registry.storage.tensor_io import FLOATS, TAG_NAMES, SafetensorsFolder, TensorReader, row_blocks
 from registry.util.digests import named_digest
 from registry.util.faults import crashpoint
@@ -85,6 +93,22 @@ def import_vector(
         hashing.shutdown(cancel_futures=True)
 
 
+def import_low_rank(
+    core: Core,
+    name: str,
+    base: str,
+    factors: Factors,
+    policy: InterferencePolicy | None = None,
+    sources: dict[str, Any] | None = None,
+) -> Vector:
+    """A vector in low-rank form: the listed tensors are B·A (kept as factors), φ = 0 elsewhere."""
+    check_name(name, "vector name")
+    b, base_w = checked_base(core, base)
+    factors = check_factors(base_w, factors)
+    run = new_run("import", b, name, sources={"low_rank": sorted(factors), **(sources or {})})
+    return store_vector(core, name, b, run, base_w, base_w, base_w, policy, low_rank=factors)
+
+
 # ‖φ‖/‖θbase‖ above this is not a fine-tune of the base: docs/concepts.md says how it was chosen
 RELATIVE_NORM_LIMIT = 1.0
 
@@ -122,10 +146,13 @@ def store_vector(
     policy: InterferencePolicy | None = None,
     require_lossless: bool = False,
     before_commit: Callable[[], None] | None = None,
+    low_rank: Factors | None = None,
 ) -> Vector:
     """Write φ = θ+ − θ− for every float tensor, then make it visible in one transaction.
 
-    `before_commit` finishes work that ran beside the data pass (import's source hashes)."""
+    `before_commit` finishes work that ran beside the data pass (import's source hashes);
+    tensors in `low_rank` (checked factors) are stored as their factors B, A instead."""
+    low_rank = low_rank or {}
 
     recycle_large_blocks()
     crashpoint("store:before-data")
@@ -141,6 +168,9 @@ def store_vector(
             for k, tname in enumerate(names):
                 if k:
                     crashpoint("store:mid-data")
+                if tname in low_rank:
+                    yield from factor_blocks(tname, *low_rank[tname])
+                    continue
                 shape = base_w.spec(tname).shape
                 yield (
                     tname,
@@ -152,22 +182,28 @@ def store_vector(
                 )
 
         writer.write(blocks())
-        tensors = [
-            {
+
+        def record(tname: str) -> dict[str, Any]:
+            if tname in low_rank:
+                a_name, b_name = factor_arrays(tname)
+                digests = {"lora_A": writer.digests[a_name], "lora_B": writer.digests[b_name]}
+                return expanded_record(tname, *low_rank[tname], digests)
+            return {
                 "name": tname,
                 "shape": list(base_w.spec(tname).shape),
                 "source_dtype": TAG_NAMES.get(pos_w.spec(tname).tag, pos_w.spec(tname).tag),
                 "norm": writer.norms[tname],
                 "sha256": writer.digests[tname],
             }
-            for tname in names
-        ]
+
+        tensors = [record(tname) for tname in names]
         writer.close()
         fields = {
+            "rank": vector_rank(tensors),
             "name": name,
             "base_id": b.id,
             "store_key": writer.key,
-            "digest": named_digest(writer.digests),
+            "digest": named_digest({t["name"]: t["sha256"] for t in tensors}),
             "param_count": sum(int(np.prod(t["shape"])) if t["shape"] else 1 for t in tensors),
             "norm": float(np.sqrt(sum(t["norm"] ** 2 for t in tensors))),
             "stored_bytes": core.store.nbytes(writer.key),
@@ -212,7 +248,7 @@ def store_vector(
         vec = core.write(commit)
         stop_heartbeat(run.id)  # the run ended with its vector's commit
         crashpoint("store:after-commit")
-        _vouch(core, writer.key, writer.digests)
+        _vouch(core, writer.key, {t["name"]: t["sha256"] for t in tensors if not t.get("factors")})
         return vec
     except BaseException:
         writer.abort()

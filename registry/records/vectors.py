@@ -23,9 +23,10 @@ VECTOR_FIELDS = (
     "param_count",
     "norm",
     "stored_bytes",
+    "rank",
     "interference",
 )
-TENSOR_FIELDS = ("name", "shape", "source_dtype", "norm", "sha256")
+TENSOR_FIELDS = ("name", "shape", "source_dtype", "norm", "sha256", "factors")
 
 
 def vector_row(fields: dict[str, Any], tensors: list[dict[str, Any]], **overrides: Any) -> Vector:
@@ -33,7 +34,7 @@ def vector_row(fields: dict[str, Any], tensors: list[dict[str, Any]], **override
     return Vector(
         **{c: fields[c] for c in VECTOR_FIELDS if c in fields},
         **overrides,
-        tensors=[VectorTensor(**{c: t[c] for c in TENSOR_FIELDS}) for t in tensors],
+        tensors=[VectorTensor(**{c: t.get(c) for c in TENSOR_FIELDS}) for t in tensors],
     )
 
 

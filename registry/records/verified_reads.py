@@ -68,7 +68,11 @@ class VerifiedVector:
                 self.done.add(name)
 
     def _dir(self, name: str) -> Path | None:
-        return self.root / DATA / self.data.key / name if self.root is not None else None
+        """The array's chunk folder, vouched for by the stat cache (none for a low-rank tensor:
+        its two factor arrays are expanded, and hashed, on every read)."""
+        if self.root is None or self.data.is_low_rank(name):
+            return None
+        return self.root / DATA / self.data.key / name
 
     def _vouched(self, name: str, digest: str) -> bool:
         d = self._dir(name)

@@ -93,8 +93,13 @@ def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> 
     base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
     data = ModelCardData(
         base_model=base_model,
-        base_model_relation="merge",
-        tags=["preference-vectors", "merge", f"method-{r.method}"],
+        base_model_relation="adapter" if "adapter" in (notes or {}) else "merge",  # --as-adapter
+        tags=[
+            "preference-vectors",
+            "merge",
+            f"method-{r.method}",
+            *(["lora"] if "adapter" in (notes or {}) else []),
+        ],
         preference_recipe=recipe_metadata(r),
         **({"preference_notes": notes} if notes else {}),
     )

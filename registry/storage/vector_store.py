@@ -28,6 +28,7 @@ import numpy as np
 from registry.errors import IntegrityError, NotInitialized
 from registry.storage.blobs import open_blobs
 from registry.storage.codec import NAME, decode, encode, parts
+from registry.storage.low_rank import expand, factor_arrays, logical_names
 from registry.storage.tensor_io import TensorSpec, block_rows, row_blocks
 from registry.util.digests import ArrayHasher, array_sha256
 from registry.util.pipeline import labelled, ordered
@@ -242,7 +243,10 @@ class VectorWriter:
 
 
 class StoredVector:
-    """A stored φ as a TensorReader (`names / spec / read_rows`), values in float32."""
+    """A stored φ as a TensorReader (`names / spec / read_rows`), values in float32.
+
+    A low-rank tensor (arrays NAME.lora_A and NAME.lora_B, see storage.low_rank) reads as
+    NAME: its rows are expanded from the factors block by block, never the whole tensor."""
 
     def __init__(self, store: VectorStore, key: str, label: str | None = None):
         self.key = key
@@ -253,12 +257,37 @@ class StoredVector:
             raise IntegrityError(f"{self.label}: data missing from the store")
         self._meta: dict[str, dict] = {}
         self._names: list[str] | None = None
+        self._low: set[str] = set()
 
     def names(self) -> list[str]:
-        """Arrays present in the store (the database's tensor rows say which must be)."""
+        """Tensors present in the store (the database's tensor rows say which must be)."""
         if self._names is None:
-            self._names = self.blobs.dirs(self.prefix)
+            self._names, self._low = logical_names(self.blobs.dirs(self.prefix))
         return self._names
+
+    def is_low_rank(self, name: str) -> bool:
+        self.names()
+        return name in self._low
+
+    def rank(self, name: str) -> int | None:
+        """k of a low-rank tensor (its factors' inner size); None for a dense one."""
+        return self.meta(factor_arrays(name)[0])["shape"][0] if self.is_low_rank(name) else None
+
+    def factors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(B, A) of a low-rank tensor, whole (small: k·(out + in) values), crc-checked."""
+        a_name, b_name = factor_arrays(name)
+        self.spec(name)  # the factors must chain
+        a_shape, b_shape = self.meta(a_name)["shape"], self.meta(b_name)["shape"]
+        return self._array_rows(b_name, 0, b_shape[0]), self._array_rows(a_name, 0, a_shape[0])
+
+    def factor_sha256(self, name: str) -> dict[str, str]:
+        """sha256 of each factor's float32 bytes (recorded beside the expanded tensor's)."""
+        out = {}
+        for label, array in zip(("lora_A", "lora_B"), factor_arrays(name), strict=True):
+            rows = self.meta(array)["shape"][0]
+            step = self.chunk_rows(array)
+            out[label] = array_sha256(self._array_rows(array, a, b) for a, b in row_blocks((rows,), step))
+        return out
 
     def meta(self, name: str) -> dict:
         if name not in self._meta:
@@ -279,11 +308,18 @@ class StoredVector:
         return self._meta[name]
 
     def spec(self, name: str) -> TensorSpec:
+        if self.is_low_rank(name):
+            a_shape, b_shape = (self.meta(x)["shape"] for x in factor_arrays(name))
+            if len(a_shape) != 2 or len(b_shape) != 2 or a_shape[0] != b_shape[1]:
+                raise IntegrityError(f"{self.label}: factors of {name} do not chain ({b_shape} · {a_shape})")
+            return TensorSpec(name, "F32", (b_shape[0], a_shape[1]))
         meta = self.meta(name)
         shape = () if meta.get("attributes", {}).get("scalar") else tuple(meta["shape"])
         return TensorSpec(name, "F32", shape)
 
     def chunk_rows(self, name: str) -> int:
+        if self.is_low_rank(name):
+            return chunk_rows(self.spec(name).shape)  # the blocks a dense array would have
         return self.meta(name)["chunk_grid"]["configuration"]["chunk_shape"][0]
 
     def sha256(self, name: str) -> str:
@@ -292,7 +328,16 @@ class StoredVector:
         return array_sha256(self.read_rows(name, a, b) for a, b in row_blocks(shape, self.chunk_rows(name)))
 
     def read_rows(self, name: str, a: int, b: int) -> np.ndarray:
-        """Rows [a, b): every chunk checked against its crc32c, then decompressed."""
+        """Rows [a, b): every chunk checked against its crc32c, then decompressed (a low-rank
+        tensor: B's rows [a, b) times A, expanded in float32 as storage.low_rank defines)."""
+        if self.is_low_rank(name):
+            a_name, b_name = factor_arrays(name)
+            self.spec(name)  # the factors must chain
+            k = self.meta(a_name)["shape"][0]
+            return expand(self._array_rows(b_name, a, b), self._array_rows(a_name, 0, k))
+        return self._array_rows(name, a, b)
+
+    def _array_rows(self, name: str, a: int, b: int) -> np.ndarray:
         meta = self.meta(name)
         shape = meta["shape"]
         step = self.chunk_rows(name)
@@ -303,10 +348,13 @@ class StoredVector:
 
     def read_parts(self, name: str, a: int, b: int, slot: int = 0):
         """Rows [a, b) still split (codec.Parts: high halves, low halves), when they are exactly
-        one split16 chunk, crc-checked; None otherwise (the caller then uses read_rows).
+        one split16 chunk, crc-checked; None otherwise (the caller then uses read_rows), and
+        for a low-rank tensor (there are no halves to add: its rows are computed).
 
         Lets a linear merge add the high halves as bf16 straight into its float32 sum and
         patch the few elements with low halves, without building φ in float32 first."""
+        if self.is_low_rank(name):
+            return None
         meta = self.meta(name)
         step = self.chunk_rows(name)
         shape = meta["shape"]

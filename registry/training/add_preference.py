@@ -16,8 +16,10 @@ from registry.errors import PluginError, RegistryError, TrainingFailed
 from registry.plugins.loader import load
 from registry.plugins.spec import PreferencePair
 from registry.records.bases import architecture_at, check_compatible, checked_base
+from registry.records.low_rank_vectors import Factors, check_factors
 from registry.records.runs import finish_run, start_run
 from registry.records.vector_import import store_vector
+from registry.storage.low_rank import FACTOR_A, FACTOR_B, stack
 from registry.storage.tensor_io import SafetensorsFolder
 from registry.training.dpo import train, train_dpo
 from registry.training.options import TrainingOptions, is_main_process
@@ -104,13 +106,32 @@ def add_preference(
         pos_w, neg_w = SafetensorsFolder(plus.folder), SafetensorsFolder(minus.folder)
         for w in (pos_w, neg_w):
             check_compatible(base_w, w, architecture_at(w.folder), b.architecture)
-        log(f"run {run.id}: extracting φ = θ+ − θ−")
-        return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy)
+        low_rank = None
+        if options.lora_rank:  # φ = s·(B₊A₊ − B₋A₋) exactly: kept as its factors
+            low_rank = check_factors(base_w, lora_difference(plus.factors, minus.factors))
+        log(f"run {run.id}: extracting φ = θ+ − θ−" + (" (LoRA weights as factors)" if low_rank else ""))
+        return store_vector(core, name, b, run, base_w, pos_w, neg_w, policy, low_rank=low_rank)
     except BaseException as e:
         finish_run(core, run, "failed", error=f"{type(e).__name__}: {e}".rstrip(": "))
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def lora_difference(plus: Path | None, minus: Path | None) -> Factors:
+    """φ's factors from θ±'s: [s·B₊, −s·B₋] · [A₊; A₋] for every adapted weight (rank ≤ 2r)."""
+    from safetensors.numpy import load_file
+
+    if plus is None or minus is None:
+        raise TrainingFailed("a LoRA run wrote no adapter factors")
+    pos, neg = load_file(plus), load_file(minus)
+    names = sorted(k.removesuffix(FACTOR_A) for k in pos if k.endswith(FACTOR_A))
+    if sorted(k.removesuffix(FACTOR_A) for k in neg if k.endswith(FACTOR_A)) != names:
+        raise TrainingFailed("θ+ and θ− adapted different weights")
+    return {
+        n: stack([(pos[n + FACTOR_B], pos[n + FACTOR_A]), (-neg[n + FACTOR_B], neg[n + FACTOR_A])])
+        for n in names
+    }
 
 
 def _train_as_worker(core: Core, b: BaseModel, pairs, options: TrainingOptions, seed: int) -> None:

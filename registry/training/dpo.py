@@ -40,6 +40,7 @@ class TrainResult:
     seconds: float
     world_size: int = 1
     folder_16bit: Path | None = None  # θ rounded to the base's dtype, only when asked
+    factors: Path | None = None  # LoRA runs: each adapted weight's s·B and A (beside `folder`)
     final: dict[str, float] = field(default_factory=dict)  # last step's loss, margin, accuracy
 
     def lineage(self) -> dict[str, Any]:
@@ -186,6 +187,7 @@ def train(
             skeleton = trainer.accelerator.unwrap_model(trainer.model)
             if options.lora_rank:
                 skeleton = skeleton.get_base_model()
+                save_factors(lora_factors(state, scaling=2.0), factors_path(out))
                 state = merge_lora(state, scaling=2.0)
             state = {k: v for k, v in state.items() if k not in tied_duplicates(skeleton)}
             _save(skeleton, {k: v.to(torch.float32) for k, v in state.items()}, out, tok)
@@ -199,6 +201,7 @@ def train(
         seconds=time.monotonic() - started,
         world_size=world,
         folder_16bit=folder16,
+        factors=factors_path(out) if options.lora_rank else None,
         final={k: progress.last[k] for k in ("loss", "margin", "accuracy") if k in progress.last},
     )
     if main:
@@ -278,6 +281,32 @@ def merge_lora(state: dict[str, Any], scaling: float, adapter: str = "default") 
             value = value.float() + (b.float() @ a.float()) * scaling
         out[name.replace(".base_layer.", ".")] = value
     return out
+
+
+def factors_path(out: Path) -> Path:
+    """Where a LoRA run's factors go: beside θ's folder, never a shard inside it."""
+    return out.parent / f"{out.name}-lora-factors.safetensors"
+
+
+def lora_factors(state: dict[str, Any], scaling: float, adapter: str = "default") -> dict[str, Any]:
+    """Each adapted weight's factors as plain names: `W.lora_B` = scaling·B and `W.lora_A` = A
+    (float32), so that W's update is exactly lora_B · lora_A (scaling 2.0 is a power of two)."""
+    out = {}
+    for key in state:
+        if key.endswith(".base_layer.weight"):
+            stem = key.removesuffix(".base_layer.weight")
+            name = f"{stem}.weight".removeprefix("base_model.model.")
+            a, b = state[f"{stem}.lora_A.{adapter}.weight"], state[f"{stem}.lora_B.{adapter}.weight"]
+            out[f"{name}.lora_A"] = a.float().contiguous()
+            out[f"{name}.lora_B"] = (b.float() * scaling).contiguous()
+    return out
+
+
+def save_factors(factors: dict[str, Any], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(factors, path)
 
 
 def tied_duplicates(model) -> set[str]:

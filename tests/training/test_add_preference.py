@@ -14,7 +14,7 @@ from registry.training.options import TrainingOptions
 
 # aggressive, so that a few steps move a tiny random model measurably (defaults suit real models)
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
-PKU = Path(__file__).parent / "data" / "pku_sample.jsonl"
+PKU = Path(__file__).parent.parent / "data" / "pku_sample.jsonl"
 
 
 def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
@@ -155,18 +155,37 @@ def test_helpful_from_fixture_via_cli(sqlite_reg, cli):
     assert v["lineage"]["params"]["plugin_options"] == {"data": str(PKU)}
 
 
-def test_lora_rank_trains_merged_adapters(sqlite_reg):
+def test_lora_rank_stores_phi_as_its_factors(sqlite_reg):
     v = sqlite_reg.add_preference(
         "verbose",
         "tiny",
         name="verbose-lora",
         options=TrainingOptions(steps=3, lora_rank=4, learning_rate=1e-3),
     )
-    full = _stored(sqlite_reg, "verbose-lora")
+    arrays = _stored(sqlite_reg, "verbose-lora")
     assert v.norm > 0 and v.run.params["lora_rank"] == 4
-    # LoRA targets linear layers only: embeddings and norms stay exactly where the base is
-    assert not full["model.embed_tokens.weight"].any() and not full["model.norm.weight"].any()
-    assert full["model.layers.0.self_attn.q_proj.weight"].any()
+    # φ = [s·B₊, −s·B₋]·[A₊; A₋]: rank 2r, kept as its factors for every adapted weight
+    assert v.rank == 8
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert q not in arrays and arrays[f"{q}.lora_A"].size == 8 * 64 and arrays[f"{q}.lora_B"].size == 64 * 8
+    data = sqlite_reg.store.open(v.store_key)
+    b, a = data.factors(q)
+    phi = b.astype(np.float64) @ a.astype(np.float64)
+    assert np.abs(phi).max() > 0
+    np.testing.assert_allclose(data.read_rows(q, 0, 64), phi, rtol=1e-5, atol=1e-7)
+    # LoRA's A starts random and B at zero: after a few steps both halves moved, differently
+    assert np.abs(b[:, :4]).max() > 0 and np.abs(b[:, 4:]).max() > 0 and not np.allclose(a[:4], a[4:])
+    low = {t.name for t in v.tensors if t.factors}
+    assert low == {n for n in data.names() if n.endswith("proj.weight")} and len(low) == 14
+    # LoRA targets linear layers only: embeddings, norms and the head stay exactly where the base is
+    for n in ("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"):
+        assert not arrays[n].any() and n not in low
+    assert v.norm == pytest.approx(
+        np.sqrt(
+            sum(np.sum(data.read_rows(n, 0, data.spec(n).shape[0]).astype(np.float64) ** 2) for n in low)
+        ),
+        rel=1e-6,
+    )
 
 
 def test_broken_plugins_fail_with_clear_messages(sqlite_reg, cli, test_plugins, monkeypatch):

@@ -37,3 +37,19 @@ def test_upgrade_from_first_revision_keeps_data(home, db_url, models, tmp_path):
     assert dbmod.current_revision(again.engine) == SCHEMA_HEAD
     assert again.vector("helpful").digest == first.recipe.terms[0].vector.digest
     again.close()
+
+
+def test_low_rank_downgrade_refuses_while_factor_vectors_exist(sqlite_reg):
+    """0007 adds vectors.rank and vector_tensors.factors; earlier versions cannot read a
+    low-rank vector, so the downgrade refuses (nothing dropped) until none is left."""
+    import pytest
+
+    from registry.testing.factors import random_factors
+
+    base = sqlite_reg.base("tiny").path
+    v = sqlite_reg.import_low_rank("low", "tiny", random_factors(base, rank=2))
+    with pytest.raises(RuntimeError, match="1 vector\\(s\\) are stored in low-rank form"):
+        dbmod.downgrade(sqlite_reg.engine, "0003")
+    assert dbmod.current_revision(sqlite_reg.engine) == SCHEMA_HEAD
+    assert sqlite_reg.vector("low").rank == 2 == v.rank
+    assert {t.factors["rank"] for t in sqlite_reg.vector("low").tensors if t.factors} == {2}
