@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 from registry.config import InterferencePolicy
 from registry.core import Core
 from registry.db.models import AuditEvent, BaseModel, Materialization, Recipe, Vector
-from registry.db.policy import TeamPolicy
 from registry.evaluation import consistency, retention, scoring, sweep, tune
 from registry.evaluation.retention import RetentionCheck
 from registry.evaluation.sweep import SweepResult
-from registry.governance import aliases, lifecycle, policy, signing
+from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
 from registry.records import bases, interference, lineage, recipes, vector_import, vectors
@@ -140,13 +139,6 @@ class Registry(Core):
 
     def log(self, obj: str | None = None, limit: int | None = None) -> list[AuditEvent]:
         return lifecycle.audit_log(self, obj, limit)
-
-    # -- team policy -----------------------------------------------------------------------
-    def show_policy(self) -> TeamPolicy:
-        return policy.show_policy(self)
-
-    def set_policy(self, key: str, value: Any, as_text: bool = False) -> tuple[Any, Any]:
-        return policy.set_policy(self, key, value, as_text)
 
     # -- materialize -----------------------------------------------------------------------
     def materialize(

@@ -48,9 +48,9 @@ class Core:
     def declare_actor(self, name: str, source: str | None = None) -> None:
         """Act as `name` (e.g. `--actor`), if the team policy accepts it (else IdentityRefused)."""
         self._declared, self._source = identity.declared_actor(name), source
-        self._settle_identity(self.policy())
+        self.settle_identity(self.policy())
 
-    def _settle_identity(self, policy: TeamPolicy, audit: bool = True) -> None:
+    def settle_identity(self, policy: TeamPolicy, audit: bool = True) -> None:
         account, how = self._account
         try:
             self.identity = identity.resolve(self._declared, self._source, account, how, policy)
@@ -93,9 +93,9 @@ class Core:
             joined = s.get(Meta, "registry_id")
         # a new registry: its own policy decides who its creator may be; a shared one: the team's
         if joined is None:
-            reg._settle_identity(initial_policy(policy), audit=False)
+            reg.settle_identity(initial_policy(policy), audit=False)
         else:
-            reg._settle_identity(reg.policy())
+            reg.settle_identity(reg.policy())
         with reg.Session.begin() as s:
             row = s.get(Meta, "registry_id")
             if row is None:
@@ -139,11 +139,11 @@ class Core:
             )
         reg.id = row.value
         reg.store.check(reg.id)
-        reg._settle_identity(reg._policy_from_toml())
+        reg.settle_identity(reg.adopt_toml_policy())
         reg.config.interference = reg.policy().interference
         return reg
 
-    def _policy_from_toml(self) -> TeamPolicy:
+    def adopt_toml_policy(self) -> TeamPolicy:
         """Move a pre-0004 registry.toml's settings into the database once; refuse them after."""
         legacy = self.config.legacy_policy
         with self.Session.begin() as s:

@@ -24,6 +24,7 @@ from registry.errors import (
     RegistryError,
     SchemaMismatch,
 )
+from registry.governance.policy import set_policy
 
 MIX = {
     "name": "mix",
@@ -317,8 +318,8 @@ def test_lifecycle_rules(source, models, tmp_path):
 def test_four_eyes_and_protected_aliases(source, home):
     from registry import Registry
 
-    source.set_policy("four_eyes", True)  # tester created the registry: its first admin
-    source.set_policy("protected_aliases.prod", ["alice"])
+    set_policy(source, "four_eyes", True)  # tester created the registry: its first admin
+    set_policy(source, "protected_aliases.prod", ["alice"])
     me = Registry.open(home, actor="tester")  # created everything in `source`
     with pytest.raises(GovernanceRefused, match="four-eyes rule: tester created vector helpful@v1"):
         me.approve("helpful", "mine", kind="vector")

@@ -25,7 +25,7 @@ def show(ctx) -> None:
     """Print every policy key with its value (defaults included)."""
     from registry.db.policy import KEYS
 
-    data = ctx.registry.show_policy().as_dict()
+    data = ctx.registry.policy().as_dict()
     emit(ctx, data, "\n".join(f"{k} = {_shown(v)}  # {KEYS[k].help}" for k, v in data.items()))
 
 
@@ -35,7 +35,9 @@ def show(ctx) -> None:
 @pass_ctx
 def set_(ctx, key: str, value: str) -> None:
     """Set KEY to VALUE (JSON: true, 0.8, ["alice"]; a plain word for warn/refuse/off). Admins only."""
-    before, after = ctx.registry.set_policy(key, value, as_text=True)
+    from registry.governance.policy import set_policy
+
+    before, after = set_policy(ctx.registry, key, value, as_text=True)
     emit(
         ctx,
         {"key": key, "from": before, "to": after, "actor": ctx.registry.actor},

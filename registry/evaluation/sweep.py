@@ -83,7 +83,9 @@ def run_sweep(
 
     bad = [e for e in etas if not finite32(e)]  # a weight is applied in float32: 1e300 is inf there
     if bad:
-        raise RegistryError(f"η must be finite as float32 (|η| ≤ 3.4e38), not {', '.join(map(str, bad))}")
+        raise RegistryError(
+            f"η must be finite numbers (as float32: |η| ≤ 3.4e38), not {', '.join(map(str, bad))}"
+        )
     r = get_recipe(core, recipe)
     base = r.base.name
     terms = {t.vector.name: (t.vector.ref, t.weight) for t in r.terms}

@@ -1,4 +1,5 @@
-"""`registry policy show` / `set`: the team policy, changed by its admins only, audited.
+"""`registry policy set`: the team policy, changed by its admins only, audited (read it with
+`Core.policy()`).
 
 The keys and their meaning are in registry.db.policy; here is who may change them. Every
 change is an audit row with the value before and after; a refusal is audited too.
@@ -8,16 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from registry.db.policy import KEYS, TeamPolicy, parse_text, parse_value, write_setting
+from registry.db.policy import KEYS, parse_text, parse_value, write_setting
 from registry.errors import RegistryError
 from registry.governance.lifecycle import refuse
 
 if TYPE_CHECKING:
     from registry.core import Core
-
-
-def show_policy(core: Core) -> TeamPolicy:
-    return core.policy()
 
 
 def set_policy(core: Core, key: str, value: Any, as_text: bool = False) -> tuple[Any, Any]:

@@ -2,7 +2,7 @@
 
 Two materializations to one folder both used to exit 0, the folder holding the second
 while lineage named the first. Now the second is refused while the first runs (or, after
-it, finds the folder taken); the lock is `.NAME.registry-writing` in the folder's parent
+it, finds the folder taken); the lock is `.registry-writing-NAME` in the folder's parent
 (an advisory `flock`: it holds between processes on one machine and on NFS v4 locks,
 not on file systems without locking). The file is removed when the writer is done.
 """
@@ -19,7 +19,7 @@ from registry.errors import OutputExists
 
 
 def lock_path(out: Path) -> Path:
-    return out.parent / f".{out.name}.registry-writing"
+    return out.parent / f".registry-writing-{out.name}"
 
 
 @contextmanager

@@ -21,13 +21,13 @@ def as_number(value: Any, what: str) -> float | int:
     """`value` as a number: ints and floats as they are, decimal strings parsed strictly."""
     if isinstance(value, bool):
         raise ValueError(
-            f"{what} must be a number, not {value!r} (YAML reads true/false/yes/no/on/off as booleans)"
+            f"{what} must be a finite number, not {value!r} (YAML reads true/false/yes/no/on/off as booleans)"
         )
     if isinstance(value, int | float):
         return value
     if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
         return float(value)  # e.g. 5e-1: a string under YAML 1.1, the number 0.5 to a person
-    raise ValueError(f"{what} must be a number, not {value!r}")
+    raise ValueError(f"{what} must be a finite number, not {value!r}")
 
 
 def finite32(value: float) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from registry.db import engine as dbmod
 from registry.db.revision import SCHEMA_HEAD
 from registry.errors import GovernanceRefused
+from registry.governance.policy import set_policy
 
 
 def test_downgrade_upgrade_cycle_keeps_four_eyes(loaded, home, tmp_path):
@@ -24,14 +25,14 @@ def test_downgrade_upgrade_cycle_keeps_four_eyes(loaded, home, tmp_path):
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    loaded.set_policy("four_eyes", True)
+    set_policy(loaded, "four_eyes", True)
     loaded.trust(pub)
     dbmod.downgrade(loaded.engine, "0002")
     dbmod.upgrade(loaded.engine)
     assert dbmod.current_revision(loaded.engine) == SCHEMA_HEAD
     me = Registry.open(home)
     assert me.vector("helpful@v1").created_by == "tester"
-    assert me.show_policy().four_eyes is True and len(list_trusted(me)) == 1
+    assert me.policy().four_eyes is True and len(list_trusted(me)) == 1
     with pytest.raises(GovernanceRefused, match="four-eyes rule: tester created vector helpful@v1"):
         me.approve("helpful", "mine", kind="vector")
     Registry.open(home, actor="alice").approve("helpful", "reviewed", kind="vector")
@@ -40,7 +41,7 @@ def test_downgrade_upgrade_cycle_keeps_four_eyes(loaded, home, tmp_path):
 def test_unknown_creator_needs_a_policy_admin(loaded, home):
     from registry import Registry
 
-    loaded.set_policy("four_eyes", True)
+    set_policy(loaded, "four_eyes", True)
     with loaded.engine.begin() as conn:  # a row written by a client from before creators
         conn.execute(text("UPDATE vectors SET created_by = NULL"))
     with pytest.raises(

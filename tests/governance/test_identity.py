@@ -12,6 +12,7 @@ import pytest
 
 from registry.db.identity import os_user
 from registry.errors import GovernanceRefused, IdentityRefused
+from registry.governance.policy import set_policy
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_actor_is_the_authenticated_account(strict):
     who = login(strict)  # PostgreSQL: session_user; SQLite: the OS user
     assert strict.actor == who and strict.identity.source in {"db-login", "os"}
     assert strict.vector("helpful").created_by == who
-    assert strict.show_policy().admins == [who]  # the first init user is admin
+    assert strict.policy().admins == [who]  # the first init user is admin
     sources = {(e.actor, e.actor_source, e.authenticated_as) for e in strict.log()}
     assert sources == {(who, strict.identity.source, who)}
 
@@ -61,7 +62,7 @@ def test_borrowed_name_cannot_approve_own_work(strict, home, monkeypatch):
 def test_declared_actor_allowed_by_policy_is_recorded_as_declared(strict, home):
     from registry import Registry
 
-    strict.set_policy("allow_declared_actor", True)
+    set_policy(strict, "allow_declared_actor", True)
     alice = Registry.open(home, actor="alice")
     assert alice.identity.source == "declared"
     alice.approve("helpful", "reviewed", kind="vector")
@@ -73,7 +74,7 @@ def test_declared_actor_allowed_by_policy_is_recorded_as_declared(strict, home):
 def test_service_account_may_declare(strict, home):
     from registry import Registry
 
-    strict.set_policy("service_accounts", [login(strict)])
+    set_policy(strict, "service_accounts", [login(strict)])
     bot = Registry.open(home, actor="carol")
     assert (bot.actor, bot.identity.source, bot.identity.authenticated_as) == (
         "carol",

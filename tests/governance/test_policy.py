@@ -8,6 +8,7 @@ import json
 import pytest
 
 from registry.errors import GovernanceRefused, RegistryError
+from registry.governance.policy import set_policy
 
 
 def test_policy_show_and_set_by_admin_only(sqlite_reg, cli, monkeypatch):
@@ -17,13 +18,13 @@ def test_policy_show_and_set_by_admin_only(sqlite_reg, cli, monkeypatch):
     assert code == 0 and out.strip() == "policy four_eyes: false -> true (tester)", err
     code, _, err = cli("policy", "set", "protected_aliases.prod", '["alice"]')
     assert code == 0, err
-    assert sqlite_reg.show_policy().protected_aliases == {"prod": ["alice"]}
+    assert sqlite_reg.policy().protected_aliases == {"prod": ["alice"]}
     monkeypatch.setenv("REGISTRY_ACTOR", "mallory")  # declared actors are allowed in this registry
     code, out, err = cli("policy", "set", "four_eyes", "false")
     assert code != 0 and err.strip() == (
         "Error: only a policy admin (tester) may change the team policy, not mallory"
     )
-    assert sqlite_reg.show_policy().four_eyes is True
+    assert sqlite_reg.policy().four_eyes is True
     events = [(e.action, e.object, e.actor, e.details.get("to")) for e in sqlite_reg.log()]
     assert ("policy.set", "four_eyes", "tester", True) in events
     assert ("refused.policy.set", "four_eyes", "mallory", None) in events
@@ -49,8 +50,8 @@ def test_interference_policy_comes_from_the_database(sqlite_reg, models):
     from registry import Registry
     from registry.errors import InterferenceRefused
 
-    sqlite_reg.set_policy("interference_policy", "refuse")
-    sqlite_reg.set_policy("interference_threshold", 0.0)
+    set_policy(sqlite_reg, "interference_policy", "refuse")
+    set_policy(sqlite_reg, "interference_threshold", 0.0)
     again = Registry.open(sqlite_reg.home)
     assert again.config.interference.action == "refuse"
     again.import_vector("a", "tiny", models["plus"])
@@ -77,12 +78,12 @@ def test_governance_in_registry_toml_is_refused_once_policy_is_in_the_database(s
     """An edit of registry.toml cannot switch four-eyes off (or on) behind the admins' back."""
     from registry import Registry
 
-    sqlite_reg.set_policy("four_eyes", True)
+    set_policy(sqlite_reg, "four_eyes", True)
     path = sqlite_reg.home / "registry.toml"
     path.write_text(path.read_text() + "[governance]\nfour_eyes = false\n")
     with pytest.raises(RegistryError, match=r"\[governance\]/\[interference\] are no longer read"):
         Registry.open(sqlite_reg.home)
-    assert sqlite_reg.show_policy().four_eyes is True
+    assert sqlite_reg.policy().four_eyes is True
 
 
 def test_pre_0004_registry_toml_moves_into_the_database(sqlite_reg, models):
@@ -103,7 +104,7 @@ def test_pre_0004_registry_toml_moves_into_the_database(sqlite_reg, models):
         '[governance]\nfour_eyes = true\n[governance.protected_aliases]\nprod = ["alice"]\n'
     )
     again = Registry.open(sqlite_reg.home)
-    p = again.show_policy()
+    p = again.policy()
     assert (p.four_eyes, p.protected_aliases, p.interference_policy, p.interference_threshold) == (
         True,
         {"prod": ["alice"]},

@@ -12,7 +12,7 @@ from registry.util.numbers import as_number, check_finite32, finite32
 def test_numbers_are_read_as_meant():
     assert as_number("5e-1", "weight") == 0.5 and as_number(" -2.5E+3 ", "w") == -2500.0
     for bad in ("nan", "inf", "0x10", "1_000", "five", ""):
-        with pytest.raises(ValueError, match=f"w must be a number, not {bad!r}"):
+        with pytest.raises(ValueError, match=f"w must be a finite number, not {bad!r}"):
             as_number(bad, "w")
     with pytest.raises(ValueError, match="YAML reads true/false/yes/no/on/off as booleans"):
         as_number(True, "w")
@@ -35,7 +35,7 @@ def test_yaml_11_exponent_weight_is_the_number_meant(sqlite_reg, models, tmp_pat
     assert r.terms[0].weight == 0.5
     path.write_text(text.replace("5e-1", "yes"))
     with pytest.raises(
-        InvalidRecipe, match=r"terms.0.weight: weight must be a number, not True \(YAML reads"
+        InvalidRecipe, match=r"terms.0.weight: weight must be a finite number, not True \(YAML reads"
     ):
         sqlite_reg.add_recipe(path)
 
@@ -68,7 +68,7 @@ def test_sweep_and_tune_refuse_eta_beyond_float32(sqlite_reg, models, cli):
     assert (
         code != 0
         and out == ""
-        and err.strip() == ("Error: η must be finite as float32 (|η| ≤ 3.4e38), not 1e+300")
+        and err.strip() == ("Error: η must be finite numbers (as float32: |η| ≤ 3.4e38), not 1e+300")
     )
     with pytest.raises(RegistryError, match="LO and HI must be finite as float32"):
         parse_range("0:1e39")
