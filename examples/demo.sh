@@ -8,7 +8,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 export REGISTRY_HOME="$WORK/home"
 say() { printf '\n$ %s\n' "$*"; "$@"; }
 
-python -m registry.tinymodel "$WORK/models"
+python -m registry.testing.tiny_model "$WORK/models"
 say registry init
 say registry base add tiny "$WORK/models/base"
 # train two preferences against the pinned base: θ+ by DPO, θ− with labels switched

@@ -20,7 +20,7 @@ from registry.evaluation.sweep import SweepResult
 from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
-from registry.records import bases, interference, lineage, recipes, vector_import, vectors
+from registry.records import base_admin, bases, interference, lineage, recipes, vector_import, vectors
 from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
@@ -45,6 +45,15 @@ class Registry(Core):
 
     def checked_base(self, name: str) -> tuple[BaseModel, SafetensorsFolder]:
         return bases.checked_base(self, name)
+
+    def locate_base(self, name: str, path: str | Path) -> dict[str, Any]:
+        return base_admin.locate_base(self, name, path)
+
+    def remove_base(self, name: str) -> dict[str, Any]:
+        return base_admin.remove_base(self, name)
+
+    def base_locations(self, name: str) -> dict[str, str]:
+        return base_admin.base_locations(self, name)
 
     # -- vectors and training --------------------------------------------------------------
     def import_vector(

@@ -45,6 +45,10 @@ class Core:
     def actor(self) -> str:
         return self.identity.actor
 
+    @actor.setter
+    def actor(self, name: str) -> None:  # assigning a name declares it: the policy decides
+        self.declare_actor(name)
+
     def declare_actor(self, name: str, source: str | None = None) -> None:
         """Act as `name` (e.g. `--actor`), if the team policy accepts it (else IdentityRefused)."""
         self._declared, self._source = identity.declared_actor(name), source

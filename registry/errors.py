@@ -107,3 +107,7 @@ class GovernanceRefused(RegistryError):
 
 class IdentityRefused(RegistryError):
     """A declared actor (--actor, REGISTRY_ACTOR) the team policy does not accept."""
+
+
+class MissingExtra(RegistryError, ImportError):
+    """A command needs an optional dependency group (`[train]`, `[plots]`) that is not installed."""

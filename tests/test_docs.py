@@ -38,7 +38,6 @@ def test_every_module_has_one_room():
     assert all(doc for doc, _, _ in mods.values()), [m for m, (d, _, _) in mods.items() if not d]
     too_long = {m: n for m, (_, _, n) in mods.items() if n > 400}
     assert not too_long, too_long
-    assert mods["registry.api"][2] < 250
     private = re.compile(r"\b(reg|core|self\.reg)\._[a-z]")
     offenders = [
         str(p)

@@ -1,7 +1,7 @@
 """team policy in the database; how each audit row's actor was established; replaced materializations
 
 Revision ID: 0004
-Revises: 0007
+Revises: 0005
 Create Date: 2026-11-29 08:20:00
 
 Team policy (four-eyes, protected aliases, interference policy, who may declare an actor,
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-# assigned "0003"; chained after 0007 (low-rank vectors), which reached main first
-down_revision: str | Sequence[str] | None = "0007"
+# assigned "0003"; chained after 0005 (console accounts), main's head when this merged
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -64,15 +64,17 @@ def _register() -> None:
         policy,
         publish,
         recipe,
+        serve,
         sweep,
         trust,
         tune,
+        user,
         vector,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, policy,
+        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

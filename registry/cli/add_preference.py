@@ -114,7 +114,9 @@ def _train(ctx, plugin: str, kw: dict) -> None:
     from registry.db.as_json import vector_view
     from registry.training.options import is_main_process
     from registry.training.progress import reporting
+    from registry.util.extras import require
 
+    require("train", "torch", "transformers", "trl", "accelerate", what="add-preference")
     reg = ctx.registry
     policy = None
     if kw["interference"] or kw["threshold"] is not None:

@@ -19,11 +19,15 @@ def base_group() -> None:
 @click.option("--revision", help="Hub revision (branch, tag or commit) when SOURCE is a repo id.")
 @pass_ctx
 def add(ctx, name: str, source: str, revision: str | None) -> None:
-    """Register SOURCE (a local HF folder or a Hub repo id) as base NAME.
+    """Register SOURCE (a local HF folder or a Hub repo id ORG/NAME) as base NAME.
+
+    A Hub revision is recorded together with the commit it resolved to; a SOURCE that looks
+    like a path is never sent to the Hub.
 
     \b
     Example:
       registry base add tiny-llama ./models/tiny-llama
+      registry base add smol HuggingFaceTB/SmolLM2-135M --revision main
     """
     from registry.db.as_json import base_view
 
@@ -58,10 +62,47 @@ def show(ctx, name: str) -> None:
     """Show one base and its pinned files."""
     from registry.db.as_json import base_view
 
-    v = base_view(ctx.registry.base(name), files=True)
-    lines = [f"{k}: {v[k]}" for k in v if k != "files"]
+    b = ctx.registry.base(name)
+    v = base_view(b, files=True)
+    v["recorded_path"] = b.recorded_path  # where it was added; `path` is this host's folder
+    v["locations"] = ctx.registry.base_locations(name)
+    lines = [f"{k}: {v[k]}" for k in v if k not in ("files", "locations")]
+    lines += [f"located on {h}: {p}" for h, p in v["locations"].items()]
     lines += [f"  {f}  {i['sha256']}  {i['size']:,} B" for f, i in v["files"].items()]
     emit(ctx, v, "\n".join(lines))
+
+
+@base_group.command("locate")
+@click.argument("name")
+@click.argument("path", type=click.Path())
+@pass_ctx
+def locate(ctx, name: str, path: str) -> None:
+    """Record PATH as this host's copy of base NAME, after checking every pinned file there.
+
+    Each host keeps its own folder (other hosts' are never changed); use it when a base was
+    moved, or on a machine sharing the registry's database.
+
+    \b
+    Example:
+      registry base locate tiny-llama /data/models/tiny-llama
+    """
+    out = ctx.registry.locate_base(name, path)
+    emit(ctx, out, f"base {name} located at {out['path']} for host {out['host']} (every pin checked)")
+
+
+@base_group.command("remove")
+@click.argument("name")
+@pass_ctx
+def remove(ctx, name: str) -> None:
+    """Remove base NAME (its pins and every host's location); refused while vectors or recipes use it.
+
+    \b
+    Example:
+      registry base remove old-base
+    """
+    out = ctx.registry.remove_base(name)
+    runs = f" and {len(out['runs_removed'])} training runs without vectors" if out["runs_removed"] else ""
+    emit(ctx, out, f"removed base {name}{runs}")
 
 
 COMMANDS = [base_group]

@@ -57,7 +57,8 @@ def import_bundle(ctx, file: str, base_paths: tuple[str, ...]) -> None:
     emit(
         ctx,
         report,
-        f"imported {len(report['vectors'])} vector(s) and {len(report['recipes'])} recipe(s) from {file}",
+        f"imported {len(report['vectors'])} vector(s), {len(report['recipes'])} recipe(s) and "
+        f"{report.get('notes', 0)} tune/retention record(s) from {file}",
     )
 
 

@@ -29,7 +29,10 @@ def tune(ctx, recipe, target, vary, range_, max_evals, tol, plot) -> None:
       registry tune helpful-safe --target verbose_margin=5 --vary verbose --range 0:2
     """
     from registry.evaluation.tune import parse_range, parse_target
+    from registry.util.extras import require
 
+    if plot:  # before the search, not after it
+        require("plots", "matplotlib", what="tune --plot")
     metric, value = parse_target(target)
     lo, hi = parse_range(range_)
     res = ctx.registry.tune(recipe, metric, value, vary=vary, lo=lo, hi=hi, tol=tol, max_evals=max_evals)

@@ -30,6 +30,7 @@ def base_view(b: BaseModel, files: bool = False) -> dict[str, Any]:
         "name": b.name,
         "source": b.source,
         "revision": b.revision,
+        "revision_sha": b.revision_sha,  # the Hub commit `revision` resolved to (None: local folder)
         "path": b.path,
         "architecture": b.architecture,
         "dtype": b.dtype,

@@ -25,7 +25,7 @@ FROM vectors v JOIN base_models b ON b.id = v.base_id {where}
 ORDER BY v.name, v.version
 """
 BASES = """
-SELECT name, source, revision, path, architecture, dtype, param_count, digest, created_at
+SELECT name, source, revision, revision_sha, path, architecture, dtype, param_count, digest, created_at
 FROM base_models ORDER BY name
 """
 
@@ -92,5 +92,5 @@ def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]]
 def base_rows(config: Config) -> list[dict[str, Any]] | None:
 
     rows = _query(config, BASES)
-    keys = "name source revision path architecture dtype param_count digest created_at"
+    keys = "name source revision revision_sha path architecture dtype param_count digest created_at"
     return None if rows is None else [base_view(b) for b in _objects(rows, keys)]

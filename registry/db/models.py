@@ -41,6 +41,8 @@ class BaseModel(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     source: Mapped[str] = mapped_column(Text)
     revision: Mapped[str | None] = mapped_column(String(128))
+    # the Hub commit `revision` resolved to when the base was added (None: a local folder)
+    revision_sha: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     architecture: Mapped[str] = mapped_column(String(128))
     model_type: Mapped[str | None] = mapped_column(String(64))
@@ -62,6 +64,19 @@ class BaseFile(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     base: Mapped[BaseModel] = relationship(back_populates="files")
     __table_args__ = (UniqueConstraint("base_id", "filename"),)
+
+
+class BaseLocation(Base):
+    """Where one host keeps a base's files: each host writes only its own row."""
+
+    __tablename__ = "base_locations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    located_by: Mapped[str] = mapped_column(String(128))
+    located_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("base_id", "host"),)
 
 
 class TrainingRun(Base):
@@ -235,3 +250,36 @@ class TrustedKey(Base):
     pem: Mapped[str] = mapped_column(Text)
     added_by: Mapped[str] = mapped_column(String(128))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A console / REST account: a role, an API token and an optional password, both only hashed."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | reviewer | admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of a 256-bit token
+    password_hash: Mapped[str | None] = mapped_column(Text)  # scrypt$n$r$p$salt$hash
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie holds a random secret, the row only its sha256."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class SignInFailure(Base):
+    """Failed sign-ins per client address, shared by every serve process to slow guessing down."""
+
+    __tablename__ = "sign_in_failures"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    count: Mapped[int]
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -78,7 +78,7 @@ def consistency(
             }
         )
     cosines = [p["global"] for p in pairs]
-    return {
+    result = {
         "vector": v.ref,
         "plugin": run.plugin,
         "seeds": list(range(s0, s0 + seeds)),
@@ -87,3 +87,8 @@ def consistency(
         "min_global": min(cosines),
         "mean_global": sum(cosines) / len(cosines),
     }
+    # recorded with the vector (global cosines only), so the console can show it later
+    summary = {k: result[k] for k in ("seeds", "vectors", "min_global", "mean_global")}
+    summary["pairs"] = [{k: p[k] for k in ("a", "b", "seeds", "global")} for p in pairs]
+    core.audit_now("vector.consistency", v.ref, summary)
+    return result

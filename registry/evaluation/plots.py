@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from registry.records.lineage import nodes_and_edges
+from registry.util.extras import require
 
 
 def heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, title: str = "") -> None:
+    require("plots", "matplotlib", what="drawing a plot (--plot)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,6 +50,7 @@ def sweep_figure(result):
     The subtitle names the terms held at their recipe weights, so a plot read alone says
     what else was in the model.
     """
+    require("plots", "matplotlib", what="drawing a plot (--plot)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,6 +94,7 @@ def sweep_figure(result):
 
 def lineage_plot(tree: dict, path: str | Path) -> None:
     """The lineage DAG in columns: base → runs → vectors → recipes → outputs."""
+    require("plots", "matplotlib", what="drawing a plot (--plot)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,6 +133,7 @@ def lineage_plot(tree: dict, path: str | Path) -> None:
 
 def tune_plot(record: dict, path: str | Path) -> None:
     """The evaluations of a tune search, the target and the chosen η."""
+    require("plots", "matplotlib", what="drawing a plot (--plot)")
     import matplotlib
 
     matplotlib.use("Agg")

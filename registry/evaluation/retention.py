@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError, RetentionRefused
 from registry.evaluation.scoring import load_model, merged_state
+from registry.records.bases import get_base
 from registry.records.recipes import get_recipe
 from registry.util.digests import file_sha256
+from registry.util.extras import require
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -88,12 +90,13 @@ def perplexity(model, tok, passages: list[str]) -> tuple[float, int]:
 
 def measure(core: Core, ref: str | Recipe) -> RetentionCheck:
     """Perplexity drift of a recipe's in-memory merge on the registry's retention corpus."""
+    require("train", "torch", "transformers", what="the retention gate (--max-ppl-drift)")
     from transformers import AutoTokenizer
 
     r = get_recipe(core, ref) if isinstance(ref, str) else ref
     path = corpus_path(core)
     passages = load_corpus(path)
-    base = r.base
+    base = get_base(core, r.base.name)  # this host's folder of the base
     tok = AutoTokenizer.from_pretrained(base.path)
     base_ppl, tokens = perplexity(load_model(base.path), tok, passages)
     state = merged_state(core, base.name, [(t.vector.ref, t.weight) for t in r.terms], r.method, r.params)

@@ -21,6 +21,7 @@ from registry.records.bases import checked_base, get_base
 from registry.records.vectors import get_vector
 from registry.records.verified_reads import verified_vectors
 from registry.storage.tensor_io import FLOATS, read_whole, to_f32
+from registry.util.extras import require
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -160,6 +161,7 @@ def heldout_margin(
     plugin_options: dict | None = None,
 ) -> float:
     """The mean held-out DPO margin (vs the base) of a plugin's pairs under an in-memory merge."""
+    require("train", "torch", "transformers", what="held-out evaluation")
     from transformers import AutoTokenizer
 
     pairs = load(plugin).heldout(**(plugin_options or {}))

@@ -21,6 +21,7 @@ from registry.plugins.loader import load
 from registry.records.bases import get_base
 from registry.records.recipes import get_recipe
 from registry.records.vectors import get_vector
+from registry.util.extras import require
 from registry.util.numbers import finite32
 from registry.util.refs import Ref
 
@@ -79,6 +80,8 @@ def run_sweep(
     evaluators: list[str] | None = None,
     log=None,
 ) -> SweepResult:
+    require("train", "torch", "transformers", what="sweep")
+    require("plots", "matplotlib", what="sweep (it draws sweep.png)")
     from transformers import AutoTokenizer
 
     bad = [e for e in etas if not finite32(e)]  # a weight is applied in float32: 1e300 is inf there

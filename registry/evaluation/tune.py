@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import RegistryError, TargetUnreachable
 from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
 from registry.plugins.loader import EVALUATORS, load, names
+from registry.records.bases import get_base
 from registry.records.recipes import add_recipe, get_recipe
 from registry.records.vectors import get_vector
+from registry.util.extras import require
 from registry.util.numbers import finite32
 from registry.util.refs import Ref
 
@@ -54,7 +56,7 @@ def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, flo
     """terms → value: a plugin's held-out DPO margin (`PLUGIN_margin`) or an installed evaluator."""
     from transformers import AutoTokenizer
 
-    base = r.base
+    base = get_base(core, r.base.name)  # this host's folder of the base
     tok = AutoTokenizer.from_pretrained(base.path)
     model = load_model(base.path)
     if metric.endswith("_margin") and metric[: -len("_margin")] in names():
@@ -136,6 +138,7 @@ def tune(
     max_evals: int = 12,
 ) -> dict[str, Any]:
     """Find η for term `vary` so that `metric` ≈ `target`; write it as a new recipe version."""
+    require("train", "torch", "transformers", what="tune")
     r = get_recipe(core, recipe)
     names = [t.vector.name for t in r.terms]
     if vary is None:

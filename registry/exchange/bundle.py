@@ -28,7 +28,8 @@ from sqlalchemy import select
 from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
-from registry.exchange.checks import confined, extract, landing_status, recompute
+from registry.exchange.bundle_notes import checked_notes, export_notes, record_notes
+from registry.exchange.checks import confined, extract, hub_origin, landing_status, recompute
 from registry.governance.signing import record_signature, signatures_of, statement
 from registry.records.bases import add_base, get_base, inspect_folder, lookup_base
 from registry.records.recipes import DTYPES, get_recipe, recipe_row, resolved_content, validate_parameters
@@ -108,6 +109,7 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
                 "name": b.name,
                 "source": b.source,
                 "revision": b.revision,
+                "revision_sha": b.revision_sha,
                 "architecture": b.architecture,
                 "dtype": b.dtype,
                 "param_count": b.param_count,
@@ -119,6 +121,9 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
         "vectors": entries,
         "recipes": [_recipe_entry(core, r) for r in recipes.values()],
     }
+    notes = export_notes(core, list(recipes))  # tune and retention records travel with their recipe
+    for entry in manifest["recipes"]:
+        entry["notes"] = notes[f"{entry['name']}@v{entry['version']}"]
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -242,6 +247,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                 f"recipe {ref}",
             )
             checked.append((rc, ref, params, terms, content, status, kid))
+            rc["notes"] = checked_notes(rc, ref)
         vouched = set()  # vectors whose digests a verified recipe signature covers
         for rc, _ref, _params, terms, _content, status, _kid in checked:
             if status == "approved":
@@ -270,7 +276,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
             return {"status_reason": f"imported approved, signature by key {kid[:16]}"} if kid else {}
 
         def write() -> dict[str, Any]:
-            added_vectors, added_recipes = [], []
+            added_vectors, added_recipes, added_notes = [], [], 0
             with core.Session.begin() as s:
                 for e, key, fields, status, kid in landed:
                     base = lookup_base(s, e["base"])
@@ -306,6 +312,7 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     if existing is not None:
                         if existing.content_digest != rc["content_digest"]:
                             raise AlreadyExists(f"recipe {ref} exists here with other content")
+                        added_notes += record_notes(core, s, ref, rc["notes"], str(path))
                         continue
                     base = lookup_base(s, rc["base"])
                     rows = [(lookup_vector(s, Ref.parse(v.ref), base_id=base.id), w) for v, w in terms]
@@ -322,10 +329,11 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                         s, "recipe.import-bundle", ref, {"bundle": str(path), "status": status, **extra}
                     )
                     added_recipes.append(ref)
-            return {"vectors": added_vectors, "recipes": added_recipes}
+                    added_notes += record_notes(core, s, ref, rc["notes"], str(path))
+            return {"vectors": added_vectors, "recipes": added_recipes, "notes": added_notes}
 
         for name in pending:
-            add_base(core, name, base_paths[name])
+            add_base(core, name, base_paths[name], hub=hub_origin(manifest, name))
         result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
         return result

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import IntegrityError, RegistryError
 from registry.governance.signing import verified_by_trusted
+from registry.records.hub import COMMIT, repo_id_shaped
 from registry.storage.tensor_io import row_blocks
 from registry.storage.vector_store import sum_squares
 from registry.util.digests import ArrayHasher, named_digest
@@ -111,3 +112,22 @@ def landing_status(
     if kid:
         return "approved", kid
     return "draft", None
+
+
+def hub_origin(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A bundle base's Hub origin (repo id, revision, commit), when it names a well-formed one.
+
+    Kept only for a base registered from a folder whose pins matched the bundle's, so it
+    names the content exactly; anything malformed is dropped, never trusted.
+    """
+    b = next((b for b in manifest["bases"] if b.get("name") == name), {})
+    source, revision, sha = b.get("source"), b.get("revision"), b.get("revision_sha")
+    if not (
+        isinstance(source, str) and repo_id_shaped(source) and isinstance(sha, str) and COMMIT.match(sha)
+    ):
+        return None
+    return {
+        "source": source,
+        "revision": revision[:128] if isinstance(revision, str) else None,
+        "revision_sha": sha,
+    }

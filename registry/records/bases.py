@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from registry.db.models import BaseFile, BaseModel
 from registry.errors import AlreadyExists, IncompatibleWeights, IntegrityError, NotFound
+from registry.records.hosts import host_id, location
+from registry.records.hub import cached_snapshot, download, looks_like_path
 from registry.storage.file_cache import StatCache
 from registry.storage.tensor_io import (
     FLOATS,
@@ -92,6 +94,12 @@ def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache |
     With a cache, a file whose stat fingerprint is unchanged since its last full hash is
     not hashed again (git's index does the same); `registry verify` never uses the cache.
     """
+    if not folder.is_dir():
+        raise IntegrityError(
+            f"base {name}: no folder {folder} on this host; if its files are elsewhere, run "
+            f"`registry base locate {name} PATH`",
+            [f"no folder {folder} on this host (registry base locate {name} PATH)"],
+        )
     # a weight file added after registration would be loaded; pickles never are (ignored)
     ignored = set(pickle_files(folder)) if folder.is_dir() else set()
     problems = [
@@ -106,8 +114,10 @@ def check_pins(folder: Path, pins: dict[str, str], name: str, cache: StatCache |
         elif (cache.sha256(path) if cache is not None else file_sha256(path)) != digest:
             problems.append(f"{fname} sha256 mismatch")
     if problems:
+        moved = any(p.endswith(" missing") for p in problems)
+        hint = f" (moved? `registry base locate {name} PATH`)" if moved else ""
         raise IntegrityError(
-            f"base {name} at {folder} no longer matches its pins: {'; '.join(problems)}", problems
+            f"base {name} at {folder} no longer matches its pins: {'; '.join(problems)}{hint}", problems
         )
 
 
@@ -137,21 +147,33 @@ def check_compatible(
 
 
 # -- verbs -------------------------------------------------------------------------------
-def add_base(core: Core, name: str, source: str, revision: str | None = None) -> BaseModel:
+def add_base(
+    core: Core, name: str, source: str, revision: str | None = None, hub: dict | None = None
+) -> BaseModel:
+    """`hub` ({source, revision, revision_sha}): the Hub origin of a local copy, for a bundle's
+    base whose pins this folder matched, so cards name the same Hub id in both registries."""
     check_name(name, "base name")
-    folder = Path(source).expanduser()
-    if not folder.exists():
-        folder = download(source, revision)
+    folder, sha = Path(source).expanduser(), None
+    if folder.is_dir():
+        pass
+    elif looks_like_path(source):  # a mistyped folder is never sent to the Hub
+        what = "not a folder" if folder.exists() else "no such folder"
+        raise NotFound("base source", source, f"{what}; a Hub repo id is ORG/NAME")
+    else:
+        folder, sha = download(source, revision)
     folder = folder.resolve()
     info = inspect_folder(folder)
     cache = core.stat_cache()
     for fname, (digest, _) in info.files.items():
         cache.remember(folder / fname, digest)
     pins = {f: d for f, (d, _) in info.files.items()}
+    if hub is not None:
+        source, revision, sha = hub["source"], hub.get("revision"), hub["revision_sha"]
     base = BaseModel(
         name=name,
         source=source,
         revision=revision,
+        revision_sha=sha,
         path=str(folder),
         architecture=info.architecture,
         model_type=info.model_type,
@@ -166,7 +188,7 @@ def add_base(core: Core, name: str, source: str, revision: str | None = None) ->
             if s.scalar(select(BaseModel.id).where(BaseModel.name == name)) is not None:
                 raise AlreadyExists(f"base {name} already exists")
             s.add(base)
-            core.audit(s, "base.add", name, {"source": source, "digest": base.digest})
+            core.audit(s, "base.add", name, {"source": source, "revision_sha": sha, "digest": base.digest})
             s.flush()
             return lookup_base(s, name)
 
@@ -201,29 +223,40 @@ def base_norm(core: Core, b: BaseModel, base_w: TensorReader) -> float:
     return known[b.digest]
 
 
-def download(repo_id: str, revision: str | None) -> Path:
-    """A Hub repo id: fetch safetensors + config + tokenizer files through huggingface_hub."""
-    if "/" not in repo_id:
-        raise NotFound("base source", repo_id, "neither a local folder nor a Hub repo id")
-    from huggingface_hub import snapshot_download
-
-    patterns = ["*.safetensors", "*.json", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
-    except Exception as e:
-        raise NotFound("base source", repo_id, f"Hub download failed: {str(e).splitlines()[0]}") from None
-
-
 def list_bases(core: Core) -> list[BaseModel]:
+    """Every base, each with `path` set to its folder on this host (see `here`)."""
     with core.Session() as s:
-        return list(
+        found = list(
             s.scalars(select(BaseModel).options(selectinload(BaseModel.files)).order_by(BaseModel.name))
         )
+        host = host_id(core.home)
+        for b in found:
+            here(s, b, host)
+        return found
 
 
 def get_base(core: Core, name: str) -> BaseModel:
+    """The base, with `path` set to its folder on this host (see `here`)."""
     with core.Session() as s:
-        return lookup_base(s, name)
+        return here(s, lookup_base(s, name), host_id(core.home))
+
+
+def here(s: Session, b: BaseModel, host: str) -> BaseModel:
+    """Point `b.path` at this host's copy: the folder located for this host, else the folder
+    recorded when the base was added, else (Hub bases) its snapshot in this host's Hugging
+    Face cache. The recorded folder stays in `b.recorded_path`.
+
+    The object is detached from the session before `path` changes, so nothing is written.
+    """
+    s.expunge(b)
+    b.recorded_path = b.path
+    found = location(s, b.id, host)
+    if found is None and not Path(b.path).is_dir():
+        snap = cached_snapshot(b, {f.filename: f.size for f in b.files})
+        found = str(snap) if snap is not None else None
+    if found is not None:
+        b.path = found
+    return b
 
 
 def lookup_base(s: Session, name: str) -> BaseModel:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from registry.db.as_json import run_view
-from registry.db.models import Alias, AuditEvent, Materialization, Recipe, Vector
+from registry.db.models import Alias, AuditEvent, Materialization, Recipe, RecipeTerm, Vector
 from registry.errors import IntegrityError, NotFound
 from registry.records.bases import get_base
-from registry.records.recipes import get_recipe, recipe_query
+from registry.records.recipes import get_recipe
 from registry.records.vectors import get_vector
 
 if TYPE_CHECKING:
@@ -63,24 +63,29 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
     kind, row = _resolve(core, ref)
     base_id = row.id if kind == "base" else row.base_id
     with core.Session() as s:
-        vecs = list(
-            s.scalars(
-                select(Vector)
-                .options(selectinload(Vector.run), selectinload(Vector.base))
-                .where(Vector.base_id == base_id)
-                .order_by(Vector.name, Vector.version)
-            )
+        # only the rows the tree shows, without the columns it never reads (interference, tensors):
+        # a base with a thousand vectors would otherwise be decoded whole for one recipe
+        vq = (
+            select(Vector)
+            .options(selectinload(Vector.run), selectinload(Vector.base), defer(Vector.interference))
+            .where(Vector.base_id == base_id)
         )
-        recipes = list(
-            s.scalars(recipe_query().where(Recipe.base_id == base_id).order_by(Recipe.name, Recipe.version))
+        rq = (
+            select(Recipe)
+            .options(
+                selectinload(Recipe.base),
+                selectinload(Recipe.terms).selectinload(RecipeTerm.vector).defer(Vector.interference),
+            )
+            .where(Recipe.base_id == base_id)
         )
         if kind == "recipe":
-            recipes = [r for r in recipes if r.id == row.id]
-            used = {t.vector_id for t in recipes[0].terms}
-            vecs = [v for v in vecs if v.id in used]
+            vq = vq.where(Vector.id.in_([t.vector_id for t in row.terms]))
+            rq = rq.where(Recipe.id == row.id)
         elif kind == "vector":
-            vecs = [v for v in vecs if v.id == row.id]
-            recipes = [r for r in recipes if any(t.vector_id == row.id for t in r.terms)]
+            vq = vq.where(Vector.id == row.id)
+            rq = rq.where(Recipe.id.in_(select(RecipeTerm.recipe_id).where(RecipeTerm.vector_id == row.id)))
+        vecs = list(s.scalars(vq.order_by(Vector.name, Vector.version)))
+        recipes = list(s.scalars(rq.order_by(Recipe.name, Recipe.version)))
         ids = [r.id for r in recipes]
         aliases = (
             list(s.scalars(select(Alias).where(Alias.recipe_id.in_(ids)).order_by(Alias.alias)))

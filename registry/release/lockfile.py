@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.db.models import BaseModel, Recipe
+from registry.records.hub import hub_id
 from registry.version import VERSION
 
 LOCK_VERSION = 1
@@ -33,6 +34,8 @@ def build_lock(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> 
             "files": {f.filename: f.sha256 for f in b.files},
         },
     }
+    if getattr(b, "revision_sha", None):  # a Hub base: the commit its revision resolved to
+        lock["base"]["revision_sha"] = b.revision_sha
     if notes:
         lock["notes"] = notes
     return lock
@@ -46,7 +49,17 @@ def cached_card(r: Recipe, b: BaseModel, cache: Path, notes: dict[str, Any] | No
     """
     key = hashlib.sha256(
         json.dumps(
-            [VERSION, r.name, r.version, r.content_digest, b.name, b.source, b.architecture, notes],
+            [
+                VERSION,
+                r.name,
+                r.version,
+                r.content_digest,
+                b.name,
+                b.source,
+                hub_id(b),
+                b.architecture,
+                notes,
+            ],
             sort_keys=True,
         ).encode()
     ).hexdigest()
@@ -90,7 +103,7 @@ def recipe_metadata(r: Recipe) -> dict[str, Any]:
 def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
-    base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
+    base_model = hub_id(b) or b.name  # the Hub id, never a folder of the machine that added it
     data = ModelCardData(
         base_model=base_model,
         base_model_relation="adapter" if "adapter" in (notes or {}) else "merge",  # --as-adapter

@@ -106,7 +106,7 @@ def perturbed_copy(base: str | Path, out: str | Path, seed: int, scale: float = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m registry.tinymodel DIR`: a base and three fine-tune-like variants, offline."""
+    """`python -m registry.testing.tiny_model DIR`: a base and three fine-tune-like variants, offline."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--hidden", type=int, default=64)

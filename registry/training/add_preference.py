@@ -24,6 +24,7 @@ from registry.storage.tensor_io import SafetensorsFolder
 from registry.training.dpo import train, train_dpo
 from registry.training.options import TrainingOptions, is_main_process
 from registry.util.digests import pairs_digest
+from registry.util.extras import require
 from registry.util.faults import crashpoint
 from registry.util.refs import check_name
 
@@ -64,6 +65,9 @@ def add_preference(
 
     Returns None in the non-main processes of a distributed launch.
     """
+    require("train", "torch", "transformers", "trl", "accelerate", what="add-preference")
+    if options is not None and options.lora_rank:
+        require("train", "peft", what="add-preference --lora-rank")
     p = load(plugin)
     name = check_name(name or p.name, "vector name")
     b, _ = checked_base(core, base)

@@ -53,3 +53,29 @@ def test_low_rank_downgrade_refuses_while_factor_vectors_exist(sqlite_reg):
     assert dbmod.current_revision(sqlite_reg.engine) == SCHEMA_HEAD
     assert sqlite_reg.vector("low").rank == 2 == v.rank
     assert {t.factors["rank"] for t in sqlite_reg.vector("low").tensors if t.factors} == {2}
+
+
+def test_portable_bases_downgrade_keeps_locations_and_commits(home, db_url, models, tmp_path, monkeypatch):
+    """0006 adds base_locations and base_models.revision_sha; its downgrade drops neither."""
+    import sqlalchemy as sa
+
+    from registry import Registry
+
+    monkeypatch.setenv("REGISTRY_HOST_ID", "host-a")
+    reg = Registry.init(home, db=db_url)
+    reg.add_base("tiny", str(models["base"]))
+    with reg.Session.begin() as s:
+        s.execute(sa.text("UPDATE base_models SET revision_sha = :sha"), {"sha": "a" * 40})
+    reg.locate_base("tiny", models["base"])
+    dbmod.downgrade(reg.engine, "0003")
+    assert dbmod.current_revision(reg.engine) == "0003"
+    with reg.engine.connect() as c:
+        assert c.execute(sa.text("SELECT host, path FROM base_locations")).all() == [
+            ("host-a", str(models["base"]))
+        ]
+        assert c.execute(sa.text("SELECT revision_sha FROM base_models")).scalar() == "a" * 40
+    dbmod.upgrade(reg.engine)
+    assert dbmod.current_revision(reg.engine) == SCHEMA_HEAD
+    assert reg.base_locations("tiny") == {"host-a": str(models["base"])}
+    assert reg.base("tiny").revision_sha == "a" * 40
+    reg.close()

@@ -40,6 +40,9 @@ def test_consistency_trains_replicas_and_reports_cosines(sqlite_reg, cli):
         a1 @ b1 / np.linalg.norm(a1) / np.linalg.norm(b1), abs=1e-9
     )
     assert res["mean_global"] == res["min_global"] == pair["global"]
+    # recorded with the vector, for the console's vector page
+    [note] = [e.details for e in sqlite_reg.log("verbose@v1") if e.action == "vector.consistency"]
+    assert note["min_global"] == pair["global"] and note["pairs"][0]["b"] == "verbose-seed6@v1"
     # the replica is reused, not retrained
     code, out, err = cli("--json", "vector", "consistency", "verbose", "--seeds", "2")
     assert (

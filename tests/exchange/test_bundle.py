@@ -38,7 +38,7 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
         import_bundle(report, bundle)
     assert report.store.group_keys() == [] and report.vectors() == []
     result = import_bundle(report, bundle, {"tiny": str(models["base"])})
-    assert result == {"vectors": ["helpful@v1", "harmless@v1"], "recipes": ["mix@v1"]}
+    assert result == {"vectors": ["helpful@v1", "harmless@v1"], "recipes": ["mix@v1"], "notes": 0}
     # unsigned approvals do not survive the trip: they land as draft, the source status noted
     assert report.recipe("mix").status == "draft"
     assert "the bundle said approved" in report.recipe("mix").status_reason
@@ -54,7 +54,7 @@ def test_round_trip_is_byte_identical(source, models, cli, tmp_path):
     ).read_bytes()
     assert report.verify() == []
     # importing again is a no-op
-    assert import_bundle(report, bundle) == {"vectors": [], "recipes": []}
+    assert import_bundle(report, bundle) == {"vectors": [], "recipes": [], "notes": 0}
 
 
 def test_conflicts_and_tampering_are_refused(source, models, tmp_path):

@@ -1,0 +1,374 @@
+"""The console's pages: catalogue, vector, recipe, review queue, audit log, lineage, sign-in.
+
+Every page needs a signed-in account; every form carries the session's CSRF token; every
+text is escaped by Jinja2's autoescape (names, reasons, YAML, lock contents alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from registry.config import Config
+from registry.console import actions, queries, render, sessions
+from registry.console.accounts import User, by_password, by_token
+from registry.console.auth import (
+    COOKIE,
+    PRE_COOKIE,
+    ApiError,
+    registry,
+    session_secret,
+    session_user,
+    uses_tls,
+)
+from registry.db.as_json import run_view
+from registry.evaluation.results_log import recorded_notes
+
+router = APIRouter(include_in_schema=False)
+LOCK_LIMIT = 1 << 20  # a lock file read for display: at most 1 MiB, parsed as JSON only
+
+
+class SignInNeeded(Exception):
+    def __init__(self, path: str):
+        self.path = path
+
+
+def page(request: Request, name: str, user: User | None, code: int = 200, **ctx: Any) -> HTMLResponse:
+    secret = session_secret(request)
+    ctx.update(user=user, csrf=sessions.csrf_token(secret) if secret and user else "", request=request)
+    return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=code)
+
+
+def signed_in(request: Request) -> User:
+    user = session_user(request)
+    if user is None:
+        raise SignInNeeded(request.url.path)
+    return user
+
+
+def at(ref: str) -> str:
+    """A reference as a URL path segment (names allow no character that needs quoting but `@`)."""
+    return quote(ref, safe="@")
+
+
+def safe_next(target: str | None) -> str:
+    """Only paths on this site: no scheme, no host, no `//evil`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def four_eyes(request: Request) -> bool:
+    """Read per request, so an edit of the policy applies without a restart."""
+    return Config.load(registry(request).home).governance.four_eyes
+
+
+def may_approve(request: Request, user: User, created_by: str | None, status: str) -> bool:
+    if not user.can("review") or status != "draft":
+        return False
+    return not (four_eyes(request) and created_by == user.name)
+
+
+def _int(text: str | None, default: int = 1) -> int:
+    try:
+        return max(1, int(text or default))
+    except ValueError:
+        return default
+
+
+def _date(text: str | None, end: bool = False) -> datetime | None:
+    """An ISO date or time (UTC); with `end`, a bare date means the end of that day."""
+    try:
+        t = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if t is not None and end and len(text or "") == 10:
+        t += timedelta(days=1)
+    return t.replace(tzinfo=None) if t else None
+
+
+# -- signing in and out ------------------------------------------------------------------
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    token = secrets.token_urlsafe(32)
+    resp = page(request, "login.html", None, next=safe_next(next), signin_csrf=token, error=None)
+    resp.set_cookie(
+        PRE_COOKIE, token, httponly=True, samesite="strict", secure=uses_tls(request), path="/login"
+    )
+    return resp
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    reg = registry(request)
+    nxt = safe_next(str(form.get("next") or "/"))
+    given, expected = str(form.get("csrf") or ""), request.cookies.get(PRE_COOKIE) or ""
+    if not expected or not secrets.compare_digest(given, expected):
+        return page(request, "error.html", None, 403, message="sign-in form expired: reload the page")
+    name, password, token = (str(form.get(k) or "") for k in ("name", "password", "token"))
+    keys = [f"ip:{request.client.host if request.client else '?'}"] + ([f"name:{name[:128]}"] if name else [])
+    wait = max(sessions.delay_for(sessions.recent_failures(reg, k), request.app.state.throttle) for k in keys)
+    if wait:
+        await asyncio.sleep(wait)  # this request waits; other requests are served meanwhile
+    if token:
+        user = await run_in_threadpool(by_token, reg, token.strip())
+    else:
+        user = await run_in_threadpool(by_password, reg, name, password) if name else None
+    if user is None:
+        for k in keys:
+            sessions.record_failure(reg, k)
+        fresh = secrets.token_urlsafe(32)
+        resp = page(
+            request,
+            "login.html",
+            None,
+            401,
+            next=nxt,
+            signin_csrf=fresh,
+            error="sign-in failed: wrong name, password or token",
+        )
+        resp.set_cookie(
+            PRE_COOKIE, fresh, httponly=True, samesite="strict", secure=uses_tls(request), path="/login"
+        )
+        return resp
+    for k in keys:
+        sessions.clear_failures(reg, k)
+    secret = sessions.start(reg, user)
+    resp = RedirectResponse(nxt, status_code=303)
+    resp.set_cookie(
+        COOKIE,
+        secret,
+        max_age=int(sessions.LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=uses_tls(request),
+        path="/",
+    )
+    resp.delete_cookie(PRE_COOKIE, path="/login")
+    return resp
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    secret = session_secret(request)
+    if not sessions.csrf_ok(secret, str(form.get("csrf") or "")):
+        return page(request, "error.html", None, 403, message="missing or wrong CSRF token")
+    sessions.end(registry(request), secret)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+# -- pages ------------------------------------------------------------------------------
+@router.get("/")
+def catalogue(
+    request: Request, q: str = "", status: str = "", base: str = "", kind: str = "", page_no: str = "1"
+) -> Response:
+    user = signed_in(request)
+    reg = registry(request)
+    n = _int(page_no)
+    show = kind if kind in {"bases", "vectors", "recipes"} else ""
+    return page(
+        request,
+        "catalogue.html",
+        user,
+        q=q,
+        status=status,
+        base=base,
+        kind=show,
+        page_no=n,
+        bases=queries.bases(reg, q) if show in {"", "bases"} else [],
+        base_names=queries.base_names(reg),
+        vectors=queries.vectors(reg, q, status, base, n) if show in {"", "vectors"} else None,
+        recipes=queries.recipes(reg, q, status, base, n) if show in {"", "recipes"} else None,
+        age=render.age,
+    )
+
+
+@router.get("/vectors/{ref}")
+def vector_page(request: Request, ref: str, base: str = "", ok: str = "") -> Response:
+    user = signed_in(request)
+    reg = registry(request)
+    v = reg.vector(ref, base or None)
+    layers, rows = render.interference_grid(v.interference or {})
+    return page(
+        request,
+        "vector.html",
+        user,
+        v=v,
+        run=run_view(v.run),
+        layers=layers,
+        cos_rows=rows,
+        report=v.interference or {},
+        consistency=queries.consistency_note(reg, v.ref),
+        events=queries.lifecycle_events(reg, v.ref),
+        can_approve=may_approve(request, user, v.created_by, v.status),
+        own_draft=four_eyes(request) and v.created_by == user.name and v.status == "draft",
+        can_deprecate=user.can("review") and v.status != "deprecated",
+        heat=render.heat,
+        age=render.age,
+        ok=ok,
+        base=base,
+    )
+
+
+def _lock(path: str) -> dict[str, Any]:
+    """What the output folder's lock says now (it lives outside the registry: read it warily)."""
+    lock = Path(path) / "registry-lock.json"
+    try:
+        if lock.stat().st_size > LOCK_LIMIT:
+            return {"path": str(lock), "state": "too large to show"}
+        data = json.loads(lock.read_text())
+        return {"path": str(lock), "state": "present", "output_digest": str(data.get("output_digest"))}
+    except FileNotFoundError:
+        return {"path": str(lock), "state": "missing"}
+    except (OSError, ValueError, AttributeError):
+        return {"path": str(lock), "state": "unreadable"}
+
+
+@router.get("/recipes/{ref}")
+def recipe_page(request: Request, ref: str, against: str = "", ok: str = "") -> Response:
+    user = signed_in(request)
+    reg = registry(request)
+    r = reg.recipe(ref)
+    versions = queries.recipe_versions(reg, r.name)
+    other_v = _int(against.lstrip("v"), 0) if against else (r.version - 1 if r.version > 1 else 0)
+    other = reg.recipe(f"{r.name}@v{other_v}") if other_v in versions and other_v != r.version else None
+    mats = [(m, _lock(m.out_path)) for m in reg.materializations(r.ref)]
+    return page(
+        request,
+        "recipe.html",
+        user,
+        r=r,
+        versions=versions,
+        other=other,
+        diff=render.diff(other, r) if other else [],
+        yaml_text=render.recipe_text(r),
+        mats=mats,
+        notes=recorded_notes(reg, r.ref),
+        aliases=queries.aliases_of(reg, r.name),
+        events=queries.lifecycle_events(reg, r.ref),
+        can_approve=may_approve(request, user, r.created_by, r.status),
+        own_draft=four_eyes(request) and r.created_by == user.name and r.status == "draft",
+        can_deprecate=user.can("review") and r.status != "deprecated",
+        age=render.age,
+        ok=ok,
+    )
+
+
+@router.get("/queue")
+def queue(request: Request, page_no: str = "1") -> Response:
+    user = signed_in(request)
+    reg = registry(request)
+    vecs, recs = queries.drafts(reg, _int(page_no))
+    fe = four_eyes(request)
+    return page(
+        request,
+        "queue.html",
+        user,
+        vectors=vecs,
+        recipes=recs,
+        four_eyes=fe,
+        reviewer=user.can("review"),
+        page_no=_int(page_no),
+        age=render.age,
+    )
+
+
+@router.get("/audit")
+def audit(
+    request: Request,
+    actor: str = "",
+    action: str = "",
+    object: str = "",
+    since: str = "",
+    until: str = "",
+    page_no: str = "1",
+) -> Response:
+    user = signed_in(request)
+    p = queries.events(
+        registry(request), actor, action, object, _date(since), _date(until, end=True), _int(page_no)
+    )
+    return page(
+        request,
+        "audit.html",
+        user,
+        events=p,
+        actor=actor,
+        action=action,
+        obj=object,
+        since=since,
+        until=until,
+    )
+
+
+@router.get("/lineage/{ref}")
+def lineage(request: Request, ref: str) -> Response:
+    user = signed_in(request)
+    tree = registry(request).lineage(ref)
+    return page(request, "lineage.html", user, ref=ref, tree=tree, graph=render.lineage_svg(tree))
+
+
+# -- decisions (forms) -----------------------------------------------------------------------
+async def _decide(request: Request, kind: str, ref: str, status: str) -> Response:
+    user = signed_in(request)
+    form = await request.form()
+    if not sessions.csrf_ok(session_secret(request), str(form.get("csrf") or "")):
+        return page(request, "error.html", user, 403, message="missing or wrong CSRF token")
+    base = str(form.get("base") or "")
+    try:
+        reason = str(form.get("reason") or "")
+        obj = await run_in_threadpool(actions.set_status, request, user, kind, ref, status, reason, base)
+    except ApiError as e:
+        return page(request, "error.html", user, e.status, message=e.message, back=f"/{kind}s/{at(ref)}")
+    back = safe_next(str(form.get("next") or "")) if form.get("next") else f"/{kind}s/{at(obj.ref)}"
+    sep = "&" if "?" in back else "?"
+    if kind == "vector" and base and not form.get("next"):
+        back += f"?base={at(base)}"
+        sep = "&"
+    return RedirectResponse(f"{back}{sep}ok={status}", status_code=303)
+
+
+@router.post("/vectors/{ref}/approve")
+async def approve_vector(request: Request, ref: str) -> Response:
+    return await _decide(request, "vector", ref, "approved")
+
+
+@router.post("/vectors/{ref}/deprecate")
+async def deprecate_vector(request: Request, ref: str) -> Response:
+    return await _decide(request, "vector", ref, "deprecated")
+
+
+@router.post("/recipes/{ref}/approve")
+async def approve_recipe(request: Request, ref: str) -> Response:
+    return await _decide(request, "recipe", ref, "approved")
+
+
+@router.post("/recipes/{ref}/deprecate")
+async def deprecate_recipe(request: Request, ref: str) -> Response:
+    return await _decide(request, "recipe", ref, "deprecated")
+
+
+@router.post("/recipes/{ref}/alias")
+async def alias(request: Request, ref: str) -> Response:
+    user = signed_in(request)
+    form = await request.form()
+    if not sessions.csrf_ok(session_secret(request), str(form.get("csrf") or "")):
+        return page(request, "error.html", user, 403, message="missing or wrong CSRF token")
+    try:
+        name, force = str(form.get("alias") or ""), form.get("force") == "on"
+        r = await run_in_threadpool(actions.move_alias, request, user, ref, name, force)
+    except ApiError as e:
+        return page(request, "error.html", user, e.status, message=e.message, back=f"/recipes/{at(ref)}")
+    return RedirectResponse(f"/recipes/{at(r.ref)}?ok=alias", status_code=303)
