@@ -1,9 +1,10 @@
-"""registry.toml: where the database and the store are, and the interference policy.
+"""registry.toml: where the database and the store are; URL redaction.
 
-It holds no secrets, so a team can commit it: a password in a database URL is stored and
-printed as `***`; `REGISTRY_DB` (or the driver's own mechanisms, e.g. PGPASSWORD or
-~/.pgpass) supplies it. The `[governance]` table holds the four-eyes rule and the
-protected aliases with their approvers.
+It holds no secrets, so a team can commit it: a password in a database URL (as
+`user:PASS@` or `?password=`) is stored and printed as `***`; `REGISTRY_DB` (or the
+driver's own mechanisms, e.g. PGPASSWORD or ~/.pgpass) supplies it. Team policy
+(four-eyes, protected aliases, interference) lives in the database (registry.db.policy);
+unknown keys here are refused, so a typo cannot switch a rule off.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from registry.errors import NotInitialized, RegistryError
 
@@ -37,35 +39,102 @@ class InterferencePolicy:
 
 
 HIDDEN = "***"
+_SECRET_PARAMS = {"password", "passwd", "pwd", "sslpassword"}  # libpq and driver spellings
+_MARK = "R3DACTED0SECRET"  # stands in for a hidden query value while the URL is rendered
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by `***` (what is stored, logged and printed)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+def _parse(url: Any):
+    from sqlalchemy.engine import URL, make_url
+
+    if isinstance(url, URL):
         return url
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
+    try:
+        return make_url(str(url))
+    except Exception:
+        return None
+
+
+def _secret_params(u) -> list[str]:
+    return [k for k in u.query if k.lower() in _SECRET_PARAMS]
+
+
+def redact(url: Any) -> str:
+    """The URL with every password shown as `***`: in `user:PASS@`, and `?password=`.
+
+    Parsed the way SQLAlchemy parses it to connect (a password may hold `/`, `@` or `?`),
+    so what is hidden is exactly what the driver would send.
+    """
+    u = _parse(url)
+    if u is None:  # unparseable: show nothing that might be a secret
+        text = str(url)
+        if "@" in text or "password" in text.lower():
+            return f"{text.partition('://')[0]}://{HIDDEN} (unparseable URL)"
+        return text
+    hidden = u.set(query={k: (_MARK if k in _secret_params(u) else v) for k, v in u.query.items()})
+    return hidden.render_as_string(hide_password=True).replace(_MARK, HIDDEN)
+
+
+def has_secret(url: Any) -> bool:
+    """Whether a URL carries a password (a `***` placeholder is none)."""
+    u = _parse(url)
+    if u is None:
+        return "@" in str(url) or "password" in str(url).lower()
+    return u.password not in (None, HIDDEN) or any(u.query[k] != HIDDEN for k in _secret_params(u))
+
+
+def without_password(url: str) -> str:
+    """Drop passwords and `***` placeholders, so PGPASSWORD / ~/.pgpass supply them."""
+    from sqlalchemy.engine import URL
+
+    u = _parse(url)
+    if u is None or (u.password is None and not _secret_params(u)):
         return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:{HIDDEN}@{hostport}{slash}{path}"
+    query = {k: v for k, v in u.query.items() if k not in _secret_params(u)}
+    bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, query)
+    return bare.render_as_string(hide_password=False)
 
 
-def _without_hidden(url: str) -> str:
-    """Drop a `***` placeholder so the driver's own mechanisms (PGPASSWORD, .pgpass) apply."""
-    return url.replace(f":{HIDDEN}@", "@", 1)
+def scrub(message: str, url: Any) -> str:
+    """`message` with any password of `url` replaced (driver errors may quote their input)."""
+    u = _parse(url)
+    if u is None:
+        return message
+    for secret in [u.password, *(u.query[k] for k in _secret_params(u))]:
+        for s in secret if isinstance(secret, tuple) else (secret,):
+            if s and s != HIDDEN:
+                message = message.replace(str(s), HIDDEN)
+    return message
 
 
-@dataclass
-class Governance:
-    four_eyes: bool = False  # approval must come from another actor than the creator
-    protected_aliases: dict[str, list[str]] = field(default_factory=dict)  # alias -> approvers
+# registry.toml's keys; [interference] and [governance] only as written before migration
+# 0004 (moved into the database on first open, refused afterwards); anything else refused
+_KNOWN: dict[str, dict[str, str] | None] = {
+    "db": None,
+    "store": None,
+    "retention_corpus": None,
+    "interference": {"policy": "interference_policy", "threshold": "interference_threshold"},
+    "governance": {"four_eyes": "four_eyes", "protected_aliases": "protected_aliases"},
+}
 
-    def __post_init__(self) -> None:
-        for alias, who in self.protected_aliases.items():
-            if not isinstance(who, list) or not all(isinstance(w, str) for w in who):
-                raise RegistryError(f"governance.protected_aliases.{alias} must be a list of actor names")
+
+def _legacy_policy(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown keys (a typo switched a rule off silently); return old policy settings."""
+    legacy: dict[str, Any] = {}
+    for key, value in data.items():
+        sub = _KNOWN.get(key, {})
+        if key not in _KNOWN:
+            raise RegistryError(f"{path}: unknown key {key!r} (known: {', '.join(_KNOWN)})")
+        if sub is None:
+            if not isinstance(value, str):
+                raise RegistryError(f"{path}: {key} must be a string, not {value!r}")
+            continue
+        if not isinstance(value, dict):
+            raise RegistryError(f"{path}: [{key}] must be a table")
+        for k, v in value.items():
+            if k not in sub:
+                raise RegistryError(f"{path}: unknown key {key}.{k} (known: {', '.join(sub)})")
+            legacy[sub[k]] = v
+    return legacy
 
 
 @dataclass
@@ -73,18 +142,22 @@ class Config:
     home: Path
     db: str = "sqlite:///registry.db"
     store: str = "vectors.zarr"
+    # the team's interference policy: read from the database's team policy when opened
     interference: InterferencePolicy = field(default_factory=InterferencePolicy)
     retention_corpus: str | None = None  # passages for the retention gate (default: shipped)
-    governance: Governance = field(default_factory=Governance)
+    # [interference]/[governance] settings of a registry.toml written before migration 0004
+    legacy_policy: dict[str, Any] = field(default_factory=dict)
     secret_db: str | None = field(default=None, repr=False)  # the full URL given to init; never saved
 
     def __post_init__(self) -> None:
-        if redact(self.db) != self.db:
+        if has_secret(self.db):
             self.secret_db, self.db = self.db, redact(self.db)
 
     @property
     def db_url(self) -> str:
-        url = _without_hidden(os.environ.get("REGISTRY_DB") or self.secret_db or self.db)
+        url = os.environ.get("REGISTRY_DB") or self.secret_db or self.db
+        if not has_secret(url):
+            url = without_password(url)  # `***` placeholders out: the driver finds the password
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             url = prefix + str((self.home / url[len(prefix) :]).resolve())
@@ -105,39 +178,24 @@ class Config:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
             raise RegistryError(f"{path}: invalid TOML ({e})") from e
-        pol = data.get("interference", {})
-        gov = data.get("governance", {})
         return cls(
             home=home,
             db=data.get("db", cls.db),
             store=data.get("store", cls.store),
             retention_corpus=data.get("retention_corpus"),
-            interference=InterferencePolicy(
-                action=pol.get("policy", "warn"), threshold=float(pol.get("threshold", 0.9))
-            ),
-            governance=Governance(
-                four_eyes=bool(gov.get("four_eyes", False)),
-                protected_aliases=dict(gov.get("protected_aliases", {})),
-            ),
+            legacy_policy=_legacy_policy(path, data),
         )
 
     def save(self) -> None:
+        """Write registry.toml: locations only. Team policy lives in the database."""
         text = (
             "# Preference-vector registry. No secrets here: credentials come from the environment.\n"
+            "# Team policy (four-eyes, protected aliases, interference) is in the database:\n"
+            "# `registry policy show`, and `registry policy set KEY VALUE` for admins.\n"
             f"db = {_q(self.db)}\nstore = {_q(self.store)}\n"
             + (f"retention_corpus = {_q(self.retention_corpus)}\n" if self.retention_corpus else "")
-            + "\n[interference]\n"
-            f"policy = {_q(self.interference.action)}\nthreshold = {self.interference.threshold}\n\n"
-            "[governance]\n# four_eyes: approval must come from another actor than the creator\n"
-            f"four_eyes = {str(self.governance.four_eyes).lower()}\n"
-            '# protected aliases: only the listed approvers may move them, e.g. prod = ["alice"]\n'
-            "[governance.protected_aliases]\n"
-            + "".join(
-                f"{_q(a)} = [{', '.join(_q(w) for w in who)}]\n"
-                for a, who in sorted(self.governance.protected_aliases.items())
-            )
         )
-        if redact(self.db) != self.db:  # why: the file is meant to be committed
+        if has_secret(self.db):  # why: the file is meant to be committed
             raise RegistryError("refusing to write a database password to registry.toml")
         (self.home / CONFIG_NAME).write_text(text)
 

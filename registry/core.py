@@ -1,4 +1,4 @@
-"""The state every verb works on: configuration, database sessions, vector store, actor, audit.
+"""The state every verb works on: configuration, database sessions, vector store, identity, audit.
 
 Verbs live in one module per concept (bases, vectors, recipes, …) as functions taking a
 `Core`; `Registry` subclasses it and only binds them, so a pipeline can use either.
@@ -6,7 +6,7 @@ Verbs live in one module per concept (bases, vectors, recipes, …) as functions
 
 from __future__ import annotations
 
-import getpass
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -15,40 +15,78 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.config import Config
+from registry.config import Config, redact, scrub
+from registry.db import actor_identity, registry_identity
 from registry.db import engine as dbmod
-from registry.db import identity
 from registry.db.health import check_on_open, sqlite_path
 from registry.db.models import AuditEvent, Meta
+from registry.db.policy import TeamPolicy, import_legacy, initial_policy, read_policy, seed_new_registry
 from registry.db.revision import SCHEMA_HEAD
-from registry.errors import AlreadyExists, NotInitialized, StoreMismatch
+from registry.errors import AlreadyExists, IdentityRefused, NotInitialized, RegistryError, StoreMismatch
 from registry.storage.file_cache import StatCache
 from registry.storage.vector_store import VectorStore
 
 T = TypeVar("T")
 
 
-def default_actor() -> str:
-    try:
-        return os.environ.get("REGISTRY_ACTOR") or getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
 class Core:
     def __init__(self, config: Config, actor: str | None = None, actor_source: str | None = None):
         self.config = config
         self.home = config.home
-        self.actor = actor or default_actor()
-        self.actor_source = actor_source  # how the actor was established, e.g. "console"
         self.engine = dbmod.make_engine(config.db_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.store = VectorStore(config.store_url)
         self.id = ""
         self.joined = False  # init found the database already holding a registry, and joined it
+        # the acting identity is settled once the database answers (open / init)
+        self._declared, self._source = actor_identity.declared_actor(actor), actor_source
+        self.identity = actor_identity.Identity(
+            self._declared or actor_identity.os_user(), "os", actor_identity.os_user()
+        )
+
+    @property
+    def actor(self) -> str:
+        return self.identity.actor
+
+    @actor.setter
+    def actor(self, name: str) -> None:  # assigning a name declares it: the policy decides
+        self.declare_actor(name)
+
+    def declare_actor(self, name: str, source: str | None = None) -> None:
+        """Act as `name` (e.g. `--actor`), if the team policy accepts it (else IdentityRefused)."""
+        self._declared, self._source = actor_identity.declared_actor(name), source
+        self.settle_identity(self.policy())
+
+    def settle_identity(self, policy: TeamPolicy, audit: bool = True) -> None:
+        account, how = self._account
+        try:
+            self.identity = actor_identity.resolve(self._declared, self._source, account, how, policy)
+        except IdentityRefused as e:
+            self.identity = actor_identity.Identity(account, how, account)
+            if audit:  # the attempt is recorded under the authenticated account
+                self.audit_now("refused.identity", self._declared or account, {"reason": str(e)})
+            raise
+
+    @functools.cached_property
+    def _account(self) -> tuple[str, str]:
+        return actor_identity.authenticated(self.engine)
+
+    def policy(self) -> TeamPolicy:
+        """The team policy as stored now (every governance check reads it afresh)."""
+        with self.Session() as s:
+            return read_policy(s)
 
     @classmethod
-    def init(cls, home: str | Path, db: str | None = None, store: str | None = None) -> Self:
+    def init(
+        cls,
+        home: str | Path,
+        db: str | None = None,
+        store: str | None = None,
+        actor: str | None = None,
+        actor_source: str | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> Self:
+        """Create a registry; `policy` sets a new registry's team policy (its creator is admin)."""
         home = Path(home).resolve()
         home.mkdir(parents=True, exist_ok=True)
         if (home / "registry.toml").exists():
@@ -56,17 +94,25 @@ class Core:
         config = Config(home=home, db=db) if db else Config(home=home)  # a password is split off
         if store:
             config.store = store
-        reg = cls(config)
+        reg = cls(config, actor, actor_source)
         reg.upgrade(None)  # a fresh database gets the schema; a shared older one is not upgraded
+        with reg.Session() as s:
+            existing = s.get(Meta, "registry_id")
+        # a new registry: its own policy decides who its creator may be; a shared one: the team's
+        if existing is None:
+            reg.settle_identity(initial_policy(policy), audit=False)
+        else:
+            reg.settle_identity(reg.policy())
         with reg.Session.begin() as s:
             row = s.get(Meta, "registry_id")
             if row is None:
                 reg.id = uuid.uuid4().hex
                 s.add(Meta(key="registry_id", value=reg.id))
-                identity.record(s, reg.id, config.store_url, reg.actor)
+                registry_identity.record(s, reg.id, config.store_url, reg.actor)
+                seed_new_registry(s, reg.actor, policy)
             else:  # a shared database: join its registry and the store it uses
                 reg.id, reg.joined = row.value, True
-                recorded = identity.recorded_store(s, reg.id)
+                recorded = registry_identity.recorded_store(s, reg.id)
         if reg.joined:
             reg.join_store(store, recorded)
         elif reg.store.exists():
@@ -74,12 +120,13 @@ class Core:
         else:
             reg.store.create(reg.id)
         config.save()
+        reg.config.interference = reg.policy().interference
         action = "join" if reg.joined else "init"
         reg.audit_now(action, str(home), {"db": config.db, "store": config.store})  # db is redacted
         return reg
 
     def _where(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return redact(self.engine.url)
 
     def join_store(self, asked: str | None, recorded: str | None) -> None:
         """Use the store the database records; a join never creates a store of its own."""
@@ -88,7 +135,11 @@ class Core:
                 f"database {self._where()} already holds registry {self.id[:8]} but records no store "
                 "for it: pass --store with the store its other homes use"
             )
-        if recorded is not None and asked and not identity.same_store(self.config.store_url, recorded):
+        if (
+            recorded is not None
+            and asked
+            and not registry_identity.same_store(self.config.store_url, recorded)
+        ):
             raise StoreMismatch(
                 f"database {self._where()} already holds registry {self.id[:8]} with store {recorded}, "
                 f"not {self.config.store_url}: run init without --store to join it, or use another database"
@@ -103,15 +154,15 @@ class Core:
     def _record_store(self) -> None:
         def write() -> None:
             with self.Session.begin() as s:
-                identity.record(s, self.id, self.config.store_url, self.actor)
+                registry_identity.record(s, self.id, self.config.store_url, self.actor)
 
         self.write(write)
 
     def check_store(self) -> None:
         """Refuse a registry.toml whose store is not the one the database records."""
         with self.Session() as s:
-            recorded = identity.recorded_store(s, self.id)
-        if recorded is not None and not identity.same_store(recorded, self.config.store_url):
+            recorded = registry_identity.recorded_store(s, self.id)
+        if recorded is not None and not registry_identity.same_store(recorded, self.config.store_url):
             if not self._moved_together():
                 raise StoreMismatch(
                     f"registry.toml in {self.home} names store {self.config.store_url}, but database "
@@ -141,7 +192,11 @@ class Core:
         migrate: bool | None = None,
         actor_source: str | None = None,
     ) -> Self:
-        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations."""
+        """Open a home; `migrate` (default: only SQLite) applies pending schema migrations.
+
+        `actor` (default: $REGISTRY_ACTOR) is accepted only as the team policy allows;
+        `actor_source="console"` says the caller authenticated that account itself.
+        """
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
         reg = cls(Config.load(home), actor, actor_source)
         check_on_open(reg.config.db_url)
@@ -150,21 +205,40 @@ class Core:
             row = s.get(Meta, "registry_id")
         if row is None:
             raise NotInitialized(
-                f"database {reg.engine.url!r} holds no registry: restore it from a backup, "
+                f"database {redact(reg.engine.url)} holds no registry: restore it from a backup, "
                 "or point `db` in registry.toml at the registry's database"
             )
         reg.id = row.value
         reg.check_store()
+        reg.settle_identity(reg.adopt_toml_policy())
+        reg.config.interference = reg.policy().interference
         return reg
+
+    def adopt_toml_policy(self) -> TeamPolicy:
+        """Move a pre-0004 registry.toml's settings into the database once; refuse them after."""
+        legacy = self.config.legacy_policy
+        with self.Session.begin() as s:
+            moved = import_legacy(s, legacy, self._account[0])
+        if not moved:
+            raise RegistryError(
+                f"{self.home / 'registry.toml'}: [governance]/[interference] are no longer read; team "
+                "policy lives in the database: remove those sections, see `registry policy show`, "
+                "and ask an admin to `registry policy set KEY VALUE`"
+            )
+        if legacy:
+            self.config.legacy_policy = {}
+            self.config.save()  # rewritten without the moved sections
+            self.audit_now("policy.imported", "registry.toml", {"settings": legacy})
+        return self.policy()
 
     def upgrade(self, migrate: bool | None = True) -> str:
         """Check the schema; apply pending migrations when `migrate` (None: SQLite only)."""
         try:
             current = dbmod.current_revision(self.engine)
         except Exception as e:
+            said = scrub(str(e).splitlines()[0], self.engine.url)
             raise dbmod.DatabaseUnavailable(
-                f"cannot reach database {self.engine.url.render_as_string(hide_password=True)}: "
-                f"{str(e).splitlines()[0]}"
+                f"cannot reach database {redact(self.engine.url)}: {said}"
             ) from None
         allow = self.engine.url.get_backend_name() == "sqlite" if migrate is None else migrate
         dbmod.check_schema(self.engine, SCHEMA_HEAD, current, allow)
@@ -184,7 +258,17 @@ class Core:
         return dbmod.retrying(fn, attempts)
 
     def audit(self, s: Session, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
-        s.add(AuditEvent(actor=self.actor, action=action, object=obj, details=details or {}))
+        who = self.identity  # a declared actor says so, beside the account that declared it
+        s.add(
+            AuditEvent(
+                actor=who.actor,
+                actor_source=who.source,
+                authenticated_as=who.authenticated_as,
+                action=action,
+                object=obj,
+                details=details or {},
+            )
+        )
 
     def audit_now(self, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
         with self.Session.begin() as s:

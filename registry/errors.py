@@ -109,5 +109,9 @@ class GovernanceRefused(RegistryError):
     """A four-eyes or protected-alias rule refused an action (the refusal is audited)."""
 
 
+class IdentityRefused(RegistryError):
+    """A declared actor (--actor, REGISTRY_ACTOR) the team policy does not accept."""
+
+
 class MissingExtra(RegistryError, ImportError):
     """A command needs an optional dependency group (`[train]`, `[plots]`) that is not installed."""

@@ -79,6 +79,15 @@ def db_url(request, tmp_path) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(autouse=True)
+def declared_actors(monkeypatch):
+    """Tests act as REGISTRY_ACTOR=tester, alice, bob…: every registry a test creates gets a
+    team policy that accepts declared actors (tests about identity pass their own policy)."""
+    from registry.db import policy
+
+    monkeypatch.setitem(policy.NEW_REGISTRY, "allow_declared_actor", True)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     h = tmp_path / "home"

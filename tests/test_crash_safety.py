@@ -41,7 +41,7 @@ def assert_consistent(home: Path, expect_vectors: list[str]) -> dict:
 @pytest.fixture
 def crash_home(tmp_path, models):
     home = tmp_path / "home"
-    registry(home, "init")
+    registry(home, "init", "--allow-declared-actor")  # the drills act as REGISTRY_ACTOR=tester
     registry(home, "base", "add", "tiny", models["base"])
     return home
 

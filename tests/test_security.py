@@ -24,6 +24,7 @@ from registry.errors import (
     RegistryError,
     SchemaMismatch,
 )
+from registry.governance.policy import set_policy
 
 MIX = {
     "name": "mix",
@@ -317,9 +318,8 @@ def test_lifecycle_rules(source, models, tmp_path):
 def test_four_eyes_and_protected_aliases(source, home):
     from registry import Registry
 
-    text = (home / "registry.toml").read_text()
-    text = text.replace("four_eyes = false", "four_eyes = true")
-    (home / "registry.toml").write_text(text + '"prod" = ["alice"]\n')
+    set_policy(source, "four_eyes", True)  # tester created the registry: its first admin
+    set_policy(source, "protected_aliases.prod", ["alice"])
     me = Registry.open(home, actor="tester")  # created everything in `source`
     with pytest.raises(GovernanceRefused, match="four-eyes rule: tester created vector helpful@v1"):
         me.approve("helpful", "mine", kind="vector")
@@ -447,14 +447,29 @@ def test_bad_safetensors_header_is_one_line(tmp_path, models, cli, home):
 
 
 # -- secrets and schema skew, on both backends -----------------------------------------------
-def test_password_never_stored_or_printed(db_url, home, cli, tmp_path):
+@pytest.mark.parametrize("form", ["userinfo", "slash", "query"])
+def test_password_never_stored_or_printed(db_url, home, cli, tmp_path, form):
     if db_url.startswith("sqlite"):
         pytest.skip("a SQLite URL carries no password")
-    secret = "s3cr3t-Pa55"
-    url = db_url.replace("postgres@", f"postgres:{secret}@", 1)
+    # issue 24.9: redact() split at the first `/` and ignored the query string
+    secret = {"userinfo": "s3cr3t-Pa55", "slash": "s3cr/3t-Pa55", "query": "s3cr/3t-Pa55"}[form]
+    if form == "query":
+        url = db_url + "?password=" + secret
+    else:  # a literal `/`: SQLAlchemy reads it as part of the password
+        url = db_url.replace("postgres@", f"postgres:{secret}@", 1)
     code, out, err = cli("--json", "init", "--db", url)
     assert code == 0, err
     assert secret not in out and json.loads(out)["db"].count("***") == 1
+    assert "s3cr" not in (home / "registry.toml").read_text()
+    init_row = json.loads(cli("--json", "log")[1])[0]
+    assert init_row["action"] == "init" and "s3cr" not in json.dumps(init_row)
+    from registry.config import redact
+
+    unreachable = url.replace("127.0.0.1:5432", "127.0.0.1:1")
+    assert "s3cr" not in redact(unreachable) and "***" in redact(unreachable)
+    code, out, err = cli("--home", tmp_path / "elsewhere", "init", "--db", unreachable)
+    assert code != 0 and "cannot reach database" in err and "s3cr" not in out + err
+    assert len(err.strip().splitlines()) == 1
     for args in (("--json", "log"), ("log",), ("vector", "list")):
         code, out, err = cli(*args)
         assert code == 0 and secret not in out + err

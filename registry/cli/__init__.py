@@ -61,6 +61,7 @@ def _register() -> None:
         maintenance,
         materialize,
         plugins,
+        policy,
         publish,
         recipe,
         serve,
@@ -73,7 +74,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve,
+        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

@@ -72,14 +72,16 @@ class RegistryGroup(click.Group):
 
 def database_error(obj: Context | None, e: Exception) -> str:
     """One line for an error the database raised: which database, what it said, what to do."""
+    from registry.config import redact, scrub
     from registry.db.health import RESTORE, sqlite_path
 
     reg = getattr(obj, "_registry", None)
     where = "the registry's database"
     if reg is not None:
         path = sqlite_path(reg.config.db_url)
-        where = str(path) if path else reg.engine.url.render_as_string(hide_password=True)
+        where = str(path) if path else redact(reg.engine.url)
     said = str(getattr(e, "orig", None) or e).strip().splitlines()
+    said = [scrub(line, reg.engine.url) for line in said] if reg is not None else said
     return (
         f"database error in {where}: {(said or [type(e).__name__])[0][:200]}; "
         f"run `registry verify`, and if the database is damaged {RESTORE}"

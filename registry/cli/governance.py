@@ -16,7 +16,11 @@ def lifecycle_command(name: str, status: str, why: str):
         @click.command(name)
         @click.argument("ref")
         @click.option("--reason", required=True, help=f"{why} (recorded in the audit log).")
-        @click.option("--actor", help="Who decides (default: $REGISTRY_ACTOR, else the OS user).")
+        @click.option(
+            "--actor",
+            help="Who decides, if not the authenticated account (database login, else OS user); "
+            "accepted only where the team policy allows declared actors.",
+        )
         @click.option(
             "--vector",
             "kind",
@@ -30,7 +34,7 @@ def lifecycle_command(name: str, status: str, why: str):
         def command(ctx, ref, reason, actor, kind, base, sign_key=None) -> None:
             reg = ctx.registry
             if actor:
-                reg.actor = actor
+                reg.declare_actor(actor)
             obj = reg.set_status(ref, status, reason, kind, base, sign_key)
             data = {"ref": obj.ref, "kind": kind, "status": obj.status, "reason": reason, "actor": reg.actor}
             if status == "deprecated":

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from registry.config import Config
 from registry.console import actions, queries, render, sessions
 from registry.console.accounts import User, by_password, by_token
 from registry.console.auth import (
@@ -68,8 +67,8 @@ def safe_next(target: str | None) -> str:
 
 
 def four_eyes(request: Request) -> bool:
-    """Read per request, so an edit of the policy applies without a restart."""
-    return Config.load(registry(request).home).governance.four_eyes
+    """Read per request (the team policy in the database), so a change applies without a restart."""
+    return registry(request).policy().four_eyes
 
 
 def may_approve(request: Request, user: User, created_by: str | None, status: str) -> bool:

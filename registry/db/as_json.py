@@ -132,6 +132,8 @@ def event_view(e: AuditEvent) -> dict[str, Any]:
     return {
         "at": _t(e.at),
         "actor": e.actor,
+        "actor_source": e.actor_source,
+        "authenticated_as": e.authenticated_as,
         "action": e.action,
         "object": e.object,
         "details": e.details,

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from registry.config import redact, scrub
 from registry.errors import DatabaseUnavailable, SchemaMismatch
 
 T = TypeVar("T")
@@ -50,7 +51,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     try:
         command.upgrade(_alembic_config(engine), revision)
     except OperationalError as e:
-        raise DatabaseUnavailable(f"cannot reach database {engine.url!r}: {e.orig}") from e
+        said = scrub(str(e.orig).splitlines()[0] if str(e.orig) else type(e.orig).__name__, engine.url)
+        raise DatabaseUnavailable(f"cannot reach database {redact(engine.url)}: {said}") from None
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -90,7 +92,7 @@ def check_schema(engine: Engine, head: str, current: str | None, allow_upgrade: 
     from alembic.script import ScriptDirectory
 
     known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(engine)).walk_revisions()}
-    where = engine.url.render_as_string(hide_password=True)
+    where = redact(engine.url)
     if current is not None and current not in known:
         raise SchemaMismatch(
             f"database {where} has schema {current}, newer than this registry package knows "

@@ -35,6 +35,16 @@ class RegistryIdentity(Base):
     recorded_by: Mapped[str | None] = mapped_column(String(128))
 
 
+class TeamPolicySetting(Base):
+    """One key of the team policy (registry.db.policy says which keys exist)."""
+
+    __tablename__ = "team_policy"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    set_by: Mapped[str] = mapped_column(String(128))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class BaseModel(Base):
     __tablename__ = "base_models"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -207,6 +217,8 @@ class Materialization(Base):
     seconds: Mapped[float] = mapped_column(Float)
     reused_from_id: Mapped[int | None] = mapped_column(ForeignKey("materializations.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # set when a later materialization wrote the same folder: lineage no longer lists it
+    replaced_at: Mapped[datetime | None] = mapped_column(default=None)
     recipe: Mapped[Recipe] = relationship()
 
 
@@ -218,6 +230,10 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     object: Mapped[str] = mapped_column(String(512), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # how `actor` was established: os / db-login (the authenticated account itself), or
+    # declared / console, with the authenticated account beside it (NULL: before 0004)
+    actor_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    authenticated_as: Mapped[str | None] = mapped_column(String(128), default=None)
 
 
 class Signature(Base):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from registry.records.bases import get_base
 from registry.records.recipes import get_recipe
 from registry.records.vectors import get_vector
 from registry.util.extras import require
+from registry.util.numbers import finite32
 from registry.util.refs import Ref
 
 if TYPE_CHECKING:
@@ -84,9 +84,11 @@ def run_sweep(
     require("plots", "matplotlib", what="sweep (it draws sweep.png)")
     from transformers import AutoTokenizer
 
-    bad = [e for e in etas if not math.isfinite(e)]
+    bad = [e for e in etas if not finite32(e)]  # a weight is applied in float32: 1e300 is inf there
     if bad:
-        raise RegistryError(f"η must be finite numbers, not {', '.join(map(str, bad))}")
+        raise RegistryError(
+            f"η must be finite numbers (as float32: |η| ≤ 3.4e38), not {', '.join(map(str, bad))}"
+        )
     r = get_recipe(core, recipe)
     base = r.base.name
     terms = {t.vector.name: (t.vector.ref, t.weight) for t in r.terms}

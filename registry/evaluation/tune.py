@@ -18,6 +18,7 @@ from registry.records.bases import get_base
 from registry.records.recipes import add_recipe, get_recipe
 from registry.records.vectors import get_vector
 from registry.util.extras import require
+from registry.util.numbers import finite32
 from registry.util.refs import Ref
 
 if TYPE_CHECKING:
@@ -29,10 +30,12 @@ def parse_target(text: str) -> tuple[str, float]:
     try:
         if not sep or not name.strip():
             raise ValueError
+        if not finite32(float(value)):
+            raise ValueError
         return name.strip(), float(value)
     except ValueError:
         raise RegistryError(
-            f"invalid target {text!r}: expected METRIC=VALUE, e.g. verbose_margin=5"
+            f"invalid target {text!r}: expected METRIC=VALUE with a finite VALUE, e.g. verbose_margin=5"
         ) from None
 
 
@@ -44,6 +47,8 @@ def parse_range(text: str) -> tuple[float, float]:
         raise RegistryError(f"invalid range {text!r}: expected LO:HI, e.g. 0:2") from None
     if not sep or not low < high:
         raise RegistryError(f"invalid range {text!r}: expected LO:HI with LO < HI")
+    if not (finite32(low) and finite32(high) and finite32(high - low)):  # η is applied in float32
+        raise RegistryError(f"invalid range {text!r}: LO and HI must be finite as float32 (|η| ≤ 3.4e38)")
     return low, high
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def check_alias_move(core: Core, recipe_name: str, alias: str) -> None:
     """Protected aliases (e.g. prod) move only by their listed approvers."""
-    approvers = core.config.governance.protected_aliases.get(alias)
+    approvers = core.policy().protected_aliases.get(alias)  # the team policy, read now
     if approvers is not None and core.actor not in approvers:
         refuse(
             core,

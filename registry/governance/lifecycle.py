@@ -1,8 +1,10 @@
 """Governance: the draft → approved → deprecated lifecycle, its rules, and the audit log.
 
-Rules: a recipe is approved only when all its vectors are; with `four_eyes` set, nobody
-approves what they created themselves; protected aliases move only by their listed
-approvers. Every refusal by a rule is written to the audit log before it is raised.
+Rules: a recipe is approved only when all its vectors are; with the team policy's
+`four_eyes` set, nobody approves what they created themselves (and only an admin what
+nobody knows the creator of); protected aliases move only by their listed approvers.
+Every refusal by a rule is written to the audit log before it is raised. A status moves
+by compare-and-set in one transaction, so two racing changes never both apply.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from registry.db.models import AuditEvent, Recipe, Vector, utcnow
+from registry.db.models import AuditEvent, Recipe, RecipeTerm, Vector, utcnow
 from registry.errors import GovernanceRefused, InvalidTransition
 from registry.governance import signing
 from registry.records.recipes import lookup_recipe
 from registry.records.vectors import lookup_vector
+from registry.util.faults import pause
 from registry.util.refs import Ref
 
 if TYPE_CHECKING:
@@ -68,32 +71,79 @@ def set_status(
         )
         signed = (statement, *signing.sign_statement(core, statement, sign_key))
 
-    def write() -> Recipe | Vector:
-        with core.Session.begin() as s:
-            row = s.get(Recipe if kind == "recipe" else Vector, obj.id)
-            if status not in TRANSITIONS.get(row.status, set()):
-                raise InvalidTransition(f"{kind} {row.ref} is {row.status}; it cannot become {status}")
-            before = row.status
-            row.status, row.status_reason, row.status_actor, row.status_at = (
-                status,
-                reason,
-                core.actor,
-                utcnow(),
-            )
-            details = {"reason": reason, "from": before}
-            if signed:
-                statement, bundle, kid = signed
-                signing.record_signature(core, s, kind, row.id, kid, statement, bundle)
-                details["signed_by"] = kid
-            core.audit(s, f"{kind}.{status}", row.ref, details)
-        with core.Session() as s:
-            return (
-                lookup_recipe(s, Ref(obj.name, obj.version))
-                if kind == "recipe"
-                else lookup_vector(s, Ref(obj.name, obj.version), base_id=obj.base_id)
-            )
+    pause("lifecycle:before-write")  # drills hold the process here (signing can take a while)
+    for _ in range(20):
+        try:
+            core.write(lambda: _compare_and_set(core, kind, obj, status, reason, signed))
+            break
+        except _Raced:  # another writer changed the status first: read it again and re-judge
+            continue
+        except _Unapproved as e:
+            refuse(core, "recipe.approved", obj.ref, str(e))
+    else:
+        raise InvalidTransition(f"{kind} {obj.ref} kept changing while it was being {status}; try again")
+    with core.Session() as s:
+        return (
+            lookup_recipe(s, Ref(obj.name, obj.version))
+            if kind == "recipe"
+            else lookup_vector(s, Ref(obj.name, obj.version), base_id=obj.base_id)
+        )
 
-    return core.write(write)
+
+class _Raced(Exception):
+    """The status changed between reading it and writing it."""
+
+
+class _Unapproved(Exception):
+    """A recipe's vector is no longer approved when its approval is written."""
+
+
+def _compare_and_set(
+    core: Core, kind: str, obj: Recipe | Vector, status: str, reason: str, signed: tuple | None
+) -> None:
+    """One transaction: the status moves only from the value read in it (a conditional
+    UPDATE, so a concurrent change makes it touch no row), and a recipe's vectors are
+    re-read (locked against change on PostgreSQL) before its approval is written."""
+    model = Recipe if kind == "recipe" else Vector
+    with core.Session.begin() as s:
+        before = s.scalar(select(model.status).where(model.id == obj.id))
+        if status not in TRANSITIONS.get(before, set()):
+            raise InvalidTransition(f"{kind} {obj.ref} is {before}; it cannot become {status}")
+        pause("lifecycle:status-read")  # drills: another writer changes the status right here
+        moved = s.execute(
+            update(model)
+            .where(model.id == obj.id, model.status == before)
+            .values(status=status, status_reason=reason, status_actor=core.actor, status_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            raise _Raced()
+        if kind == "recipe" and status == "approved":
+            # after the UPDATE: SQLite now holds the write lock, so no vector can change
+            # until this commits; PostgreSQL's FOR SHARE waits out a concurrent deprecation
+            terms = select(Vector).join(RecipeTerm, RecipeTerm.vector_id == Vector.id)
+            rows = s.scalars(
+                terms.where(RecipeTerm.recipe_id == obj.id)
+                .order_by(RecipeTerm.position)
+                .with_for_update(read=True)
+                .execution_options(populate_existing=True)
+            )
+            unapproved = [f"{v.ref} ({v.status})" for v in rows if v.status != "approved"]
+            if unapproved:
+                raise _Unapproved(_unapproved_message(obj.ref, unapproved))
+        details = {"reason": reason, "from": before}
+        if signed:
+            statement, bundle, kid = signed
+            signing.record_signature(core, s, kind, obj.id, kid, statement, bundle)
+            details["signed_by"] = kid
+        core.audit(s, f"{kind}.{status}", obj.ref, details)
+
+
+def _unapproved_message(ref: str, unapproved: list[str]) -> str:
+    return (
+        f"recipe {ref} uses vectors that are not approved: {', '.join(unapproved)} "
+        "(approve them first: registry approve --vector NAME@vN)"
+    )
 
 
 def _check_approvable(core: Core, kind: str, obj: Recipe | Vector) -> None:
@@ -102,14 +152,21 @@ def _check_approvable(core: Core, kind: str, obj: Recipe | Vector) -> None:
             f"{t.vector.ref} ({t.vector.status})" for t in obj.terms if t.vector.status != "approved"
         ]
         if unapproved:
-            refuse(
-                core,
-                "recipe.approved",
-                obj.ref,
-                f"recipe {obj.ref} uses vectors that are not approved: {', '.join(unapproved)} "
-                "(approve them first: registry approve --vector NAME@vN)",
-            )
-    if core.config.governance.four_eyes and obj.created_by and obj.created_by == core.actor:
+            refuse(core, "recipe.approved", obj.ref, _unapproved_message(obj.ref, unapproved))
+    policy = core.policy()
+    if not policy.four_eyes:
+        return
+    if obj.created_by is None and core.actor not in policy.admins:
+        # an unknown creator (a row from before creators were recorded) is not "anyone"
+        refuse(
+            core,
+            f"{kind}.approved",
+            obj.ref,
+            f"four-eyes rule: nobody knows who created {kind} {obj.ref}; only a policy admin "
+            f"({', '.join(policy.admins) or 'none set'}) may approve it",
+            {"actor": core.actor},
+        )
+    if obj.created_by is not None and obj.created_by == core.actor:
         refuse(
             core,
             f"{kind}.approved",

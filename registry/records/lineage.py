@@ -98,7 +98,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
             list(
                 s.scalars(
                     select(Materialization)
-                    .where(Materialization.recipe_id.in_(ids))
+                    .where(Materialization.recipe_id.in_(ids), Materialization.replaced_at.is_(None))
                     .order_by(Materialization.id)
                 )
             )

@@ -18,6 +18,7 @@ from registry.records.bases import lookup_base
 from registry.records.vectors import lookup_vector
 from registry.util.digests import content_digest
 from registry.util.finite import FLOAT32_MAX, finite32
+from registry.util.numbers import as_number
 from registry.util.refs import Ref, check_name
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ class Term(BaseModel):
     @field_validator("weight", mode="before")
     @classmethod
     def _finite(cls, v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        v = as_number(v, "weight")  # `5e-1` is a string under YAML 1.1: read as the 0.5 meant
+        if not math.isfinite(v):
             raise ValueError(f"weight must be a finite number, not {v!r}")
         if not finite32(v):  # merges compute in float32: 1e39 would be inf there
             raise ValueError(

@@ -204,7 +204,7 @@ def materialize_adapter(
         files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
         lock = {**build_lock(r, b, notes), "files": files, "output_digest": weights_digest(files)}
         (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-        _swap_into_place(tmp, out, durable=False)
+        _swap_into_place(tmp, out, durable=False, force=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from registry.db.models import Materialization, Recipe
+from registry.db.models import Materialization, Recipe, utcnow
 from registry.errors import IntegrityError, NotApproved, NotFound
 from registry.evaluation.results_log import output_notes
 from registry.governance.signing import sign_folder
@@ -26,21 +26,25 @@ from registry.merging.methods import get_method
 from registry.records.bases import check_pins, checked_base, pins_of
 from registry.records.recipes import get_recipe, lookup_recipe
 from registry.records.verified_reads import merge_names, verified_vectors
-from registry.release.lockfile import build_lock, cached_card
+from registry.release.destination import claim
+from registry.release.lockfile import build_lock, cached_card, recipe_metadata
 from registry.release.output_folders import (
+    LOCK_NAME,
     check_free,
     check_replaceable,
-    copy_folder,
+    copy_recorded,
     files_to_copy,
+    lock_text,
     prepare_out,
     verify_files,
     write_folder,
+    write_lock,
 )
 from registry.storage.tensor_io import (
     DTYPE_NAMES,
 )
 from registry.util.digests import weights_digest
-from registry.util.faults import crashpoint
+from registry.util.faults import crashpoint, pause
 from registry.util.finite import finite32
 from registry.util.memory import recycle_large_blocks
 from registry.util.refs import Ref
@@ -83,16 +87,34 @@ def materialize(
     if force:
         check_replaceable(core, out)
     notes = output_notes(core, r, max_ppl_drift)  # may refuse (retention gate)
+    with claim(out):  # one writer per folder, from the first check to the recorded row
+        m = _materialize_claimed(core, r, out, force, on_bytes, shard_bytes, reuse, durable, notes)
+        if sign_key is not None:
+            sign_folder(out, sign_key)
+    return m
+
+
+def _materialize_claimed(
+    core: Core, r: Recipe, out: Path, force: bool, on_bytes, shard_bytes, reuse: bool, durable: bool, notes
+) -> Materialization:
     t0 = time.perf_counter()
     previous = reusable(core, r, out) if reuse and "retention" not in notes else None
     if previous is not None:
-        checked_base(core, r.base.name)
+        b, _ = checked_base(core, r.base.name)
+        # the lock is rebuilt from the registry's record, never copied (nothing hashes it)
+        lock = lock_text(build_lock(r, b, notes), previous.files)
     if not force and not (previous is not None and Path(previous.out_path) == out):
         check_free(core, out)
     if previous is not None and Path(previous.out_path) == out:
         files, reused = dict(previous.files), previous
+        try:
+            same = (out / LOCK_NAME).read_text() == lock
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            write_lock(out, lock)
     elif previous is not None:
-        copy_folder(Path(previous.out_path), out, force, durable)
+        copy_recorded(Path(previous.out_path), out, previous.files, lock, force, durable)
         files, reused = dict(previous.files), previous
     else:
         for t in r.terms:  # rows written before weights were checked as float32
@@ -126,6 +148,7 @@ def materialize(
             )
             files, reused = write_folder(plan, out, force), None
             crashpoint("materialize:after-rename")
+            pause("materialize:after-rename")
     m = Materialization(
         recipe_id=r.id,
         out_path=str(out),
@@ -138,6 +161,12 @@ def materialize(
 
     def write() -> Materialization:
         with core.Session.begin() as s:
+            # an earlier output in this folder is gone now: lineage stops listing it
+            s.execute(
+                update(Materialization)
+                .where(Materialization.out_path == str(out), Materialization.replaced_at.is_(None))
+                .values(replaced_at=utcnow())
+            )
             s.add(m)
             details = {"out": str(out), "output_digest": m.output_digest}
             if reused:
@@ -147,8 +176,6 @@ def materialize(
 
     m = core.write(write)
     m.recipe = r
-    if sign_key is not None:
-        sign_folder(out, sign_key)
     return m
 
 
@@ -185,7 +212,11 @@ def reusable(core: Core, r: Recipe, out: Path) -> Materialization | None:
         candidates = list(
             s.scalars(
                 select(Materialization)
-                .where(Materialization.recipe_id == r.id, Materialization.inputs_digest == r.content_digest)
+                .where(
+                    Materialization.recipe_id == r.id,
+                    Materialization.inputs_digest == r.content_digest,
+                    Materialization.replaced_at.is_(None),
+                )
                 .order_by(Materialization.id.desc())
             )
         )
@@ -226,6 +257,8 @@ def verify_lock(core: Core, lock_path: str | Path) -> list[str]:
         return [*problems, f"registry: recipe {rec_ref} is unknown here"]
     if r.content_digest != rec.get("content_digest"):
         problems.append(f"registry: recipe {r.ref} content differs from the lock's")
+    elif rec != recipe_metadata(r):  # e.g. an edited weight: the lock itself is not hashed
+        problems.append(f"lock: recipe section differs from the registry's record of {r.ref}")
     if not any(m.output_digest == recorded for m in list_materializations(core, r.ref)):
         problems.append(f"registry: no materialization of {r.ref} with output digest {recorded[:16]}…")
     return problems

@@ -6,6 +6,7 @@ complete, so an output is either absent or whole, whatever kills the process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,40 +14,79 @@ import uuid
 from pathlib import Path
 
 from registry.db.models import Materialization, Recipe
-from registry.errors import OutputExists
+from registry.errors import IntegrityError, OutputExists
 from registry.records.bases import NOT_COPIED
 from registry.storage.tensor_io import TAG_NAMES, write_sharded
 from registry.util.digests import file_sha256, weights_digest
-from registry.util.faults import crashpoint
+from registry.util.faults import crashpoint, pause
 
 LOCK_NAME = "registry-lock.json"
 
 
 def verify_files(folder: Path, files: dict[str, str]) -> list[str]:
-    """Re-hash a folder against its recorded files; extra or missing files are problems too."""
-    present = {p.name for p in folder.iterdir() if p.is_file()} - {LOCK_NAME} if folder.is_dir() else set()
+    """Re-hash a folder against its recorded files; extra (at any depth), linked or missing
+    files are problems too."""
+    present, links = set(), set()
+    if folder.is_dir():
+        for root, dirs, names in os.walk(folder):
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                rel = Path(root, name).relative_to(folder).as_posix()
+                (links if os.path.islink(os.path.join(root, name)) else present).add(rel)
+    present.discard(LOCK_NAME)
     problems = []
     for name, digest in sorted(files.items()):
-        if name not in present:
+        if name in links:
+            problems.append(f"{name}: a link, not a file")
+        elif name not in present:
             problems.append(f"{name}: missing")
         elif file_sha256(folder / name) != digest:
             problems.append(f"{name}: sha256 mismatch")
-    return problems + [f"{name}: not recorded" for name in sorted(present - set(files))]
+    extra = (present | links) - set(files)
+    return problems + [f"{name}: not recorded" for name in sorted(extra)]
 
 
-def copy_folder(src: Path, out: Path, force: bool, durable: bool = False) -> None:
-    """Copy a verified earlier output into place, with the same all-or-nothing rename."""
+def lock_text(lock: dict, files: dict[str, str]) -> str:
+    """registry-lock.json: the lock's inputs, then every file's digest and their digest."""
+    full = {**lock, "files": dict(sorted(files.items())), "output_digest": weights_digest(files)}
+    return json.dumps(full, indent=2, sort_keys=True) + "\n"
+
+
+def copy_recorded(src: Path, out: Path, files: dict[str, str], lock: str, force: bool, durable: bool) -> None:
+    """Reuse: copy only the files `src`'s record lists, each re-hashed as it is copied, and
+    a lock rebuilt from the registry (never the source's own lock, which nothing hashes).
+
+    A file that changed since it was verified aborts the copy: nothing is written.
+    """
     prepare_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
-        shutil.copytree(src, tmp)
+        for name, digest in sorted(files.items()):
+            source = src / name
+            if "/" in name or name in {"", ".", ".."} or source.is_symlink():
+                raise IntegrityError(f"reused output {src}: {name!r} is not a plain file name")
+            h = hashlib.sha256()
+            with open(source, "rb") as fin, open(tmp / name, "wb") as fout:
+                while block := fin.read(1 << 22):
+                    h.update(block)
+                    fout.write(block)
+            if h.hexdigest() != digest:
+                raise IntegrityError(f"reused output {src}: {name} changed since it was verified; not copied")
+        (tmp / LOCK_NAME).write_text(lock)
         if durable:
             fsync_dir(tmp)
-        _swap_into_place(tmp, out, durable)
+        _swap_into_place(tmp, out, durable, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_lock(out: Path, lock: str) -> None:
+    """Put the registry's lock back into a reused folder (an edited one is not trusted)."""
+    tmp = out / f".{LOCK_NAME}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(lock)
+    os.replace(tmp, out / LOCK_NAME)
 
 
 def check_replaceable(core, out: Path) -> None:
@@ -114,29 +154,26 @@ def write_folder(plan, out: Path, force: bool = False) -> dict[str, str]:
         for p in sorted(tmp.iterdir()):
             if p.name not in files:
                 files[p.name] = file_sha256(p)
-        lock = {
-            **plan.lock,
-            "files": dict(sorted(files.items())),
-            "output_digest": weights_digest(files),
-        }
-        (tmp / LOCK_NAME).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+        (tmp / LOCK_NAME).write_text(lock_text(plan.lock, files))
         for check in plan.checks:
             check.result()  # e.g. the base's pins: a failure discards the whole folder
         crashpoint("materialize:before-rename")
+        pause("materialize:before-rename")
         if plan.durable:
             fsync_dir(tmp)
-        _swap_into_place(tmp, out, plan.durable)
+        _swap_into_place(tmp, out, plan.durable, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return files
 
 
-def _swap_into_place(tmp: Path, out: Path, durable: bool) -> None:
+def _swap_into_place(tmp: Path, out: Path, durable: bool, force: bool = False) -> None:
     """The rename is the commit: atomic against a killed process. Only `durable` fsyncs the
     parent as well (power-loss safety): on ext4 that fsync's journal commit waits for every
     output whose writeback has begun (benchmarks/write_paths.py: 1.763 s idle after two
     2 GiB outputs, in 2026-11-24-write-paths.json)."""
+    prepare_out(out, force)  # re-checked at the rename: a folder that appeared meanwhile is kept
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"

@@ -18,7 +18,7 @@ from registry.release.output_folders import LOCK_NAME, verify_files
 if TYPE_CHECKING:
     from registry.core import Core
 
-_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 
 
 def published_folder(core: Core, ref: str) -> tuple[Any, Path]:
@@ -43,7 +43,7 @@ def push(
     token: str | None = None,
 ) -> dict[str, Any]:
     """Upload the materialized folder of recipe `ref` to the Hub model repo `repo` (ORG/NAME)."""
-    if not _REPO.match(repo or "") or ".." in repo:
+    if not _REPO.fullmatch(repo or "") or ".." in repo:
         raise InvalidName(f"invalid Hub repository {repo!r}: expected ORG/NAME")
     r = get_recipe(core, ref)
     if r.status != "approved" and not allow_draft:

@@ -37,8 +37,13 @@ class Console:
 
 
 def govern(home: Path) -> None:
-    text = (home / "registry.toml").read_text().replace("four_eyes = false", "four_eyes = true")
-    (home / "registry.toml").write_text(text + '"prod" = ["carol"]\n')
+    """Four-eyes on, `prod` protected: team policy in the database, set by its admin (tester)."""
+    from registry import Registry
+    from registry.governance.policy import set_policy
+
+    with Registry.open(home, actor="tester") as admin:
+        set_policy(admin, "four_eyes", True)
+        set_policy(admin, "protected_aliases.prod", ["carol"])
 
 
 @pytest.fixture

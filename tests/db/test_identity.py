@@ -74,7 +74,7 @@ def test_a_database_from_before_the_identity_table_records_its_store_on_open(loa
     home = loaded.home
     dbmod.downgrade(loaded.engine, "0003")  # the store is kept in registry_meta meanwhile
     dbmod.upgrade(loaded.engine)
-    from registry.db.identity import recorded_store
+    from registry.db.registry_identity import recorded_store
 
     with loaded.Session() as s:
         assert recorded_store(s, loaded.id) == str(loaded.store.path)

@@ -85,7 +85,7 @@ def test_corpus_is_replaceable_per_registry(hs, home):
     text = (
         (home / "registry.toml")
         .read_text()
-        .replace("\n[interference]", 'retention_corpus = "corpus.txt"\n\n[interference]')
+        .replace("\nstore = ", '\nretention_corpus = "corpus.txt"\nstore = ')
     )
     (home / "registry.toml").write_text(text)
     reg = Registry.open(home)

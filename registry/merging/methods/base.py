@@ -18,11 +18,14 @@ Every built-in method merges row blocks, so memory stays flat whatever the tenso
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
+
+from registry.util.numbers import as_number
 
 T = TypeVar("T")
 
@@ -73,9 +76,9 @@ class MergeMethod:
             raise ValueError(f"method {cls.name} has no parameter {', '.join(unknown)}")
         out = {}
         for key, p in cls.parameters.items():
-            value = given.get(key, p.default)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"parameter {key} of {cls.name} must be a number, not {value!r}")
+            value = as_number(given.get(key, p.default), f"parameter {key} of {cls.name}")
+            if p.type is int and (not math.isfinite(value) or value != int(value)):
+                raise ValueError(f"parameter {key} of {cls.name} must be a whole number, not {value!r}")
             value = p.type(value)
             if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
                 raise ValueError(f"parameter {key} of {cls.name} must be in [{p.low}, {p.high}]")
