@@ -55,9 +55,12 @@ def import_(ctx, name: str, base: str, positive: str, negative: str | None, requ
         v = ctx.registry.import_vector(
             name, base, positive, negative, require_lossless=require_lossless, on_tensor=on_tensor
         )
-    finally:
+    except BaseException:
         for p in progress:
-            p.close()
+            p.close(completed=False)
+        raise
+    for p in progress:
+        p.close()
     d = vector_view(v)
     lines = [
         f"imported {v.ref} for base {base}: {v.param_count:,} params, norm {v.norm:.4g}, {d['bytes_per_param']:.2f} stored bytes/param"

@@ -218,11 +218,12 @@ class WorkProgress:
             self.reported, self.last = tenth, now
             self._write()
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
+        """End the report; a failed job writes no final line (its one-line error follows)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.done > 0 and self.reported < 10:  # the work ended short of its estimate
+        elif completed and self.done > 0 and self.reported < 10:  # ended short of its estimate
             self.reported = 10
             self._write()
 
@@ -259,8 +260,10 @@ def work_progress(label: str, total: int, unit: str) -> Iterator[WorkProgress]:
     p = WorkProgress(label, total, unit)
     try:
         yield p
-    finally:
-        p.close()
+    except BaseException:
+        p.close(completed=False)
+        raise
+    p.close()
 
 
 def trainer_callback(progress: TrainingProgress):
