@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     from registry import Registry
     from registry.plugins.loader import load
     from registry.storage.tensor_io import SafetensorsFolder
-    from registry.training.options import TrainingOptions
     from registry.training.dpo import train
+    from registry.training.options import TrainingOptions
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     base_path = args.workdir / "smollm2-135m-instruct"
