@@ -95,7 +95,7 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         result = runner.invoke(
             main,
             ["--home", str(home_dir), "--json", *args],
-            env={"REGISTRY_ACTOR": "tester"},
+            env={"REGISTRY_ACTOR": None},  # the OS user: the registry's creator and policy admin
             input=stdin,
             catch_exceptions=False,
         )
@@ -126,6 +126,8 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("user", "passwd", "alice", "--password-stdin", stdin="a long enough password\n")
         run("user", "remove", "alice")
         run("plugins", "list")
+        run("policy", "show")
+        run("policy", "set", "interference_threshold", "0.95")
         run("vector", "import", "helpful", "--base", "tiny", "--positive", models["plus"])
         run("vector", "import", "harmless", "--base", "tiny", "--positive", models["plus2"], "--negative", models["minus"])  # fmt: skip
         run("add-preference", "verbose", "--base", "tiny", *FAST)
