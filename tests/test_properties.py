@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import string
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,7 +67,9 @@ def test_recipe_parsing_accepts_exactly_the_valid_ones(name, base, terms, dtype)
     data = {"name": name, "base": base, "method": "linear", "terms": terms}
     if dtype:
         data["dtype"] = dtype
-    valid = bool(terms) and all(math.isfinite(t["weight"]) for t in terms) and dtype != "int8"
+    # merges compute in float32: a weight must stay finite once rounded there (numpy's rounding)
+    with np.errstate(over="ignore"):
+        valid = bool(terms) and all(np.isfinite(np.float32(t["weight"])) for t in terms) and dtype != "int8"
     if valid:
         spec = parse_recipe(data)
         assert [t.weight for t in spec.terms] == [t["weight"] for t in terms]

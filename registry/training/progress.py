@@ -63,11 +63,14 @@ def reporting(
 @contextlib.contextmanager
 def quiet_third_party(interactive: bool) -> Iterator[None]:
     """Silence other libraries' progress bars when not on a terminal; restore them after."""
-    if interactive:
+    try:
+        if interactive:
+            raise ImportError  # on a terminal the bars stay
+        import datasets
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # without the training extra there are no such bars (the verb says what is missing)
         yield
         return
-    import datasets
-    from transformers.utils import logging as hf_logging
 
     hf_was, ds_was = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers and huggingface_hub

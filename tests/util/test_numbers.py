@@ -43,7 +43,7 @@ def test_yaml_11_exponent_weight_is_the_number_meant(sqlite_reg, models, tmp_pat
 @pytest.mark.parametrize(
     "params,message",
     [
-        ({"seed": float("inf")}, "parameter seed of dare must be a whole number, not inf"),
+        ({"seed": float("inf")}, "parameter seed must be finite as float32, not inf"),
         ({"seed": 0.5}, "parameter seed of dare must be a whole number, not 0.5"),
         ({"seed": "7"}, None),
     ],
