@@ -63,9 +63,10 @@ def reporting(
 @contextlib.contextmanager
 def quiet_third_party(interactive: bool) -> Iterator[None]:
     """Silence other libraries' progress bars when not on a terminal; restore them after."""
+    if interactive:  # on a terminal the bars stay
+        yield
+        return
     try:
-        if interactive:
-            raise ImportError  # on a terminal the bars stay
         import datasets
         from transformers.utils import logging as hf_logging
     except ImportError:  # without the training extra there are no such bars (the verb says what is missing)
