@@ -22,7 +22,14 @@ CORPUS = [
 ]
 
 
-def build_tokenizer(folder: Path, vocab_size: int = 512):
+# ChatML, as SmolLM2 and Qwen use: a tiny chat model exercises the chat paths offline
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer(folder: Path, vocab_size: int = 512, chat: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -31,13 +38,15 @@ def build_tokenizer(folder: Path, vocab_size: int = 512):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"] + (["<|im_start|>", "<|im_end|>"] if chat else []),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(CORPUS * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
+    if chat:
+        fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(folder)
     return fast
 
@@ -52,14 +61,17 @@ def build_tiny_llama(
     intermediate: int | None = None,
     heads: int = 4,
     tokenizer: bool = True,
+    chat: bool = False,
 ) -> Path:
-    """Save a random-init LlamaForCausalLM (+ tokenizer) as safetensors in `folder`."""
+    """Save a random-init LlamaForCausalLM (+ tokenizer) as safetensors in `folder`.
+
+    With `chat`, the tokenizer has ChatML's special tokens and chat template."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(folder) if tokenizer else None
+    tok = build_tokenizer(folder, chat=chat) if tokenizer else None
     vocab = vocab_size or (len(tok) if tok is not None else 512)
     config = LlamaConfig(
         vocab_size=vocab,
