@@ -112,6 +112,22 @@ class TrainingRun(Base):
     heartbeat_at: Mapped[datetime | None]  # refreshed while running; gc ends stale runs of any host
 
 
+class RunPair(Base):
+    """A preference pair the pinned base generated for a run (kept, or dropped and why)."""
+
+    __tablename__ = "run_pairs"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id"), index=True)
+    position: Mapped[int]
+    prompt: Mapped[str] = mapped_column(Text)
+    chosen: Mapped[str] = mapped_column(Text)
+    rejected: Mapped[str] = mapped_column(Text)
+    contrast: Mapped[int | None]  # which of the plugin's instruction pairs produced it
+    kept: Mapped[bool]
+    dropped_because: Mapped[str | None] = mapped_column(String(64))
+
+
 class Vector(Base):
     __tablename__ = "vectors"
     id: Mapped[int] = mapped_column(primary_key=True)
