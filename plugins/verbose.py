@@ -1,35 +1,58 @@
-"""`verbose`: prefer the detailed, explanatory answer over the terse one.
+"""`verbose`: prefer thorough, explanatory answers over terse ones.
 
-Pairs come from a shipped file of real questions, each with a detailed and a terse answer.
+The pinned base writes both sides itself: each training prompt is answered once under an
+instruction to answer thoroughly and once under one to answer in a sentence (one of three
+paraphrased pairs, drawn per prompt), and DPO trains on the bare prompt. A pair whose
+thorough answer is not longer than its terse one did not keep the contrast and is dropped.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-import click
+from registry.plugins.spec import Contrast, InstructedPlugin, PairGeneration
+from registry_plugins.instructed import OPTIONS, generation_settings, read_prompts, split
 
-from registry.plugins.spec import PreferencePair
-from registry_plugins.jsonl import SplitPlugin, read_jsonl
+CONTRASTS = [
+    Contrast(
+        "Answer thoroughly: explain step by step, give the reasons and an example, in several paragraphs.",
+        "Answer in one short sentence.",
+    ),
+    Contrast(
+        "Give a detailed, complete answer: explain how and why, with an example, over several paragraphs.",
+        "Reply with a single brief sentence and nothing else.",
+    ),
+    Contrast(
+        "Answer at length: cover the background, the steps and an example, in several paragraphs.",
+        "Answer as briefly as possible, in one sentence.",
+    ),
+]
 
-DATA = Path(__file__).parent / "data" / "verbose.jsonl"
+
+def word_count(text: str) -> int:
+    return len(text.split())
 
 
-class Verbose(SplitPlugin):
-    def all_pairs(self, data: str | None = None, **_) -> list[PreferencePair]:
-        rows = read_jsonl(data or DATA, ("prompt", "detailed", "terse"))
-        return [PreferencePair(r["prompt"], " " + r["detailed"], " " + r["terse"]) for r in rows]
+class Verbose(InstructedPlugin):
+    def contrasts(self, **_: Any) -> list[Contrast]:
+        return list(CONTRASTS)
+
+    def prompts(self, prompts: str | None = None, **_: Any) -> list[str]:
+        return split(read_prompts(prompts))[0]
+
+    def heldout_prompts(self, prompts: str | None = None, **_: Any) -> list[str]:
+        return split(read_prompts(prompts))[1]
+
+    def generation(self, **options: Any) -> PairGeneration:
+        return generation_settings(options)
+
+    def contrast_held(self, chosen: str, rejected: str) -> str | None:
+        return None if word_count(chosen) > word_count(rejected) else "thorough answer not longer"
 
 
 plugin = Verbose(
     name="verbose",
-    version="1.0.0",
-    description="Prefer detailed, explanatory answers over terse ones (shipped data).",
-    options=[
-        click.Option(
-            ["--data"],
-            type=click.Path(dir_okay=False),
-            help="JSONL with prompt/detailed/terse (default: shipped file).",
-        )
-    ],
+    version="2.0.0",
+    description="Prefer thorough, explanatory answers over terse ones (pairs written by the base itself).",
+    options=list(OPTIONS),
 )

@@ -20,7 +20,16 @@ from registry.evaluation.sweep import SweepResult
 from registry.governance import aliases, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
-from registry.records import base_admin, bases, interference, lineage, recipes, vector_import, vectors
+from registry.records import (
+    base_admin,
+    bases,
+    interference,
+    lineage,
+    recipes,
+    run_pairs,
+    vector_import,
+    vectors,
+)
 from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
@@ -97,10 +106,14 @@ class Registry(Core):
         plugin_options: dict[str, Any] | None = None,
         policy: InterferencePolicy | None = None,
         log: Callable[[str], None] = lambda _msg: None,
+        work: str | Path | None = None,
     ) -> Vector | None:
         return add_preference.add_preference(
-            self, plugin, base, name, seed, options, plugin_options, policy, log
+            self, plugin, base, name, seed, options, plugin_options, policy, log, Path(work) if work else None
         )
+
+    def run_pairs(self, run_id: int, dropped: bool = True) -> dict[str, Any]:
+        return run_pairs.run_pairs(self, run_id, dropped)
 
     def interference(self, base: str | None = None) -> tuple[list[Vector], Gram]:
         return interference.interference(self, base)

@@ -64,6 +64,7 @@ def _register() -> None:
         policy,
         publish,
         recipe,
+        run,
         serve,
         sweep,
         trust,
@@ -74,7 +75,7 @@ def _register() -> None:
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
-        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy,
+        maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy, run,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

@@ -79,6 +79,11 @@ TRAINING_OPTIONS = [
         help="Override the registry's policy.",
     ),
     click.Option(["--threshold"], type=float, help="Override the policy's |cosine| threshold."),
+    click.Option(
+        ["--work"],
+        type=click.Path(file_okay=False),
+        help="Keep each phase (generated pairs, θ+, θ−) here; a re-run with the same inputs skips what is done.",
+    ),
 ]
 SHARED = {o.name for o in TRAINING_OPTIONS}
 
@@ -104,7 +109,7 @@ class PluginCommands(click.Group):
             name,
             callback=run,
             params=[*TRAINING_OPTIONS, *plugin.options],
-            help=f"{plugin.description}\n\n\b\nExample:\n  registry add-preference {name} --base tiny --seed 0",
+            help=f"{plugin.description}\n\n\b\nExample:\n  {getattr(plugin, 'example', None) or f'registry add-preference {name} --base tiny --seed 0'}",
             short_help=plugin.description,
         )
 
@@ -151,6 +156,7 @@ def _train(ctx, plugin: str, kw: dict) -> None:
             plugin_options=plugin_options,
             policy=policy,
             log=lambda m: say(ctx, m),
+            work=kw["work"],
         )
     if v is None:  # a non-main process of a distributed launch: the main one reports
         return

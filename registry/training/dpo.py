@@ -42,6 +42,10 @@ class TrainResult:
     folder_16bit: Path | None = None  # θ rounded to the base's dtype, only when asked
     factors: Path | None = None  # LoRA runs: each adapted weight's s·B and A (beside `folder`)
     final: dict[str, float] = field(default_factory=dict)  # last step's loss, margin, accuracy
+    # the base's log-probs of each pair's chosen and rejected answer (the DPO reference),
+    # computed once before training: the other half reuses them with the labels switched
+    reference: ReferenceLogps | None = None
+    reference_seconds: float = 0.0
 
     def lineage(self) -> dict[str, Any]:
         """What a run records besides the options: how the weights were produced."""
@@ -51,7 +55,20 @@ class TrainResult:
             "phi_from": "float32",
             "optimizer_steps": self.steps,
             "world_size": self.world_size,
+            "reference_logps": "precomputed once, shared by θ+ and θ−",
         }
+
+
+@dataclass(frozen=True)
+class ReferenceLogps:
+    """Per pair, the base's summed log-prob of the chosen and of the rejected answer."""
+
+    chosen: tuple[float, ...]
+    rejected: tuple[float, ...]
+
+    def switched(self) -> ReferenceLogps:
+        """θ−'s reference: the same numbers with the labels swapped, as its pairs are."""
+        return ReferenceLogps(self.rejected, self.chosen)
 
 
 def preference_rows(pairs: list[PreferencePair], data_format: str) -> dict[str, list]:
@@ -97,11 +114,14 @@ def train(
     log: Callable[[str], None] = lambda _msg: None,
     label: str | None = None,
     save_16bit: bool = False,
+    reference: ReferenceLogps | None = None,
 ) -> TrainResult:
     """Train one DPO policy from `base` on `pairs`; write θ in float32 to `out`.
 
-    With `save_16bit`, θ rounded to the base's dtype also goes to `<out>-<dtype>`. Every
-    process of a distributed launch must call this; only the main one writes.
+    The reference log-probs are computed once before training (no reference forward per
+    step); pass `reference` (the other half's, switched) to skip even that. With
+    `save_16bit`, θ rounded to the base's dtype also goes to `<out>-<dtype>`. Every process
+    of a distributed launch must call this; only the main one writes.
     """
     import torch
     import transformers
@@ -149,6 +169,7 @@ def train(
             bf16=options.precision == "bf16",
             fp16=options.precision == "fp16",
             gradient_checkpointing=cuda,  # memory on GPUs; on the CPU it only costs time
+            precompute_ref_log_probs=True,
         )
         tok = AutoTokenizer.from_pretrained(base)
         if tok.pad_token is None:
@@ -166,8 +187,21 @@ def train(
                 target_modules="all-linear",
                 lora_dropout=0.0,
             )
-        trainer = DPOTrainer(
-            model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_config
+        if reference is not None and len(reference.chosen) != len(pairs):
+            raise TrainingFailed(f"{len(reference.chosen)} reference log-probs for {len(pairs)} pairs")
+        ref_started = time.monotonic()
+        trainer = _trainer_class(DPOTrainer)(
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tok,
+            peft_config=peft_config,
+            given_reference=reference,
+        )
+        ref_seconds = time.monotonic() - ref_started
+        computed = ReferenceLogps(
+            tuple(float(x) for x in trainer.train_dataset["ref_chosen_logps"]),
+            tuple(float(x) for x in trainer.train_dataset["ref_rejected_logps"]),
         )
         trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout
         trainer.remove_callback(ProgressCallback)
@@ -203,6 +237,8 @@ def train(
         folder_16bit=folder16,
         factors=factors_path(out) if options.lora_rank else None,
         final={k: progress.last[k] for k in ("loss", "margin", "accuracy") if k in progress.last},
+        reference=computed,
+        reference_seconds=0.0 if reference is not None else ref_seconds,
     )
     if main:
         summary = ", ".join(f"{k} {v:.4f}" for k, v in result.final.items())
@@ -211,6 +247,31 @@ def train(
             + (f", last step {summary}" if summary else "")
         )
     return result
+
+
+def _trainer_class(dpo_trainer: type) -> type:
+    """trl's DPOTrainer, taking the reference log-probs as given instead of computing them."""
+
+    class SharedReferenceDPOTrainer(dpo_trainer):
+        def __init__(self, *args, given_reference: ReferenceLogps | None = None, **kwargs):
+            self._given_reference = given_reference  # read by the precompute, during __init__
+            super().__init__(*args, **kwargs)
+
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            given = self._given_reference
+            if given is None or name != "train":
+                return super()._precompute_ref_logps(dataset, name, batch_size)
+            from datasets import Value
+
+            for column, values in (
+                ("ref_chosen_logps", given.chosen),
+                ("ref_rejected_logps", given.rejected),
+            ):
+                # float32, as trl's own precompute stores them: shared and computed give the same loss
+                dataset = dataset.add_column(column, list(values)).cast_column(column, Value("float32"))
+            return dataset
+
+    return SharedReferenceDPOTrainer
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ seeded per prompt, so an answer does not depend on which other prompts share its
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -132,9 +133,8 @@ def _decode_batch(model, encoded, decoding: Decoding, stops, pad: int, prompts, 
             g.manual_seed(row_seed(decoding.seed, prompts[i], system))
             generators.append(g)
     cache = DynamicCache()
-    out = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-    )
+    kv = {_cache_keyword(model): cache}  # transformers 5.25 renamed past_key_values to cache
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kv)
     logits = out.logits[:, -1, :].float()
     live = list(range(len(encoded)))  # which of the batch's rows are still decoding
     tokens: list[list[int]] = [[] for _ in encoded]
@@ -164,11 +164,15 @@ def _decode_batch(model, encoded, decoding: Decoding, stops, pad: int, prompts, 
             input_ids=nxt[:, None],
             attention_mask=mask,
             position_ids=last_pos[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **kv,
         )
         logits = out.logits[:, -1, :].float()
     return [(tokens[r], finished[r]) for r in range(len(encoded))]
+
+
+def _cache_keyword(model) -> str:
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _next_tokens(logits, decoding: Decoding, generators, live):

@@ -16,18 +16,20 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 @dataclass
 class TrainingOptions:
-    """DPO hyper-parameters for both halves. The defaults suit pretrained 0.1–8B models.
+    """DPO hyper-parameters for both halves, chosen from measurements on a real chat model.
 
-    They follow the usual DPO settings (β 0.1, a small learning rate with a linear warm-up
-    and decay, a few epochs); tests on tiny random models pass their own, far larger,
-    learning rates and step counts.
+    At the usual DPO settings (lr 1e-6, 3 epochs) θ+ and θ− barely leave the base: on
+    SmolLM2-135M-Instruct φ changed 1.28 % of the bf16 weights at η = ±1 and answers kept
+    their length. On the base's own answers (on-policy pairs), lr 1e-5 for 2 epochs moves
+    behaviour along η and keeps perplexity within a few percent (docs/training.md). Tests on
+    tiny random models pass their own, far larger, learning rates and step counts.
     """
 
     steps: int | None = None  # optimizer steps per half; when set, overrides epochs
-    epochs: float | None = 3.0
-    learning_rate: float = 1e-6
+    epochs: float | None = 2.0
+    learning_rate: float = 1e-5
     beta: float = 0.1
-    max_length: int = 1024  # tokens per prompt + answer
+    max_length: int = 512  # tokens per prompt + answer
     batch_size: int = 4  # per device
     gradient_accumulation: int = 1
     warmup_ratio: float = 0.1

@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -76,9 +77,15 @@ def quiet_third_party(interactive: bool) -> Iterator[None]:
     hf_was, ds_was = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers and huggingface_hub
     datasets.disable_progress_bars()
+    tqdm_was = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # trl's reference log-prob and transformers' shard-writing bars
     try:
         yield
     finally:
+        if tqdm_was is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = tqdm_was
         if hf_was:
             hf_logging.enable_progress_bar()
         if ds_was:

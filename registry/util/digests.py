@@ -66,7 +66,7 @@ def content_digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def pairs_digest(rows: Iterable[tuple[str, str, str]]) -> str:
+def pairs_digest(rows: Iterable[tuple[str, ...]]) -> str:
     h = hashlib.sha256()
     for row in rows:
         h.update(json.dumps(list(row), ensure_ascii=False).encode() + b"\n")

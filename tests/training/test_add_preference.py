@@ -15,6 +15,8 @@ from registry.training.options import TrainingOptions
 # aggressive, so that a few steps move a tiny random model measurably (defaults suit real models)
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
 PKU = Path(__file__).parent.parent / "data" / "pku_sample.jsonl"
+# the hand-written verbose pairs (detailed over terse) the shipped plugin used before it generated its own
+HANDWRITTEN = {"data": str(Path(__file__).parent.parent / "data" / "verbose_pairs.jsonl"), "heldout_fraction": 0.2}
 
 
 def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
@@ -23,12 +25,12 @@ def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
     from registry.evaluation.scoring import dpo_margin, load_model
     from registry.plugins.loader import load
 
-    v = sqlite_reg.add_preference("verbose", "tiny", seed=0, options=FAST)
+    v = sqlite_reg.add_preference("pairs", "tiny", "verbose", seed=0, options=FAST, plugin_options=HANDWRITTEN)
     assert v.ref == "verbose@v1" and v.run.status == "succeeded"
     base = sqlite_reg.base("tiny")
     tok = AutoTokenizer.from_pretrained(base.path)
-    held = load("verbose").heldout()
-    assert held and not set(held) & set(load("verbose").pairs())
+    held = load("pairs").heldout(**HANDWRITTEN)
+    assert held and not set(held) & set(load("pairs").pairs(**HANDWRITTEN))
     base_model = load_model(base.path)
     margin = {
         eta: dpo_margin(
