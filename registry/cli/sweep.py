@@ -17,7 +17,12 @@ from registry.training.progress import quiet_third_party, settings
     help="A term of the recipe whose weight η is varied (once or twice); the others stay fixed.",
 )
 @click.option("--etas", default="-1,-0.5,0,0.5,1", show_default=True, help="Comma-separated finite η values.")
-@click.option("--evaluator", multiple=True, help="Extra plugin whose held-out pairs score each model.")
+@click.option(
+    "--evaluator",
+    multiple=True,
+    help="Also score with an installed evaluator (answer_length, distinct_words, mattr, repeated_4grams, "
+    "long_words, words_per_sentence, ppl_drift) or a plugin's held-out DPO margin (PLUGIN or PLUGIN_margin).",
+)
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Folder for sweep.csv/json/png (default: sweep-RECIPE)."
 )
@@ -25,9 +30,14 @@ from registry.training.progress import quiet_third_party, settings
 def sweep(ctx, recipe, vary, etas, evaluator, out) -> None:
     """Score merged models over a grid of η, in memory (no folders written).
 
+    Each vector's training plugin scores its held-out DPO margin. Evaluators such as
+    answer_length read greedy answers to held-out prompts, through the chat template on a
+    chat base (at most 256 new tokens; REGISTRY_EVAL_MAX_NEW_TOKENS changes it).
+
     \b
     Example:
       registry sweep verbose-helpful --vary verbose --etas -1,-0.5,0,0.5,1
+      registry sweep verbose-helpful --vary verbose --evaluator answer_length --evaluator mattr
       registry sweep verbose-helpful --vary verbose --vary helpful --etas -1,0,1
     """
     from pathlib import Path

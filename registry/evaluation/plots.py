@@ -57,15 +57,22 @@ def sweep_figure(result):
     import matplotlib.pyplot as plt
 
     keys = [f"eta[{v}]" for v in result.varied]
+    margins = [m for m in result.metrics if m.endswith("_margin")]
+    others = [m for m in result.metrics if m not in margins]  # answer words, mattr, …: own scales
     if len(keys) == 1:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        panels = ([margins] if margins else []) + [[m] for m in others]
+        fig, axes = plt.subplots(1, len(panels), figsize=(6 + 4 * (len(panels) - 1), 4), squeeze=False)
         xs = [r[keys[0]] for r in result.rows]
-        for m in result.metrics:
-            ax.plot(xs, [r[m] for r in result.rows], marker="o", label=m)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel(f"η ({result.varied[0]})")
-        ax.set_ylabel(MARGIN)
-        ax.legend()
+        for ax, group in zip(axes[0], panels, strict=True):
+            for m in group:
+                ax.plot(xs, [r[m] for r in result.rows], marker="o", label=m)
+            ax.set_xlabel(f"η ({result.varied[0]})")
+            if group is margins:
+                ax.axhline(0, color="grey", lw=0.5)
+                ax.set_ylabel(MARGIN)
+                ax.legend()
+            else:
+                ax.set_ylabel(group[0])
     else:
         xs = sorted({r[keys[0]] for r in result.rows})
         ys = sorted({r[keys[1]] for r in result.rows})
@@ -85,7 +92,7 @@ def sweep_figure(result):
             ax.set_xlabel(f"η ({result.varied[0]})")
             ax.set_ylabel(f"η ({result.varied[1]})")
             ax.set_title(m)
-            fig.colorbar(im, ax=ax, label=MARGIN)
+            fig.colorbar(im, ax=ax, label=MARGIN if m in margins else m)
     fixed = ", ".join(f"{n}={w:g}" for n, w in getattr(result, "fixed", {}).items())
     fig.suptitle(f"sweep of {result.recipe}" + (f" (fixed: {fixed})" if fixed else ""), fontsize=10)
     fig.tight_layout()

@@ -5,8 +5,10 @@ state dicts, never written as folders.
 
 The DPO margin of a policy π against the base on a pair (x, c, r) is
 [log π(c|x) − log πbase(c|x)] − [log π(r|x) − log πbase(r|x)]: zero at η = 0, larger when
-the policy prefers what the preference prefers. With `chat=True` the pair is scored the
-way a chat model sees it: the prompt as a user turn, the answer as the assistant's turn.
+the policy prefers what the preference prefers. On a chat base (its tokenizer has a chat
+template) the pair is scored the way a chat model sees it, as training saw it: the prompt as
+a user turn, the answer as the assistant's turn (`chat=None`, the default, decides by the
+tokenizer; True/False force it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from registry.records.bases import checked_base, get_base
 from registry.records.vectors import get_vector
 from registry.records.verified_reads import merge_names, verified_vectors
 from registry.storage.tensor_io import FLOATS, read_whole, to_f32
+from registry.training.generation import Decoding, generate_answers, has_chat_template
 from registry.util.extras import require
 
 if TYPE_CHECKING:
@@ -48,12 +51,18 @@ def _chat_full(tok, prompt: str, answer: str) -> list[int]:
     )
 
 
+def use_chat(tok, chat: bool | None) -> bool:
+    """Whether pairs are scored through the chat template: by default when the base has one."""
+    return has_chat_template(tok) if chat is None else chat
+
+
 def completion_logprobs(
-    model, tok, pairs: list[PreferencePair], which: str, chat: bool = False
+    model, tok, pairs: list[PreferencePair], which: str, chat: bool | None = None
 ) -> list[float]:
     """Sum of log-probabilities of the completion tokens given the prompt, per pair."""
     import torch
 
+    chat = use_chat(tok, chat)
     out = []
     model.eval()
     with torch.no_grad():
@@ -72,7 +81,7 @@ def completion_logprobs(
     return out
 
 
-def dpo_margin(model, base_model, tok, pairs: list[PreferencePair], chat: bool = False) -> float:
+def dpo_margin(model, base_model, tok, pairs: list[PreferencePair], chat: bool | None = None) -> float:
     pc, pr = (
         completion_logprobs(model, tok, pairs, "chosen", chat),
         completion_logprobs(model, tok, pairs, "rejected", chat),
@@ -86,31 +95,9 @@ def dpo_margin(model, base_model, tok, pairs: list[PreferencePair], chat: bool =
 
 
 def chat_answers(model, tok, prompts: list[str], max_new_tokens: int = 256) -> list[list[int]]:
-    """Greedy chat answers (token ids, without the end-of-turn token), one batch, left-padded."""
-    import torch
-
-    ids = [_chat_prompt(tok, p) for p in prompts]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    width = max(len(x) for x in ids)
-    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-    model.eval()
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=input_ids,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-        )
-    stops = {
-        t for t in (tok.eos_token_id, pad, tok.convert_tokens_to_ids("<|im_end|>")) if isinstance(t, int)
-    }
-    answers = []
-    for row in out[:, width:].tolist():
-        end = next((i for i, t in enumerate(row) if t in stops), len(row))
-        answers.append(row[:end])
-    return answers
+    """Greedy chat answers (token ids, without the end-of-turn token), in the order of `prompts`."""
+    answers = generate_answers(model, tok, prompts, Decoding(max_new_tokens=max_new_tokens))
+    return [list(a.ids) for a in answers]
 
 
 def load_model(folder: str | Path, state: dict | None = None):

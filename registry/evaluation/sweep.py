@@ -2,7 +2,10 @@
 
 For every point of the η grid, the recipe's weights for the varied vectors are replaced,
 the merged model is built in memory and every evaluator scores it. Evaluators are the
-plugins that trained the recipe's vectors (their held-out pairs, DPO margin vs the base).
+plugins that trained the recipe's vectors (their held-out pairs, DPO margin vs the base,
+scored through the chat template on a chat base), and those named by --evaluator: a
+plugin (`verbose` or `verbose_margin`) or an installed evaluator (`answer_length`, `mattr`,
+`ppl_drift`, …: generated answers and perplexity, see registry_plugins.evaluators).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError
+from registry.evaluation.behaviour import evaluate
 from registry.evaluation.plots import sweep_plot
+from registry.evaluation.retention import corpus_path, load_corpus
 from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
-from registry.plugins.loader import load
+from registry.plugins.loader import EVALUATORS, load, names
+from registry.plugins.spec import Evaluator
 from registry.records.bases import get_base
 from registry.records.recipes import get_recipe
 from registry.records.vectors import get_vector
@@ -60,15 +66,47 @@ class SweepResult:
         }
 
 
-def evaluators_for(core: Core, refs: list[str], base: str, extra: list[str]) -> dict[str, tuple[str, dict]]:
-    """metric name -> (plugin, plugin options), from the vectors' lineage and --evaluator."""
-    found: dict[str, tuple[str, dict]] = {}
+@dataclass
+class Evaluators:
+    """What scores each merge: plugins' held-out DPO margins and installed evaluators."""
+
+    margins: dict[str, tuple[str, dict]] = field(default_factory=dict)  # metric -> (plugin, options)
+    evaluators: dict[str, Evaluator] = field(default_factory=dict)  # metric -> evaluator
+
+    def metrics(self) -> list[str]:
+        return sorted([*self.margins, *self.evaluators])
+
+
+def resolve(name: str) -> tuple[str, str]:
+    """('evaluator', name) for an installed evaluator, ('margin', plugin) for a plugin named
+    as `PLUGIN` or `PLUGIN_margin`."""
+    if name in EVALUATORS.names():
+        return "evaluator", name
+    plugins = names()
+    plugin = name.removesuffix("_margin") if name.removesuffix("_margin") in plugins else name
+    if plugin in plugins:
+        return "margin", plugin
+    raise RegistryError(
+        f"unknown evaluator {name!r}: neither an installed evaluator ({', '.join(EVALUATORS.names()) or 'none'}) "
+        f"nor a preference plugin ({', '.join(plugins) or 'none'})"
+    )
+
+
+def evaluators_for(core: Core, refs: list[str], base: str, extra: list[str]) -> Evaluators:
+    """The vectors' training plugins (from their lineage), and each --evaluator name."""
+    found = Evaluators()
     for ref in refs:
         run = get_vector(core, ref, base).run
         if run is not None and run.plugin:
-            found.setdefault(f"{run.plugin}_margin", (run.plugin, run.params.get("plugin_options", {})))
-    for plugin in extra:
-        found.setdefault(f"{plugin}_margin", (plugin, {}))
+            found.margins.setdefault(
+                f"{run.plugin}_margin", (run.plugin, run.params.get("plugin_options", {}))
+            )
+    for name in extra:
+        kind, what = resolve(name)
+        if kind == "evaluator":
+            found.evaluators.setdefault(what, EVALUATORS.load(what))
+        else:
+            found.margins.setdefault(f"{what}_margin", (what, {}))
     return found
 
 
@@ -104,33 +142,40 @@ def run_sweep(
     if len(set(varied)) != len(varied):
         raise RegistryError("each vector may be varied once")
     evals = evaluators_for(core, [ref for ref, _ in terms.values()], base, evaluators or [])
-    if not evals:
+    if not evals.metrics():
         raise RegistryError(
-            "no evaluator: none of the recipe's vectors was trained by a plugin; pass --evaluator PLUGIN"
+            "no evaluator: none of the recipe's vectors was trained by a plugin; "
+            "pass --evaluator PLUGIN or an evaluator such as answer_length"
         )
     b = get_base(core, base)
     tok = AutoTokenizer.from_pretrained(b.path)
     model = load_model(b.path)
     heldout, base_lp = {}, {}
-    for metric, (plugin, opts) in evals.items():
+    for metric, (plugin, opts) in evals.margins.items():
         pairs = load(plugin).heldout(**opts)
         if not pairs:
             raise RegistryError(f"plugin {plugin} has no held-out pairs to evaluate on")
         heldout[metric] = pairs
         base_lp[metric] = [completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected")]
+    # metrics relative to the base (perplexity drift) need an unmerged copy beside the merges
+    needs_base = any(e.needs_base for e in evals.evaluators.values())
+    base_model = load_model(b.path) if needs_base else None
+    corpus = load_corpus(corpus_path(core)) if needs_base else None
     fixed = {name: w for name, (_ref, w) in terms.items() if name not in varied}
-    result = SweepResult(r.ref, varied, sorted(evals), fixed=fixed)
+    result = SweepResult(r.ref, varied, evals.metrics(), fixed=fixed)
     for point in itertools.product(etas, repeat=len(varied)):
         weights = dict(zip(varied, point, strict=True))
         merged = [(ref, weights.get(name, w)) for name, (ref, w) in terms.items()]
         model.load_state_dict(merged_state(core, base, merged, r.method, r.params), strict=False)
-        row = {f"eta[{v}]": e for v, e in weights.items()}
+        row: dict[str, float] = {f"eta[{v}]": e for v, e in weights.items()}
         for metric, pairs in heldout.items():
             pc, pr = (completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected"))
             bc, br = base_lp[metric]
             row[metric] = sum((a - b) - (c - d) for a, b, c, d in zip(pc, bc, pr, br, strict=True)) / len(
                 pairs
             )
+        scores = evaluate(list(evals.evaluators.values()), model, tok, base_model, corpus)
+        row.update({metric: scores[ev.name] for metric, ev in evals.evaluators.items()})
         result.rows.append(row)
         if log:
             log(" ".join(f"{k}={v:+.4g}" for k, v in row.items()))

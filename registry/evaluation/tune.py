@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError, TargetUnreachable
+from registry.evaluation.behaviour import evaluate
+from registry.evaluation.retention import corpus_path, load_corpus
 from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
 from registry.plugins.loader import EVALUATORS, load, names
 from registry.records.bases import get_base
@@ -53,7 +55,8 @@ def parse_range(text: str) -> tuple[float, float]:
 
 
 def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, float]]], float]:
-    """terms → value: a plugin's held-out DPO margin (`PLUGIN_margin`) or an installed evaluator."""
+    """terms → value: a plugin's held-out DPO margin (`PLUGIN_margin`, through the chat template
+    on a chat base) or an installed evaluator (e.g. answer_length: greedy chat answers)."""
     from transformers import AutoTokenizer
 
     base = get_base(core, r.base.name)  # this host's folder of the base
@@ -75,9 +78,12 @@ def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, flo
 
     elif metric in EVALUATORS.names():
         ev = EVALUATORS.load(metric)
+        # a metric relative to the base (ppl_drift) needs an unmerged copy beside the merges
+        base_model = load_model(base.path) if ev.needs_base else None
+        corpus = load_corpus(corpus_path(core)) if ev.needs_base else None
 
         def score(m) -> float:
-            return float(ev.score(m, tok))
+            return evaluate([ev], m, tok, base_model, corpus)[ev.name]
 
     else:
         known = [f"{p}_margin" for p in names()] + EVALUATORS.names()
