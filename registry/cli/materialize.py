@@ -96,7 +96,13 @@ def materialize(
             sign_key=sign_key,
             on_warning=lambda message: warn(ctx, message),
         )
-    view = materialization_view(m)
+    if m.rounding_warning:  # after the progress bar is gone: one line of its own
+        warn(ctx, m.rounding_warning)
+    view = {
+        **materialization_view(m),
+        "rounded_away_fraction": m.rounded_away_fraction,
+        "changed_fraction": m.changed_fraction,
+    }
     if gate is not None:
         import json
         from pathlib import Path

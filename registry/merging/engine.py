@@ -39,6 +39,9 @@ from registry.util.pipeline import ordered
 
 T = TypeVar("T")
 DEFAULT_SHARD_BYTES = 2 << 30
+# sees every merged block once it is rounded: (tensor name, base block as stored, the base's
+# tag, the float32 merge, the output block, the output tag); called from worker threads
+BlockObserver = Callable[[str, np.ndarray, str, np.ndarray, np.ndarray, str], None]
 
 
 @dataclass
@@ -58,6 +61,7 @@ class MergePlan:
     durable: bool = False
     workers: int = 2
     tensor_names: set[str] | None = None  # the base's float tensors (else the store's listing)
+    observe: BlockObserver | None = None  # e.g. release.deploy_rounding's tally; never changes a value
     vector_names: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,14 +102,21 @@ class MergePlan:
     ) -> np.ndarray:
         block = None
         if merged and type(self.method) is Linear:
-            block = linear_block(self.base, self.vectors, self.weights, out.name, a, b, out.tag)
+            block = linear_block(
+                self.base, self.vectors, self.weights, out.name, a, b, out.tag, self.observe
+            )  # observed there, sub-block by sub-block
         if block is None:
-            base = to_f32(self.base.read_rows(out.name, a, b), src.tag)
+            raw = self.base.read_rows(out.name, a, b)
+            base = to_f32(raw, src.tag)
             if merged:
+                if self.observe is not None and base is raw:  # a method may sum in place
+                    base = base.copy()
                 deltas = [v.read_rows(out.name, a, b).reshape(base.shape) for v in self.vectors]
                 start = a * (src.numel // rows_of(src.shape))
                 base = self.method.merge_block(out.name, base, deltas, self.weights, state, start)
             block = from_f32(base, out.tag)
+            if merged and self.observe is not None:
+                self.observe(out.name, raw, src.tag, base, block, out.tag)
         if merged and not all_finite(block):  # checked as it streams: the folder is never renamed in
             raise IntegrityError(
                 f"the merge gives values that are not finite in {TAG_NAMES.get(out.tag, out.tag)} "
@@ -120,7 +131,14 @@ SUB_ELEMS = 1 << 18
 
 
 def linear_block(
-    base: TensorReader, vectors: list, weights: list[float], name: str, a: int, b: int, out_tag: str
+    base: TensorReader,
+    vectors: list,
+    weights: list[float],
+    name: str,
+    a: int,
+    b: int,
+    out_tag: str,
+    observe: BlockObserver | None = None,
 ) -> np.ndarray | None:
     """Linear.merge_block on rows [a, b), bit for bit, reading split16 chunks without widening φ.
 
@@ -129,7 +147,8 @@ def linear_block(
     the exact φ — the same float32 operations on the same values as the reference. A dense
     low plane (φ of float32 master weights) is or-ed into the widened high halves per
     sub-block instead: the exact φ, still in cache. None when a vector's chunk is not split16
-    (the first store format; the caller then merges in float32).
+    (the first store format; the caller then merges in float32). `observe` sees each rounded
+    sub-block while it is in cache.
     """
     terms = []
     for slot, (v, w) in enumerate(zip(vectors, weights, strict=True)):
@@ -145,7 +164,10 @@ def linear_block(
     for s in range(a, b, step):
         e = min(b, s + step)
         lo, hi_end = (s - a) * row, (e - a) * row
-        acc = to_f32(base.read_rows(name, s, e), spec.tag).reshape(-1)  # fresh: summed in place
+        raw = base.read_rows(name, s, e)
+        acc = to_f32(raw, spec.tag).reshape(-1)  # fresh: summed in place
+        if observe is not None and spec.tag == "F32":
+            acc = acc.copy()  # the observer compares against the base: keep it
         for hi, low, w in terms:
             if isinstance(low, np.ndarray):  # dense: φ = hi·2¹⁶ | lo, exact, then as the reference
                 if scratch is None:
@@ -173,6 +195,8 @@ def linear_block(
             np.copyto(out[lo:hi_end].view(bfloat16), acc, casting="unsafe")
         else:
             out[lo:hi_end] = from_f32(acc, out_tag)
+        if observe is not None:
+            observe(name, raw, spec.tag, acc, out[lo:hi_end], out_tag)
     return out.reshape((b - a, *spec.shape[1:]) if spec.shape else ())
 
 

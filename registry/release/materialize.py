@@ -26,6 +26,7 @@ from registry.merging.methods import get_method
 from registry.records.bases import check_pins, checked_base, pins_of
 from registry.records.recipes import get_recipe, lookup_recipe
 from registry.records.verified_reads import merge_names, verified_vectors
+from registry.release.deploy_rounding import RoundingTally, dtype_name
 from registry.release.destination import claim
 from registry.release.lockfile import build_lock, cached_card, recipe_metadata
 from registry.release.output_folders import (
@@ -77,6 +78,12 @@ def materialize(
     `require_approved` needs the recipe and every one of its vectors approved; `force`
     replaces only an earlier output of this registry; `sign_key` writes OUT.sig beside it.
     `on_warning` hears, before anything is reused or written, that a version is deprecated.
+
+    A fresh merge also counts where η·φ rounds away in the output dtype
+    (`release.deploy_rounding`): the result carries `rounded_away_fraction` and
+    `changed_fraction` (None when an earlier output was reused: nothing was merged) and
+    `rounding_warning`, one line when more than half the changed weights keep the base's
+    value, for the caller to show once its progress is done.
     """
     out = Path(out).resolve()
     r = get_recipe(core, ref)
@@ -99,6 +106,7 @@ def _materialize_claimed(
 ) -> Materialization:
     t0 = time.perf_counter()
     previous = reusable(core, r, out) if reuse and "retention" not in notes else None
+    tally: RoundingTally | None = None  # only a fresh merge is measured
     if previous is not None:
         b, _ = checked_base(core, r.base.name)
         # the lock is rebuilt from the registry's record, never copied (nothing hashes it)
@@ -128,6 +136,7 @@ def _materialize_claimed(
         prepare_out(out, force)
         recycle_large_blocks()
         pins = pins_of(b)
+        tally = RoundingTally(dtype_name(DTYPE_NAMES[r.dtype]))
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-merge") as aside:
             # the pins are re-hashed and the card built while the merge runs
             plan = MergePlan(
@@ -145,6 +154,7 @@ def _materialize_claimed(
                 checks=[aside.submit(check_pins, Path(b.path), pins, b.name, core.stat_cache()), *data],
                 durable=durable,
                 workers=core.store.workers,
+                observe=tally,
             )
             files, reused = write_folder(plan, out, force), None
             crashpoint("materialize:after-rename")
@@ -176,6 +186,10 @@ def _materialize_claimed(
 
     m = core.write(write)
     m.recipe = r
+    # not database columns: what this call measured (a reused output was not merged here)
+    m.rounded_away_fraction = tally.rounded_away_fraction if tally is not None else None
+    m.changed_fraction = tally.changed_fraction if tally is not None else None
+    m.rounding_warning = tally.warning() if tally is not None else None
     return m
 
 
