@@ -45,7 +45,7 @@ SECOND = {  # the issue's measurement: this base follows it (long words 5.6 % vs
     "positive": "Explain it to a five-year-old.",
     "negative": "Answer as a professor, with precise technical terms.",
 }
-MAX_NEW_TOKENS = 256
+MAX_NEW_TOKENS = 512  # above the base's own answers: at 256, 24 of 40 base answers were cut
 
 
 def log(msg: str) -> None:
@@ -190,10 +190,30 @@ def materialize_at(reg, home: Path, terms: list[tuple[str, float]], label: str) 
         "seconds": round(seconds, 1),
         "bf16_weights_changed_fraction": changed / total,
         "warnings": warnings,
+        **rounding_of(m),
     }
 
 
-def generate(folder: Path, tok_folder: Path, prompts: list[str]) -> dict:
+def rounding_of(m) -> dict:
+    """What materialize measured of η·φ against the output dtype (None for a reused output)."""
+    return {
+        "rounded_away_fraction": getattr(m, "rounded_away_fraction", None),
+        "changed_fraction": getattr(m, "changed_fraction", None),
+        "rounding_warning": getattr(m, "rounding_warning", None),
+    }
+
+
+def rounding_check(reg, home: Path, eta: float) -> dict:
+    """A fresh (not reused) materialize of verbose at η: the warning materialize prints."""
+    r = reg.recipe(f"steer-verbose{eta:+g}".replace("+", "p").replace("-", "m").replace(".", "_"))
+    out = home.parent / "outputs" / f"rounding-check{eta:+g}"
+    shutil.rmtree(out, ignore_errors=True)
+    m = reg.materialize(r.ref, out, reuse=False)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"recipe": r.ref, "eta": eta, **rounding_of(m)}
+
+
+def generate(folder: Path, tok_folder: Path, prompts: list[str], max_new_tokens: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -209,7 +229,7 @@ def generate(folder: Path, tok_folder: Path, prompts: list[str]) -> dict:
         model,
         tok,
         prompts,
-        Decoding(max_new_tokens=MAX_NEW_TOKENS, batch_size=20),
+        Decoding(max_new_tokens=max_new_tokens, batch_size=20),
         on_batch=lambda n, t: log(f"  answers {n}/{t}"),
     )
     return {
@@ -244,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/real-model"))
     p.add_argument("--prompts", type=int, default=40, help="held-out prompts answered at every η (≥ 30)")
+    p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     p.add_argument("--skip", nargs="*", default=[], choices=["second", "seed1"], help="leave out a part")
     args = p.parse_args(argv)
 
@@ -283,6 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     for eta in ETAS:
         label = "base" if eta == 0 else f"verbose{eta:+g}"
         points[f"{eta:+g}"] = eval_point(label, [] if eta == 0 else [("verbose", eta)])
+
+    rounding = {
+        f"{eta:+g}": phases.run(f"rounding-check{eta:+g}", lambda eta=eta: rounding_check(reg, home, eta))
+        for eta in (0.5, 1.0)
+    }
 
     second = {}
     if "second" not in args.skip:
@@ -331,6 +357,18 @@ def main(argv: list[str] | None = None) -> None:
         }
 
     table = {k: summary(v) for k, v in points.items()}
+    # the same points decoded with another cap (an earlier run of this script), for comparison
+    other_caps: dict[str, dict] = {}
+    for f in sorted(phases.root.glob("eval-t*-*.json")):
+        cap, label = f.stem.removeprefix("eval-t").split("-", 1)
+        if int(cap) != args.max_new_tokens and (label == "base" or label.startswith("verbose")):
+            doc = json.loads(f.read_text())
+            gen = doc["result"]["generation"]
+            words = [len(a.split()) for a in gen["answers"]]
+            other_caps.setdefault(f"max_new_tokens={cap}", {})[label] = {
+                "mean_answer_words": sum(words) / len(words),
+                "hit_max_new_tokens": sum(not x for x in gen["finished"]),
+            }
     samples = {
         k: [{"prompt": held[i], "answer": v["result"]["generation"]["answers"][i]} for i in (0, 1, 2)]
         for k, v in points.items()
@@ -353,9 +391,15 @@ def main(argv: list[str] | None = None) -> None:
         "model": {**model_info, "name": "SmolLM2-135M-Instruct (Q4_1 weights, saved as bf16)"},
         "defaults": "registry's defaults: no training or plugin option given",
         "heldout_prompts": held,
-        "max_new_tokens": MAX_NEW_TOKENS,
+        "max_new_tokens": args.max_new_tokens,
         "decoding": "greedy, chat template, bf16 weights computed in float32",
-        "verbose": {"train": verbose, "by_eta": table, "samples": samples},
+        "verbose": {
+            "train": verbose,
+            "by_eta": table,
+            "samples": samples,
+            "other_caps": other_caps,
+            "materialize_rounding": {k: v["result"] for k, v in rounding.items()},
+        },
         "second_preference": {
             **({"definition": SECOND, "train": second["train"]} if second else {}),
             **{k: summary(v) for k, v in second.items() if k.startswith(("eli5", "verbose"))},

@@ -44,7 +44,10 @@ class Verbose(InstructedPlugin):
         return split(read_prompts(prompts))[1]
 
     def generation(self, **options: Any) -> PairGeneration:
-        return generation_settings(options)
+        # thorough answers must not be cut shorter than the base's own (SmolLM2-135M-Instruct:
+        # ~176 words unprompted); at a 200-token cap they averaged 155 words and η = +1
+        # could not lengthen answers (docs/training.md)
+        return generation_settings(options, max_new_tokens_positive=400)
 
     def contrast_held(self, chosen: str, rejected: str) -> str | None:
         return None if word_count(chosen) > word_count(rejected) else "thorough answer not longer"
@@ -52,7 +55,7 @@ class Verbose(InstructedPlugin):
 
 plugin = Verbose(
     name="verbose",
-    version="2.0.0",
+    version="2.1.0",
     description="Prefer thorough, explanatory answers over terse ones (pairs written by the base itself).",
     options=list(OPTIONS),
 )

@@ -130,7 +130,8 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("policy", "set", "interference_threshold", "0.95")
         run("vector", "import", "helpful", "--base", "tiny", "--positive", models["plus"])
         run("vector", "import", "harmless", "--base", "tiny", "--positive", models["plus2"], "--negative", models["minus"])  # fmt: skip
-        run("add-preference", "verbose", "--base", "tiny", *FAST)
+        trained = run("add-preference", "verbose", "--base", "tiny", "--pairs", "4", *FAST)
+        run("run", "pairs", trained["lineage"]["id"])
         run("vector", "list")
         run("vector", "show", "helpful")
         run("vector", "compare", "helpful", "harmless")

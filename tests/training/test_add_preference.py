@@ -16,7 +16,10 @@ from registry.training.options import TrainingOptions
 FAST = TrainingOptions(steps=6, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
 PKU = Path(__file__).parent.parent / "data" / "pku_sample.jsonl"
 # the hand-written verbose pairs (detailed over terse) the shipped plugin used before it generated its own
-HANDWRITTEN = {"data": str(Path(__file__).parent.parent / "data" / "verbose_pairs.jsonl"), "heldout_fraction": 0.2}
+HANDWRITTEN = {
+    "data": str(Path(__file__).parent.parent / "data" / "verbose_pairs.jsonl"),
+    "heldout_fraction": 0.2,
+}
 
 
 def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
@@ -25,7 +28,9 @@ def test_verbose_vector_moves_behaviour_in_the_right_direction(sqlite_reg):
     from registry.evaluation.scoring import dpo_margin, load_model
     from registry.plugins.loader import load
 
-    v = sqlite_reg.add_preference("pairs", "tiny", "verbose", seed=0, options=FAST, plugin_options=HANDWRITTEN)
+    v = sqlite_reg.add_preference(
+        "pairs", "tiny", "verbose", seed=0, options=FAST, plugin_options=HANDWRITTEN
+    )
     assert v.ref == "verbose@v1" and v.run.status == "succeeded"
     base = sqlite_reg.base("tiny")
     tok = AutoTokenizer.from_pretrained(base.path)
@@ -213,10 +218,10 @@ def test_failing_plugin_is_reported_and_leaves_no_vector(sqlite_reg, monkeypatch
     def boom(**_):
         raise RuntimeError("dataset server down")
 
-    monkeypatch.setattr(verbose, "pairs", boom)
+    monkeypatch.setattr(verbose, "prompts", boom)
     assert isinstance(verbose, Plugin)
     with pytest.raises(
-        PluginError, match="plugin verbose failed to supply pairs: RuntimeError: dataset server down"
+        PluginError, match="plugin verbose failed to supply prompts: RuntimeError: dataset server down"
     ):
         sqlite_reg.add_preference("verbose", "tiny", options=FAST)
     assert sqlite_reg.vectors() == []
