@@ -148,6 +148,8 @@ class Vector(Base):
     interference: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(128))
+    # who imported it from a bundle (created_by is then the source's creator); four-eyes refuses both
+    imported_by: Mapped[str | None] = mapped_column(String(128), default=None)
     base: Mapped[BaseModel] = relationship()
     run: Mapped[TrainingRun | None] = relationship()
     tensors: Mapped[list[VectorTensor]] = relationship(
@@ -189,6 +191,7 @@ class Recipe(Base):
     status_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(128))
+    imported_by: Mapped[str | None] = mapped_column(String(128), default=None)  # as Vector's
     base: Mapped[BaseModel] = relationship()
     terms: Mapped[list[RecipeTerm]] = relationship(
         back_populates="recipe", cascade="all, delete-orphan", order_by="RecipeTerm.position"

@@ -174,6 +174,14 @@ def _check_approvable(core: Core, kind: str, obj: Recipe | Vector) -> None:
             f"four-eyes rule: {core.actor} created {kind} {obj.ref} and cannot also approve it",
             {"actor": core.actor},
         )
+    if obj.imported_by is not None and obj.imported_by == core.actor:  # a bundle's item: its importer
+        refuse(
+            core,
+            f"{kind}.approved",
+            obj.ref,
+            f"four-eyes rule: {core.actor} imported {kind} {obj.ref} and cannot also approve it",
+            {"actor": core.actor},
+        )
 
 
 def audit_log(core: Core, obj: str | None = None, limit: int | None = None) -> list[AuditEvent]:
