@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from registry.storage.tensor_io import TAG_NAMES, from_f32, to_f32
+from registry.storage.tensor_io import DTYPE_NAMES, TAG_NAMES, from_f32, to_f32
 
 THRESHOLD = 0.5  # warn when more than this fraction of the updated weights keep the base's value
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -72,6 +72,19 @@ def count_block(
 def count_merge(base_raw: np.ndarray, base_tag: str, merged: np.ndarray, out_tag: str) -> BlockCounts:
     """`count_block` for a caller that holds only the float32 merge (rounded here, as materialize does)."""
     return count_block(base_raw, base_tag, merged, from_f32(np.asarray(merged, np.float32), out_tag), out_tag)
+
+
+def count_torch(base, merged, dtype: str) -> BlockCounts:
+    """`count_merge` for torch tensors (e.g. a merge held in memory): `base` as stored
+    (bfloat16, float16 or float32), `merged` its float32 merge, `dtype` the output's name."""
+    import torch
+
+    tags = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32"}
+    tag = tags[base.dtype]
+    b = base.detach().contiguous().cpu()
+    raw = b.view(torch.int16).numpy().view(np.uint16) if tag == "BF16" else b.numpy()
+    m = merged.detach().to(torch.float32).contiguous().cpu().numpy()
+    return count_merge(raw, tag, m, DTYPE_NAMES[dtype])
 
 
 def rounding_warning(fraction: float | None, dtype: str) -> str | None:

@@ -22,6 +22,7 @@ from registry.release.deploy_rounding import (
     RoundingTally,
     count_block,
     count_merge,
+    count_torch,
     rounding_warning,
 )
 
@@ -63,6 +64,9 @@ def test_block_counts_match_a_direct_computation(base_tag, out_tag):
     got = count_block(as_raw(base, base_tag), base_tag, merged.numpy(), as_raw(out, out_tag), out_tag)
     assert got == want
     assert count_merge(as_raw(base, base_tag), base_tag, merged.numpy(), out_tag) == want
+    assert (
+        count_torch(base, merged, {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[out_tag]) == want
+    )
     assert 0 < want.updated < n
     if out_tag == "F32":
         assert want.kept == 0
