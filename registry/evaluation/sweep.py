@@ -3,7 +3,8 @@
 For every point of the η grid, the recipe's weights for the varied vectors are replaced,
 the merged model is built in memory and every evaluator scores it. Evaluators are the
 plugins that trained the recipe's vectors (their held-out pairs, DPO margin vs the base,
-scored through the chat template on a chat base), and those named by --evaluator: a
+scored through the chat template on a chat base; answer_length for a plugin without
+held-out pairs, as those defined by instructions are), and those named by --evaluator: a
 plugin (`verbose` or `verbose_margin`) or an installed evaluator (`answer_length`, `mattr`,
 `ppl_drift`, …: generated answers and perplexity, see registry_plugins.evaluators).
 """
@@ -23,7 +24,7 @@ from registry.evaluation.plots import sweep_plot
 from registry.evaluation.retention import corpus_path, load_corpus
 from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
 from registry.plugins.loader import EVALUATORS, load, names
-from registry.plugins.spec import Evaluator
+from registry.plugins.spec import Evaluator, PreferencePair
 from registry.records.bases import get_base
 from registry.records.recipes import get_recipe
 from registry.records.vectors import get_vector
@@ -66,15 +67,23 @@ class SweepResult:
         }
 
 
+# what scores a vector whose plugin has no held-out pairs (one defined by instructions: the
+# base writes its pairs): the plugin's own `evaluators` if it names some, else these
+DEFAULT_EVALUATORS = ("answer_length",)
+
+
 @dataclass
 class Evaluators:
     """What scores each merge: plugins' held-out DPO margins and installed evaluators."""
 
-    margins: dict[str, tuple[str, dict]] = field(default_factory=dict)  # metric -> (plugin, options)
+    margins: dict[str, list[PreferencePair]] = field(default_factory=dict)  # metric -> held-out pairs
     evaluators: dict[str, Evaluator] = field(default_factory=dict)  # metric -> evaluator
 
     def metrics(self) -> list[str]:
         return sorted([*self.margins, *self.evaluators])
+
+    def add_evaluator(self, name: str) -> None:
+        self.evaluators.setdefault(name, EVALUATORS.load(name))
 
 
 def resolve(name: str) -> tuple[str, str]:
@@ -93,20 +102,34 @@ def resolve(name: str) -> tuple[str, str]:
 
 
 def evaluators_for(core: Core, refs: list[str], base: str, extra: list[str]) -> Evaluators:
-    """The vectors' training plugins (from their lineage), and each --evaluator name."""
+    """The vectors' training plugins (from their lineage), and each --evaluator name.
+
+    A lineage plugin with no held-out pairs is scored by its declared `evaluators` (or
+    answer_length) instead; a plugin named with --evaluator must have held-out pairs."""
     found = Evaluators()
     for ref in refs:
         run = get_vector(core, ref, base).run
-        if run is not None and run.plugin:
-            found.margins.setdefault(
-                f"{run.plugin}_margin", (run.plugin, run.params.get("plugin_options", {}))
-            )
+        if run is None or not run.plugin or f"{run.plugin}_margin" in found.margins:
+            continue
+        plugin = load(run.plugin)
+        pairs = plugin.heldout(**run.params.get("plugin_options", {}))
+        if pairs:
+            found.margins[f"{run.plugin}_margin"] = pairs
+        else:
+            for name in getattr(plugin, "evaluators", None) or DEFAULT_EVALUATORS:
+                found.add_evaluator(name)
     for name in extra:
         kind, what = resolve(name)
         if kind == "evaluator":
-            found.evaluators.setdefault(what, EVALUATORS.load(what))
-        else:
-            found.margins.setdefault(f"{what}_margin", (what, {}))
+            found.add_evaluator(what)
+        elif f"{what}_margin" not in found.margins:
+            pairs = load(what).heldout()
+            if not pairs:
+                raise RegistryError(
+                    f"plugin {what} has no held-out pairs to evaluate on; "
+                    "measure its answers instead, e.g. --evaluator answer_length"
+                )
+            found.margins[f"{what}_margin"] = pairs
     return found
 
 
@@ -150,13 +173,11 @@ def run_sweep(
     b = get_base(core, base)
     tok = AutoTokenizer.from_pretrained(b.path)
     model = load_model(b.path)
-    heldout, base_lp = {}, {}
-    for metric, (plugin, opts) in evals.margins.items():
-        pairs = load(plugin).heldout(**opts)
-        if not pairs:
-            raise RegistryError(f"plugin {plugin} has no held-out pairs to evaluate on")
-        heldout[metric] = pairs
-        base_lp[metric] = [completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected")]
+    heldout = evals.margins
+    base_lp = {
+        metric: [completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected")]
+        for metric, pairs in heldout.items()
+    }
     # metrics relative to the base (perplexity drift) need an unmerged copy beside the merges
     needs_base = any(e.needs_base for e in evals.evaluators.values())
     base_model = load_model(b.path) if needs_base else None

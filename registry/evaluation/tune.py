@@ -69,7 +69,10 @@ def metric_function(core: Core, r, metric: str) -> Callable[[list[tuple[str, flo
         opts = next((x.params.get("plugin_options", {}) for x in runs if x and x.plugin == plugin), {})
         pairs = load(plugin).heldout(**opts)
         if not pairs:
-            raise RegistryError(f"plugin {plugin} has no held-out pairs to evaluate on")
+            raise RegistryError(
+                f"plugin {plugin} has no held-out pairs to evaluate on; "
+                "target a measure of its answers instead, e.g. answer_length=120"
+            )
         bc, br = (completion_logprobs(model, tok, pairs, w) for w in ("chosen", "rejected"))
 
         def score(m) -> float:

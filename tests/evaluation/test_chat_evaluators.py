@@ -24,6 +24,16 @@ class FixedPairs(Plugin):
 FIXED = FixedPairs(name="fixedpairs", version="1.0.0")
 
 
+class NoHeldout(Plugin):
+    """Trains like any plugin but has no held-out pairs (as a preference defined by instructions)."""
+
+    def pairs(self, **_) -> list[PreferencePair]:
+        return [*FIXED.heldout(), PreferencePair("Count to three.", " One, two, three.", " Numbers.")]
+
+
+NOHELD = NoHeldout(name="noheld", version="1.0.0")
+
+
 @pytest.fixture(scope="module")
 def chat_models(tmp_path_factory):
     from registry.testing.tiny_model import build_tiny_llama, perturbed_copy
@@ -148,6 +158,25 @@ def test_sweep_margins_on_a_chat_base_use_the_chat_template(
     assert rows[0]["fixedpairs_margin"] == pytest.approx(0.0, abs=1e-4)
     assert rows[1]["fixedpairs_margin"] == pytest.approx(chat, abs=1e-4)
     assert abs(chat - plain) > 1e-2  # the check can tell the two apart
+
+
+def test_a_plugin_without_heldout_pairs_is_scored_by_its_answers(
+    chat_reg, cli, test_plugins, tmp_path, monkeypatch
+):
+    from registry.training.options import TrainingOptions
+
+    test_plugins(noheld=f"{__name__}:NOHELD")
+    chat_reg.add_preference("noheld", "chat", seed=0, options=TrainingOptions(steps=2, batch_size=2))
+    chat_reg.add_recipe({"name": "n", "base": "chat", "terms": [{"vector": "noheld", "weight": 1}]})
+    code, out, err = cli("--json", "sweep", "n", "--vary", "noheld", "--etas", "0,1", "--out", tmp_path / "a")
+    assert code == 0, err
+    assert json.loads(out)["metrics"] == ["answer_length"]  # the default for such a plugin
+    monkeypatch.setattr(NOHELD, "evaluators", ("mattr", "long_words"), raising=False)
+    code, out, err = cli("--json", "sweep", "n", "--vary", "noheld", "--etas", "0", "--out", tmp_path / "b")
+    assert code == 0, err
+    assert json.loads(out)["metrics"] == ["long_words", "mattr"]  # the ones the plugin names
+    code, _, err = cli("sweep", "n", "--vary", "noheld", "--evaluator", "noheld", "--out", tmp_path / "c")
+    assert code == 1 and "plugin noheld has no held-out pairs" in err and "--evaluator answer_length" in err
 
 
 def independent_ppl(model, tok, passages) -> float:
