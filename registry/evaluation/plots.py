@@ -57,8 +57,8 @@ def sweep_figure(result):
     import matplotlib.pyplot as plt
 
     keys = [f"eta[{v}]" for v in result.varied]
-    margins = [m for m in result.metrics if m.endswith("_margin")]
-    others = [m for m in result.metrics if m not in margins]  # answer words, mattr, …: own scales
+    others = [m for m in result.metrics if m in getattr(result, "own_scale", ())]  # answer words, …
+    margins = [m for m in result.metrics if m not in others]
     if len(keys) == 1:
         panels = ([margins] if margins else []) + [[m] for m in others]
         fig, axes = plt.subplots(1, len(panels), figsize=(6 + 4 * (len(panels) - 1), 4), squeeze=False)

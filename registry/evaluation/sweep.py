@@ -43,6 +43,8 @@ class SweepResult:
     metrics: list[str]
     rows: list[dict[str, float]] = field(default_factory=list)
     fixed: dict[str, float] = field(default_factory=dict)  # the other terms' weights, unchanged
+    # evaluator metrics (answer words, mattr, …): plotted on their own axes, not the margins'
+    own_scale: list[str] = field(default_factory=list)
 
     def write(self, folder: Path) -> dict[str, str]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +185,7 @@ def run_sweep(
     base_model = load_model(b.path) if needs_base else None
     corpus = load_corpus(corpus_path(core)) if needs_base else None
     fixed = {name: w for name, (_ref, w) in terms.items() if name not in varied}
-    result = SweepResult(r.ref, varied, evals.metrics(), fixed=fixed)
+    result = SweepResult(r.ref, varied, evals.metrics(), fixed=fixed, own_scale=sorted(evals.evaluators))
     for point in itertools.product(etas, repeat=len(varied)):
         weights = dict(zip(varied, point, strict=True))
         merged = [(ref, weights.get(name, w)) for name, (ref, w) in terms.items()]

@@ -256,3 +256,20 @@ def test_evaluate_shares_passes_and_keeps_two_argument_evaluators(monkeypatch):
         eval_decoding()
     monkeypatch.delenv("REGISTRY_EVAL_MAX_NEW_TOKENS")
     assert eval_decoding() == eval_decoding(256)
+
+
+def test_sweep_figure_gives_evaluators_their_own_axes():
+    import matplotlib.pyplot as plt
+
+    from registry.evaluation.plots import MARGIN, sweep_figure
+    from registry.evaluation.sweep import SweepResult
+
+    rows = [{"eta[a]": x, "answer_length": 100 + 50 * x, "mattr": 0.8, "v_margin": x} for x in (-1.0, 1.0)]
+    fig = sweep_figure(SweepResult("g@v1", ["a"], ["answer_length", "mattr", "v_margin"], rows, own_scale=["answer_length", "mattr"]))  # fmt: skip
+    assert [ax.get_ylabel() for ax in fig.axes] == [MARGIN, "answer_length", "mattr"]
+    assert list(fig.axes[1].lines[0].get_ydata()) == [50.0, 150.0]
+    plt.close(fig)
+    grid = [{"eta[a]": x, "eta[b]": y, "mattr": x + y} for x in (0.0, 1.0) for y in (0.0, 1.0)]
+    fig = sweep_figure(SweepResult("g@v1", ["a", "b"], ["mattr"], grid, own_scale=["mattr"]))
+    assert fig.axes[1].get_ylabel() == "mattr"  # the colour bar names the metric
+    plt.close(fig)
