@@ -117,6 +117,7 @@ class PluginCommands(click.Group):
 def _train(ctx, plugin: str, kw: dict) -> None:
     from registry.config import InterferencePolicy
     from registry.db.as_json import vector_view
+    from registry.training.add_preference import preflight
     from registry.training.options import is_main_process
     from registry.training.progress import reporting
     from registry.util.extras import require
@@ -143,9 +144,10 @@ def _train(ctx, plugin: str, kw: dict) -> None:
         data_format=kw["data_format"],
         precision=kw["precision"],
     ).resolved(reg.base(kw["base"]).path)  # lineage records what was used, not "auto"
+    plugin_options = {k: v for k, v in kw.items() if k not in SHARED}
+    preflight(plugin, plugin_options)  # bad instructions or prompts: one line, before any output
     if is_main_process():
         say(ctx, options.describe())
-    plugin_options = {k: v for k, v in kw.items() if k not in SHARED}
     with reporting(json=ctx.as_json, every=kw["log_every"]):
         v = reg.add_preference(
             plugin,

@@ -157,6 +157,13 @@ def add_preference(
             shutil.rmtree(work, ignore_errors=True)
 
 
+def preflight(plugin: str, plugin_options: dict[str, Any]) -> None:
+    """Refuse an instructed plugin's bad prompts or instructions before anything is printed or run."""
+    p = load(plugin)
+    if isinstance(p, InstructedPlugin):
+        plan(p, plugin_options)
+
+
 def plugin_pairs(p, plugin_options: dict[str, Any]) -> list[PreferencePair]:
     try:
         pairs = list(p.pairs(**plugin_options))

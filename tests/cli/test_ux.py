@@ -241,10 +241,11 @@ def test_sweep_refuses_non_finite_eta_and_vectors_outside_the_recipe(two_terms, 
     assert not (tmp_path / "s").exists()
 
 
-def test_two_dimensional_sweep_names_its_vectors_and_the_fixed_term(two_terms, cli, tmp_path):
+def test_two_dimensional_sweep_names_its_vectors_and_the_fixed_term(two_terms, cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGISTRY_EVAL_MAX_NEW_TOKENS", "4")  # a tiny random model: a few tokens suffice
     code, out, err = cli(
         "sweep", "g", "--vary", "drift", "--vary", "drift2", "--etas", "-1,1",
-        "--evaluator", "verbose", "--out", tmp_path / "s",
+        "--evaluator", "answer_length", "--out", tmp_path / "s",
     )  # fmt: skip
     assert code == 0, err
     header = next(line for line in out.splitlines() if line.strip()).split()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -133,37 +134,45 @@ def test_gc_removes_only_unreferenced_data(loaded, cli):
 def test_sweep_is_monotone_in_eta_and_plots(sqlite_reg, cli, tmp_path):
     from registry.training.options import TrainingOptions
 
-    sqlite_reg.add_preference("verbose", "tiny", seed=0, options=TrainingOptions(steps=6, learning_rate=1e-3))
+    # the hand-written detailed-over-terse pairs, whose held-out pairs score the sweep
+    handwritten = {
+        "data": str(Path(__file__).parent.parent / "data" / "verbose_pairs.jsonl"),
+        "heldout_fraction": 0.2,
+    }
+    options = TrainingOptions(steps=6, learning_rate=1e-3)
+    sqlite_reg.add_preference("pairs", "tiny", "verbose", seed=0, options=options, plugin_options=handwritten)
     sqlite_reg.add_recipe({"name": "v", "base": "tiny", "terms": [{"vector": "verbose", "weight": 1.0}]})
     code, out, err = cli(
         "--json", "sweep", "v", "--vary", "verbose", "--etas", "-1,-0.5,0,0.5,1", "--out", tmp_path / "s"
     )
     assert code == 0, err
     result = json.loads(out)
-    margins = [r["verbose_margin"] for r in result["rows"]]
+    margins = [r["pairs_margin"] for r in result["rows"]]
     assert [r["eta[verbose]"] for r in result["rows"]] == [-1, -0.5, 0, 0.5, 1]
     assert all(a < b for a, b in itertools.pairwise(margins)), margins
     assert abs(margins[2]) < 1e-3
     png = tmp_path / "s" / "sweep.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     rows = (tmp_path / "s" / "sweep.csv").read_text().splitlines()
-    assert rows[0] == "eta[verbose],verbose_margin" and len(rows) == 6
+    assert rows[0] == "eta[verbose],pairs_margin" and len(rows) == 6
     assert not list(tmp_path.glob("s/*.safetensors"))
 
 
-def test_two_vector_sweep_grid(sqlite_reg, models, tmp_path):
+def test_two_vector_sweep_grid(sqlite_reg, models, tmp_path, monkeypatch):
     from registry.evaluation.sweep import run_sweep
+
+    monkeypatch.setenv("REGISTRY_EVAL_MAX_NEW_TOKENS", "4")  # a tiny random model: a few tokens suffice
 
     sqlite_reg.import_vector("drift", "tiny", models["plus"])
     sqlite_reg.add_recipe({"name": "g", "base": "tiny", "terms": [{"vector": "drift", "weight": 1.0}]})
-    result = run_sweep(sqlite_reg, "g", ["drift"], [0.0, 1.0], evaluators=["verbose"])
-    assert [r["eta[drift]"] for r in result.rows] == [0.0, 1.0] and result.metrics == ["verbose_margin"]
+    result = run_sweep(sqlite_reg, "g", ["drift"], [0.0, 1.0], evaluators=["answer_length"])
+    assert [r["eta[drift]"] for r in result.rows] == [0.0, 1.0] and result.metrics == ["answer_length"]
     with pytest.raises(Exception, match="no evaluator"):
         run_sweep(sqlite_reg, "g", ["drift"], [0.0])
     sqlite_reg.import_vector("drift2", "tiny", models["plus2"])
     terms = [{"vector": "drift", "weight": 1.0}, {"vector": "drift2", "weight": 1.0}]
     sqlite_reg.add_recipe({"name": "g2", "base": "tiny", "terms": terms})
-    grid = run_sweep(sqlite_reg, "g2", ["drift", "drift2"], [-1.0, 1.0], evaluators=["verbose"])
+    grid = run_sweep(sqlite_reg, "g2", ["drift", "drift2"], [-1.0, 1.0], evaluators=["answer_length"])
     assert len(grid.rows) == 4
     files = grid.write(tmp_path / "grid")
     assert (tmp_path / "grid" / "sweep.png").stat().st_size > 0 and files["json"].endswith("sweep.json")

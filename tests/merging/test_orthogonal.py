@@ -88,14 +88,15 @@ def test_interference_reports_removed_share_and_materializes(sqlite_reg, models,
     assert all(np.array_equal(written[n], state[n].numpy()) for n in written)
 
 
-def _swapped(tmp_path: Path) -> Path:
-    """The verbose preference with its labels switched: a vector that fights `verbose`."""
-    from registry_plugins.verbose import DATA
+HANDWRITTEN = Path(__file__).parent.parent / "data" / "verbose_pairs.jsonl"  # detailed over terse
 
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+
+def _swapped(tmp_path: Path) -> Path:
+    """The hand-written verbose pairs with their labels switched: a vector that fights `verbose`."""
+    rows = [json.loads(line) for line in HANDWRITTEN.read_text().splitlines() if line.strip()]
     out = tmp_path / "terse.jsonl"
     out.write_text(
-        "".join(json.dumps({**r, "detailed": r["terse"], "terse": r["detailed"]}) + "\n" for r in rows)
+        "".join(json.dumps({**r, "chosen": r["rejected"], "rejected": r["chosen"]}) + "\n" for r in rows)
     )
     return out
 
@@ -103,16 +104,19 @@ def _swapped(tmp_path: Path) -> Path:
 def test_orthogonal_keeps_the_first_preference_when_an_overlapping_one_is_added(sqlite_reg, tmp_path):
     from registry.evaluation.scoring import heldout_margin
 
-    sqlite_reg.add_preference("verbose", "tiny", seed=0, options=FAST)
-    data = str(_swapped(tmp_path))
-    sqlite_reg.add_preference(
-        "verbose", "tiny", name="terse", seed=1, options=FAST, plugin_options={"data": data}
-    )
+    verbose = {"data": str(HANDWRITTEN), "heldout_fraction": 0.2}
+    sqlite_reg.add_preference("pairs", "tiny", "verbose", seed=0, options=FAST, plugin_options=verbose)
+    data = {"data": str(_swapped(tmp_path)), "heldout_fraction": 0.2}
+    sqlite_reg.add_preference("pairs", "tiny", name="terse", seed=1, options=FAST, plugin_options=data)
     cos = sqlite_reg.compare("verbose", "terse")["global"]
     assert cos < -0.3  # deliberately overlapping (opposed)
-    alone = heldout_margin(sqlite_reg, "tiny", [("verbose", 1.0)], "verbose")
-    lin = heldout_margin(sqlite_reg, "tiny", [("verbose", 1.0), ("terse", 1.0)], "verbose", "linear")
-    orth = heldout_margin(sqlite_reg, "tiny", [("verbose", 1.0), ("terse", 1.0)], "verbose", "orthogonal")
+
+    def margin(terms, method="linear"):
+        return heldout_margin(sqlite_reg, "tiny", terms, "pairs", method, plugin_options=verbose)
+
+    alone = margin([("verbose", 1.0)])
+    lin = margin([("verbose", 1.0), ("terse", 1.0)])
+    orth = margin([("verbose", 1.0), ("terse", 1.0)], "orthogonal")
     assert alone > 1.0
     assert alone - orth < alone - lin  # less of the first preference's margin lost
     assert alone - orth < 0.5 * (alone - lin)

@@ -101,8 +101,8 @@ def test_pairs_are_stored_with_the_run_and_shown(reg, cli):
     kept = [p for p in shown["pairs"] if p["kept"]]
     assert run.dataset_size == len(kept) == gen["counts"]["kept"]
     # the dataset digest is the digest of the kept pairs, as DPO saw them
-    from registry.training.add_preference import dataset_digest
     from registry.plugins.spec import PreferencePair
+    from registry.training.add_preference import dataset_digest
 
     assert run.dataset_digest == dataset_digest(
         [PreferencePair(p["prompt"], p["chosen"], p["rejected"]) for p in kept]
@@ -192,6 +192,7 @@ def test_prompted_defines_a_preference_in_two_sentences(reg, cli, tmp_path):
         "--prompts", str(prompts), "--pairs", "4", "--steps", "2", "--learning-rate", "1e-3",
     )  # fmt: skip
     assert code == 0, err
+    assert json.loads(out)["name"] == "eli5"
     v = reg.vector("eli5")
     gen = v.run.params["pair_generation"]
     assert gen["contrasts"] == [
@@ -274,5 +275,5 @@ def test_a_prompts_file_without_prompts_is_one_line(tmp_path):
 
     bad = tmp_path / "p.jsonl"
     bad.write_text('{"question": "x"}\n')
-    with pytest.raises(PluginError, match="p.jsonl:1: a JSON line needs a string `prompt` field"):
+    with pytest.raises(PluginError, match=r"p\.jsonl:1: a JSON line needs a string `prompt` field"):
         read_prompts(bad)
