@@ -20,9 +20,23 @@ from registry.db import actor_identity, registry_identity
 from registry.db import engine as dbmod
 from registry.db.health import check_on_open, sqlite_path
 from registry.db.models import AuditEvent, Meta
-from registry.db.policy import TeamPolicy, import_legacy, initial_policy, read_policy, seed_new_registry
+from registry.db.policy import (
+    POLICY_IN_DB,
+    TeamPolicy,
+    import_legacy,
+    initial_policy,
+    read_policy,
+    seed_new_registry,
+)
 from registry.db.revision import SCHEMA_HEAD
-from registry.errors import AlreadyExists, IdentityRefused, NotInitialized, RegistryError, StoreMismatch
+from registry.errors import (
+    AlreadyExists,
+    GovernanceRefused,
+    IdentityRefused,
+    NotInitialized,
+    RegistryError,
+    StoreMismatch,
+)
 from registry.storage.file_cache import StatCache
 from registry.storage.vector_store import VectorStore
 
@@ -210,26 +224,49 @@ class Core:
             )
         reg.id = row.value
         reg.check_store()
-        reg.settle_identity(reg.adopt_toml_policy())
+        reg.settle_identity(reg.policy())
+        reg.adopt_toml_policy()
         reg.config.interference = reg.policy().interference
         return reg
 
-    def adopt_toml_policy(self) -> TeamPolicy:
-        """Move a pre-0004 registry.toml's settings into the database once; refuse them after."""
-        legacy = self.config.legacy_policy
+    def adopt_toml_policy(self) -> None:
+        """Move a pre-0004 registry.toml's settings into the database: a policy admin's act, once.
+
+        After `db upgrade` of a shared pre-policy database, whoever opens it first must not make
+        their own registry.toml (or the defaults) the team policy: only an open by a policy
+        admin (migration 0004 makes the account that ran `init` one) adopts. A non-admin's open
+        adopts nothing, and is refused in one line while their registry.toml holds old sections.
+        """
+        legacy, toml = self.config.legacy_policy, self.home / "registry.toml"
+        stale = RegistryError(
+            f"{toml}: [governance]/[interference] are no longer read; team policy lives in the "
+            "database: remove those sections, see `registry policy show`, and ask an admin to "
+            "`registry policy set KEY VALUE`"
+        )
+        with self.Session() as s:
+            adopted = s.get(Meta, POLICY_IN_DB) is not None
+        if adopted:
+            if legacy:
+                raise stale
+            return
+        admins = self.policy().admins
+        if self.actor not in admins:
+            if legacy:
+                message = (
+                    f"{toml}: [governance]/[interference] become the team policy only when a policy "
+                    f"admin ({', '.join(admins) or 'none set'}) opens this registry, not {self.actor}: "
+                    "ask one to, or remove those sections"
+                )
+                self.audit_now("refused.policy.imported", "registry.toml", {"reason": message})
+                raise GovernanceRefused(message)
+            return
         with self.Session.begin() as s:
-            moved = import_legacy(s, legacy, self._account[0])
-        if not moved:
-            raise RegistryError(
-                f"{self.home / 'registry.toml'}: [governance]/[interference] are no longer read; team "
-                "policy lives in the database: remove those sections, see `registry policy show`, "
-                "and ask an admin to `registry policy set KEY VALUE`"
-            )
+            if not import_legacy(s, legacy, self.actor):
+                raise stale  # another admin's open adopted the policy meanwhile
         if legacy:
             self.config.legacy_policy = {}
             self.config.save()  # rewritten without the moved sections
             self.audit_now("policy.imported", "registry.toml", {"settings": legacy})
-        return self.policy()
 
     def upgrade(self, migrate: bool | None = True) -> str:
         """Check the schema; apply pending migrations when `migrate` (None: SQLite only)."""

@@ -87,7 +87,7 @@ def show(ctx, ref: str) -> None:
 @recipe_group.command("alias")
 @click.argument("ref")
 @click.argument("alias")
-@click.option("--force", is_flag=True, help="Allow a version that is not approved.")
+@click.option("--force", is_flag=True, help="Allow a version that is not approved (policy admins only).")
 @pass_ctx
 def alias(ctx, ref: str, alias: str, force: bool) -> None:
     """Point ALIAS (e.g. prod) at recipe version REF (approved versions only unless --force)."""

@@ -17,7 +17,7 @@ def trust() -> None:
 @click.option("--name", help="A label for the key (default: the file name).")
 @pass_ctx
 def add(ctx, keyfile: str, name: str | None) -> None:
-    """Trust the elliptic-curve public key in KEYFILE (PEM).
+    """Trust the elliptic-curve public key in KEYFILE (PEM). Policy admins only.
 
     \b
     Example:
@@ -52,7 +52,7 @@ def list_keys(ctx) -> None:
 @click.option("--reason", help="Why the key is revoked (kept in the audit log).")
 @pass_ctx
 def remove(ctx, key: str, reason: str | None) -> None:
-    """Revoke KEY (a key id or unique prefix of 8+ digits, a key name, or the key file).
+    """Revoke KEY (a key id or unique prefix of 8+ digits, a key name, or the key file). Admins only.
 
     Signatures by a revoked key stop counting at once: imported approvals that rested on it
     fall back to draft (audited). A revoked key cannot be trusted again.

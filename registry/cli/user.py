@@ -1,4 +1,8 @@
-"""`registry user add|list|remove|passwd`: accounts of the review console and its REST API."""
+"""`registry user add|list|remove|passwd`: accounts of the review console and its REST API.
+
+Managing accounts is a policy admin's act (an account acts in the console with its role),
+and an account cannot take another person's OS or database login name.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def user() -> None:
 @click.option("--role", type=click.Choice(["viewer", "reviewer", "admin"]), required=True)
 @pass_ctx
 def add(ctx, name: str, role: str) -> None:
-    """Create an account and print its API token once (only its hash is kept).
+    """Create an account and print its API token once (only its hash is kept). Policy admins only.
 
     \b
     Example:
@@ -27,7 +31,10 @@ def add(ctx, name: str, role: str) -> None:
       curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:8765/api/v1/vectors
     """
     from registry.console.accounts import add_user
+    from registry.governance.authority import check_account_name, require_admin
 
+    require_admin(ctx.registry, "account.add", f"account:{name}", "manage console accounts")
+    check_account_name(ctx.registry, name, "account.add")
     u, token = add_user(ctx.registry, name, role)
     emit(
         ctx,
@@ -58,9 +65,11 @@ def list_users(ctx) -> None:
 @click.argument("name")
 @pass_ctx
 def remove(ctx, name: str) -> None:
-    """Delete an account; its token stops working and its browser sessions end at once."""
+    """Delete an account; its token stops working and its browser sessions end at once. Admins only."""
     from registry.console.accounts import remove_user
+    from registry.governance.authority import require_admin
 
+    require_admin(ctx.registry, "account.remove", f"account:{name}", "manage console accounts")
     remove_user(ctx.registry, name)
     emit(ctx, {"name": name, "removed": True}, f"account {name} removed")
 
@@ -70,14 +79,17 @@ def remove(ctx, name: str) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_ctx
 def passwd(ctx, name: str, password_stdin: bool) -> None:
-    """Set the password NAME signs in to the console with (asked twice, never echoed).
+    """Set the password NAME signs in to the console with (asked twice, never echoed). Admins only.
 
     \b
     Example:
       registry user passwd alice
     """
     from registry.console.accounts import set_password
+    from registry.governance.authority import check_account_name, require_admin
 
+    require_admin(ctx.registry, "account.password", f"account:{name}", "manage console accounts")
+    check_account_name(ctx.registry, name, "account.password")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

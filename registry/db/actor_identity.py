@@ -1,7 +1,8 @@
 """Who is acting: the identity the authenticating system vouches for, not a name typed in.
 
 On PostgreSQL that is the database login (`session_user`): the server checked its
-password or certificate. On SQLite it is the operating-system user who can open the file.
+password or certificate. On SQLite it is the operating-system user who can open the file:
+the real uid's name in the password database, never `$LOGNAME`/`$USER` (anyone sets those).
 A declared name (`--actor`, `REGISTRY_ACTOR`) replaces it only where the team policy says
 so (`allow_declared_actor`, or a login listed in `service_accounts`), and every audit row
 then records it as declared, beside the authenticated account. A caller that authenticated
@@ -10,8 +11,8 @@ the account itself (the review console) passes `actor_source="console"`.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -31,10 +32,16 @@ class Identity:
 
 
 def os_user() -> str:
+    """The real uid's login name, as the kernel and the password database say.
+
+    Not `getpass.getuser()`: it reads LOGNAME, USER, LNAME and USERNAME first, so
+    `LOGNAME=lead registry …` would act, approve and audit as the lead.
+    """
+    uid = os.getuid()
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (some containers)
-        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (some containers): the uid itself, still unforgeable
+        return f"uid-{uid}"
 
 
 def authenticated(engine: Engine) -> tuple[str, str]:

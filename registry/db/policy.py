@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from registry.config import InterferencePolicy
@@ -130,6 +130,18 @@ def read_policy(s: Session) -> TeamPolicy:
     for key, spec in KEYS.items():
         values[key] = parse_value(key, rows[key]) if key in rows else spec.default
     return TeamPolicy(**values)
+
+
+def lock_policy(s: Session) -> None:
+    """Hold the team policy against other writers until this transaction ends.
+
+    An UPDATE of every row takes SQLite's write lock (even when it touches no row) and
+    locks PostgreSQL's rows, so a read that follows sees what the write will replace. A
+    key not stored yet is guarded by its primary key: a racing insert fails, and the
+    retried write reads the value the winner stored.
+    """
+    stmt = update(TeamPolicySetting).values(set_by=TeamPolicySetting.set_by)
+    s.execute(stmt.execution_options(synchronize_session=False))
 
 
 def write_setting(s: Session, key: str, value: Any, actor: str) -> Any:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from registry.db.models import Alias, Recipe, RecipeTerm, Vector
 from registry.errors import NotApproved
-from registry.governance.lifecycle import refuse
+from registry.governance.authority import refuse, require_admin
 from registry.records.recipes import lookup_recipe
 from registry.util.refs import Ref, check_alias
 
@@ -50,9 +50,20 @@ def aliases_behind(core: Core, obj: Recipe | Vector) -> list[str]:
 
 
 def set_alias(core: Core, ref: str, alias: str, force: bool = False) -> Recipe:
-    """Point NAME@alias at a recipe version; only approved versions unless forced."""
+    """Point NAME@alias at a recipe version; only approved versions unless forced.
+
+    `force` is a policy admin's act on every path (CLI, library, console, REST), asked for
+    or not: a reviewer's `--force` is refused even where the version happens to be approved.
+    """
     check_alias(alias)
     r_ref = Ref.parse(ref, "recipe reference")
+    if force:
+        require_admin(
+            core,
+            "recipe.alias",
+            f"{r_ref.name}@{alias}",
+            "point an alias at a version that is not approved (--force)",
+        )
     check_alias_move(core, r_ref.name, alias)
 
     def write() -> Recipe:

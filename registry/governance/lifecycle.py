@@ -10,13 +10,14 @@ by compare-and-set in one transaction, so two racing changes never both apply.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from registry.db.models import AuditEvent, Recipe, RecipeTerm, Vector, utcnow
-from registry.errors import GovernanceRefused, InvalidTransition
+from registry.errors import InvalidTransition
 from registry.governance import signing
+from registry.governance.authority import refuse
 from registry.records.recipes import lookup_recipe
 from registry.records.vectors import lookup_vector
 from registry.util.faults import pause
@@ -29,12 +30,6 @@ TRANSITIONS: dict[str, set[str]] = {
     "draft": {"approved", "deprecated"},
     "approved": {"deprecated"},
 }
-
-
-def refuse(core: Core, action: str, obj: str, message: str, details: dict | None = None) -> NoReturn:
-    """Record a governance refusal in the audit log (its own transaction), then raise it."""
-    core.audit_now(f"refused.{action}", obj, {"reason": message, **(details or {})})
-    raise GovernanceRefused(message)
 
 
 def set_status(

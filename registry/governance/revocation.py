@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from registry.db.models import Recipe, RevokedKey, TrustedKey, Vector, utcnow
 from registry.errors import NotFound, NotTrusted
+from registry.governance.authority import require_admin
 from registry.governance.signing import key_id, public_pem
 
 if TYPE_CHECKING:
@@ -52,9 +53,13 @@ def _resolve(core: Core, key: str) -> TrustedKey:
 
 
 def remove_trusted(core: Core, key: str, reason: str | None = None) -> dict[str, Any]:
-    """Revoke a trusted key; returns its id and the approvals that fell back to draft."""
+    """Revoke a trusted key; returns its id and the approvals that fell back to draft.
+
+    A policy admin's act: a revoked key is never trusted again, and its approvals fall back.
+    """
     target = _resolve(core, key)
     kid = target.key_id
+    require_admin(core, "trust.remove", f"key:{kid[:16]}", "revoke a trusted key")
 
     def write() -> dict[str, Any]:
         demoted: list[str] = []

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from registry.db.models import RevokedKey, Signature, TrustedKey
 from registry.errors import AlreadyExists, NotTrusted
+from registry.governance.authority import require_admin
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -164,9 +165,13 @@ def signatures_of(core: Core, kind: str, object_id: int) -> list[dict[str, Any]]
 
 # -- trusted keys --------------------------------------------------------------------------
 def add_trusted(core: Core, key_path: str | Path, name: str | None = None) -> TrustedKey:
-    """Trust a public key (a private key file is accepted; only its public half is kept)."""
+    """Trust a public key (a private key file is accepted; only its public half is kept).
+
+    A policy admin's act: a trusted key turns a bundle's signed approvals into approvals here.
+    """
     pem = public_pem(key_path).decode()
     kid = key_id(pem.encode())
+    require_admin(core, "trust.add", f"key:{kid[:16]}", "trust a signing key")
 
     def write() -> TrustedKey:
         with core.Session.begin() as s:

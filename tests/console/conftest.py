@@ -1,6 +1,6 @@
 """A registry the console serves, on SQLite and PostgreSQL: one base, two draft vectors and a
-draft recipe created by alice, four-eyes on, `prod` protected (only carol moves it), and one
-account per role."""
+draft recipe created by alice, four-eyes on, `prod` protected (only carol moves it), carol a
+policy admin, and one account per role."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def govern(home: Path) -> None:
     with Registry.open(home, actor="tester") as admin:
         set_policy(admin, "four_eyes", True)
         set_policy(admin, "protected_aliases.prod", ["carol"])
+        # forcing an alias is a policy admin's act on every path: carol is one, bob is not
+        set_policy(admin, "admins", ["carol", "tester"])
 
 
 @pytest.fixture

@@ -99,3 +99,25 @@ def test_cli_actor_option_is_refused_without_policy(strict, cli):
     assert code != 0 and out == "" and len(err.strip().splitlines()) == 1
     assert "actor 'alice' is declared" in err
     assert json.loads(cli("--json", "vector", "show", "helpful@v1")[1])["status"] == "draft"
+
+
+def test_login_environment_variables_do_not_change_the_actor(strict, home, monkeypatch):
+    """Issue 31.1: `LOGNAME=bob` (getpass reads it before the uid) approved the user's own
+    vector as bob. The OS user is the real uid's name in the password database."""
+    import os
+    import pwd
+
+    from registry import Registry
+
+    real = pwd.getpwuid(os.getuid()).pw_name
+    expected = "postgres" if strict.engine.url.get_backend_name() == "postgresql" else real
+    assert strict.vector("helpful@v1").created_by == expected
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(var, "bob")
+    borrowed = Registry.open(home)
+    assert (borrowed.actor, borrowed.identity.authenticated_as) == (expected, expected)
+    with pytest.raises(GovernanceRefused, match=f"four-eyes rule: {expected} created vector helpful@v1"):
+        borrowed.approve("helpful", "lgtm", kind="vector")
+    assert borrowed.vector("helpful@v1").status == "draft"
+    assert "bob" not in {e.actor for e in borrowed.log()} | {e.authenticated_as for e in borrowed.log()}
+    borrowed.close()

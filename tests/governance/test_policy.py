@@ -116,3 +116,123 @@ def test_pre_0004_registry_toml_moves_into_the_database(sqlite_reg, models):
     assert [e.action for e in again.log()][-1] == "policy.imported"
     with pytest.raises(GovernanceRefused, match="four-eyes rule: tester created vector h@v1"):
         again.approve("h", "mine", kind="vector")
+
+
+def test_a_legacy_policy_is_adopted_by_an_admin_not_by_whoever_opens_first(reg, models, monkeypatch):
+    """Issue 31.5: after `db upgrade` of a shared pre-policy database, the first client to open
+    it made its own registry.toml (or the defaults) the team policy. Only an admin's open
+    adopts; a non-admin's adopts nothing (SQLite and PostgreSQL)."""
+    from sqlalchemy import text
+
+    from registry import Registry
+    from registry.db import engine as dbmod
+    from registry.db.models import Meta, TeamPolicySetting
+    from registry.db.policy import POLICY_IN_DB
+
+    reg.add_base("tiny", str(models["base"]))
+    reg.import_vector("h", "tiny", models["plus"])  # created by tester, who ran init
+    dbmod.downgrade(reg.engine, "0003")
+    with reg.engine.begin() as conn:  # as 0003 left it: no policy (bar the test's), no mark
+        conn.execute(text("DELETE FROM team_policy WHERE key != 'allow_declared_actor'"))
+        conn.execute(text("DELETE FROM registry_meta WHERE key = 'policy_in_db'"))
+    dbmod.upgrade(reg.engine)  # `registry db upgrade`: 0004 makes init's account the admin
+
+    def pending() -> bool:
+        with reg.Session() as s:
+            return s.get(Meta, POLICY_IN_DB) is None and s.get(TeamPolicySetting, "four_eyes") is None
+
+    path = reg.home / "registry.toml"
+    plain = path.read_text()
+    monkeypatch.setenv("REGISTRY_ACTOR", "mallory")  # a user, not an admin, opens first
+    path.write_text(plain + "[governance]\nfour_eyes = false\n")
+    with pytest.raises(
+        GovernanceRefused,
+        match=r"become the team policy only when a policy admin \(tester\) opens this registry, not mallory",
+    ):
+        Registry.open(reg.home)
+    assert pending() and path.read_text() == plain + "[governance]\nfour_eyes = false\n"
+    path.write_text(plain)  # nothing of hers to adopt: she works, and the defaults are not adopted
+    Registry.open(reg.home).close()
+    assert pending()
+    monkeypatch.setenv("REGISTRY_ACTOR", "tester")
+    path.write_text(plain + "[governance]\nfour_eyes = true\n")
+    admin = Registry.open(reg.home)
+    assert admin.policy().four_eyes is True and not pending() and path.read_text() == plain
+    events = [(e.action, e.actor) for e in admin.log() if "policy.imported" in e.action]
+    assert events == [("refused.policy.imported", "mallory"), ("policy.imported", "tester")]
+    with pytest.raises(GovernanceRefused, match="four-eyes rule: tester created vector h@v1"):
+        admin.approve("h", "mine", kind="vector")
+    admin.close()
+
+
+@pytest.fixture
+def hold():
+    """hold(point) -> (reached, release): the first thread at `point` waits there until released."""
+    import threading
+
+    from registry.util.faults import set_pause
+
+    first: list[bool] = []
+    points: list[str] = []
+
+    def arm(point: str):
+        reached, release = threading.Event(), threading.Event()
+
+        def hook() -> None:
+            if first:
+                return
+            first.append(True)
+            reached.set()
+            assert release.wait(120)
+
+        set_pause(point, hook)
+        points.append(point)
+        return reached, release
+
+    yield arm
+    for point in points:
+        set_pause(point, None)
+
+
+def test_concurrent_protected_alias_sets_both_land(reg, home, hold):
+    """Issue 31.14: `policy set protected_aliases.X` read the map outside any lock, so two
+    admins setting two aliases at once lost one silently (SQLite and PostgreSQL)."""
+    import threading
+
+    from registry import Registry
+
+    set_policy(reg, "protected_aliases.dev", ["alice"])
+    other = Registry.open(home)
+    results: dict[str, object] = {}
+
+    def setter(r, alias: str, who: list[str]) -> threading.Thread:
+        def go() -> None:
+            try:
+                results[alias] = set_policy(r, f"protected_aliases.{alias}", who)
+            except Exception as e:  # handed to the assertions below
+                results[alias] = e
+
+        t = threading.Thread(target=go)
+        t.start()
+        return t
+
+    reached, release = hold("policy:read")
+    a = setter(reg, "prod", ["alice"])
+    assert reached.wait(30), "no pause between reading the alias map and writing it"
+    b = setter(other, "staging", ["bob"])
+    b.join(1.0)
+    assert b.is_alive()  # waits for the lock instead of reading the map about to be replaced
+    release.set()
+    a.join(120)
+    b.join(120)
+    assert not any(isinstance(v, Exception) for v in results.values()), results
+    want = {"dev": ["alice"], "prod": ["alice"], "staging": ["bob"]}
+    assert reg.policy().protected_aliases == want
+    sets = [
+        (e.details["from"], e.details["to"]) for e in reg.log("protected_aliases") if e.action == "policy.set"
+    ]
+    assert sets[-2:] == [
+        ({"dev": ["alice"]}, {"dev": ["alice"], "prod": ["alice"]}),
+        ({"dev": ["alice"], "prod": ["alice"]}, want),
+    ]
+    other.close()
