@@ -10,17 +10,22 @@ from registry.cli.common import emit, pass_ctx
 @click.command("export")
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Bundle file to write (a tar).")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Private key that signs the recipes' tune and retention records (unsigned ones land unverified).",
+)
 @pass_ctx
-def export(ctx, refs: tuple[str, ...], out: str) -> None:
+def export(ctx, refs: tuple[str, ...], out: str, sign_key: str | None) -> None:
     """Export recipes (with their vectors and base pins) and vectors to a bundle FILE.
 
     \b
     Example (into an air-gapped registry):
-      registry export helpful-safe@prod verbose@v2 --out release.bundle
+      registry export helpful-safe@prod verbose@v2 --out release.bundle --sign-key release.key
     """
     from registry.exchange.bundle import export_bundle
 
-    report = export_bundle(ctx.registry, list(refs), out)
+    report = export_bundle(ctx.registry, list(refs), out, sign_key)
     emit(
         ctx,
         report,
@@ -63,6 +68,11 @@ def import_bundle(ctx, file: str, base_paths: tuple[str, ...]) -> None:
         f"imported {len(report['vectors'])} vector(s), {len(report['recipes'])} recipe(s) and "
         f"{report.get('notes', 0)} tune/retention record(s) from {file}"
     )
+    if report.get("unverified_notes"):
+        lines.append(
+            f"{report['unverified_notes']} tune/retention record(s) landed unverified (not signed by a key "
+            "trusted here): kept in the log, never in a card or lock"
+        )
     emit(ctx, report, "\n".join(lines))
 
 

@@ -69,11 +69,12 @@ def verify(ctx, lock: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @pass_ctx
 def gc(ctx, grace, dry_run) -> None:
-    """Remove store data no committed row references (left by crashes)."""
+    """Remove store data no committed row references and unfinished `.OUT.tmp-*` output
+    folders beside recorded outputs (left by crashes)."""
     report = ctx.registry.gc(grace, dry_run)
     verb = "would free" if dry_run else "freed"
-    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s); {len(report['interrupted_runs'])} interrupted run(s) marked failed"
-    emit(ctx, report, "\n".join([human, *(f"  {k}" for k in report["removed"])]))
+    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s), {len(report['outputs'])} unfinished output folder(s); {len(report['interrupted_runs'])} interrupted run(s) marked failed"
+    emit(ctx, report, "\n".join([human, *(f"  {k}" for k in [*report["removed"], *report["outputs"]])]))
 
 
 @click.group("db")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
 from registry.errors import NotFound
-from registry.exchange.bundle_notes import export_notes
+from registry.exchange.bundle_notes import export_notes, sign_notes
 from registry.exchange.checks import FORMAT
 from registry.exchange.importer import import_bundle
 from registry.governance.lifecycle import audit_log
@@ -60,6 +60,7 @@ def _vector_entry(core: Core, v: Vector, index: int) -> dict[str, Any]:
         "param_count": v.param_count,
         "norm": v.norm,
         "status": v.status,
+        "created_by": v.created_by,  # authorship travels: four-eyes at the target refuses the author
         "interference": v.interference,
         "lineage": run_view(v.run),
         "tensors": [tensor_view(t) for t in v.tensors],
@@ -82,14 +83,20 @@ def _recipe_entry(core: Core, r: Recipe) -> dict[str, Any]:
         "parameters": r.params,
         "content_digest": r.content_digest,
         "status": r.status,
+        "created_by": r.created_by,
         "terms": [
             {"vector": t.vector.name, "version": t.vector.version, "weight": t.weight} for t in r.terms
         ],
     }
 
 
-def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any]:
-    """Write recipes (with their vectors and bases) and vectors named by `refs` to `out`."""
+def export_bundle(
+    core: Core, refs: list[str], out: str | Path, sign_key: str | Path | None = None
+) -> dict[str, Any]:
+    """Write recipes (with their vectors and bases) and vectors named by `refs` to `out`.
+
+    With `sign_key`, each recipe's tune and retention records are signed (with its content
+    digest): a registry that trusts the key records them; unsigned, they land unverified."""
     recipes: dict[str, Recipe] = {}
     vectors: dict[tuple[str, str], Vector] = {}
 
@@ -130,6 +137,8 @@ def export_bundle(core: Core, refs: list[str], out: str | Path) -> dict[str, Any
     notes = export_notes(core, list(recipes))  # tune and retention records travel with their recipe
     for entry in manifest["recipes"]:
         entry["notes"] = notes[f"{entry['name']}@v{entry['version']}"]
+        if sign_key is not None:
+            entry["notes_signatures"] = sign_notes(core, entry, str(sign_key))
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -6,6 +6,12 @@ list must be exactly its base's float tensors; every tar member is then checked 
 layout this implies (archive.py) before any is written; arrays are re-hashed and must be
 finite; recipes are validated as `recipe add` does; statuses land as landing.py says. Each
 item's outcome is reported.
+
+A new vector's interference and plausibility are recomputed here, against this registry's
+vectors of its base (and those the bundle brought before it), and judged by this team's
+policy exactly as `vector import` judges them: the bundle's own report is never kept. The
+keys an approval or a note rests on are re-read, locked, inside the write transaction, so a
+`trust remove` that commits first leaves them draft, and one that waits sees them.
 """
 
 from __future__ import annotations
@@ -22,19 +28,28 @@ from sqlalchemy import select
 from registry.db.models import BaseModel, Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.exchange.archive import Archive, one_line
-from registry.exchange.bundle_notes import checked_notes, record_notes
-from registry.exchange.checks import FORMAT, confined, hub_origin, recompute
+from registry.exchange.bundle_notes import checked_notes, record_notes, verify_notes
+from registry.exchange.checks import (
+    FORMAT,
+    checked_lineage,
+    confined,
+    hub_origin,
+    judged,
+    recompute,
+    source_creator,
+)
 from registry.exchange.landing import (
     Landing,
     apply_existing,
     claimed,
-    hold_back,
+    hold,
     keep_signatures,
     land_existing,
     land_new,
+    recheck_keys,
+    vouch,
 )
 from registry.exchange.layout import Layout, check_tensors, float_tensors, version_of
-from registry.governance.revocation import IMPORTED_APPROVAL
 from registry.governance.signing import statement
 from registry.records.bases import base_norm, base_row, get_base, inspect_folder, lookup_base, remember_pins
 from registry.records.recipes import DTYPES, recipe_row, resolved_content, validate_parameters
@@ -42,6 +57,7 @@ from registry.records.runs import run_from_lineage
 from registry.records.vectors import get_vector, lookup_vector, vector_row
 from registry.storage.tensor_io import SafetensorsFolder
 from registry.util.digests import content_digest, named_digest
+from registry.util.faults import pause
 from registry.util.finite import finite32
 from registry.util.refs import Ref, check_name
 
@@ -124,6 +140,8 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
 
         vectors: list[tuple[dict, Landing, str | None, dict | None, int | None]] = []
         digests: dict[tuple[str, str], str] = {}
+        policy = core.policy().interference  # the team's, as `vector import` applies it
+        brought: dict[str, list] = {}  # base -> rows of the new vectors judged so far
         for e, ref in zip(manifest["vectors"], refs, strict=True):
             status, base = claimed(e, f"vector {ref}"), bases[e["base"]]
 
@@ -151,21 +169,28 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                 )
                 vectors.append((e, landing, None, None, existing.id))
                 continue
+            e["lineage"] = checked_lineage(e, ref)
+            e["created_by"] = source_creator(e, f"vector {ref}")
             data = confined(work, e["data"], f"vector {ref} data")
             key = uuid.uuid4().hex
             core.store.put_group(data, key)  # moves a folder of our own scratch space only
             created_keys.append(key)
             fields = recompute(core, key, e, base.weights, ref)
+            fields["interference"] = judged(core, base, e, key, fields, policy, pending, brought)
             digests[(e["base"], ref)] = fields["digest"]
             landing = land_new(core, "vector", ref, status, stmt(fields["digest"]), e.get("signatures"))
             vectors.append((e, landing, key, fields, None))
 
         recipes = [_check_recipe(core, rc, bases, digests) for rc in manifest["recipes"]]
-        _vouch_and_hold(core, vectors, recipes)
+        vouch(vectors, recipes)
+        hold(core, vectors, recipes)
+        pause("import:before-write")
 
         def write() -> dict[str, Any]:
-            added_vectors, added_recipes, added_notes = [], [], 0
+            added_vectors, added_recipes, added_notes, unverified = [], [], 0, 0
             with core.Session.begin() as s:
+                recheck_keys(core, s, vectors, recipes)
+                pause("import:keys-locked")
                 for name, (hub, folder, info) in pending.items():
                     if s.scalar(select(BaseModel.id).where(BaseModel.name == name)) is not None:
                         raise AlreadyExists(f"base {name} was added meanwhile; import the bundle again")
@@ -190,7 +215,8 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     if existing_id is not None:
                         if landing.outcome != "already present":
                             apply_existing(core, s, landing, existing_id, rc, str(path))
-                        added_notes += record_notes(core, s, landing.ref, rc["notes"], str(path))
+                        n, u = _notes(core, s, landing.ref, rc, str(path))
+                        added_notes, unverified = added_notes + n, unverified + u
                         continue
                     if s.scalar(
                         select(Recipe.id).where(
@@ -204,17 +230,24 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     rows = [(lookup_vector(s, Ref.parse(v.ref), base_id=base.id), w) for v, w in terms]
                     r = recipe_row(
                         rc["name"], int(rc["version"]), base.id, rc["method"], rc["dtype"], params,
-                        rc["content_digest"], rows, status=landing.status, created_by=core.actor,
+                        rc["content_digest"], rows, status=landing.status, created_by=rc["created_by"],
                     )  # fmt: skip
-                    r.status_reason = landing.reason
+                    r.status_reason, r.imported_by = landing.reason, core.actor
                     s.add(r)
                     s.flush()
                     keep_signatures(core, s, "recipe", r.id, landing.kid, rc)
                     core.audit(s, "recipe.import-bundle", landing.ref, _details(path, landing, rc))
                     added_recipes.append(landing.ref)
-                    added_notes += record_notes(core, s, landing.ref, rc["notes"], str(path))
+                    n, u = _notes(core, s, landing.ref, rc, str(path))
+                    added_notes, unverified = added_notes + n, unverified + u
             items = [x[1].view() for x in vectors] + [x[3].view() for x in recipes]
-            return {"vectors": added_vectors, "recipes": added_recipes, "notes": added_notes, "items": items}
+            return {
+                "vectors": added_vectors,
+                "recipes": added_recipes,
+                "notes": added_notes,
+                "unverified_notes": unverified,
+                "items": items,
+            }
 
         result = core.write(write, attempts=3)
         created_keys.clear()  # committed: the data now belongs to rows
@@ -241,21 +274,21 @@ def _details(path: Path, landing: Landing, entry: dict, **more: Any) -> dict[str
 
 def _add_vector(core: Core, s, path: Path, e: dict, landing: Landing, key: str, fields: dict) -> None:
     base = lookup_base(s, e["base"])
-    origin = {"bundle": str(path), "source_run": (e.get("lineage") or {}).get("id")}
-    run = run_from_lineage(e.get("lineage") or {}, base.id, e["name"], origin)
+    origin = {"bundle": str(path), "source_run": e["lineage"].get("id")}
+    run = run_from_lineage(e["lineage"], base.id, e["name"], origin)
     s.add(run)
     s.flush()
     row_fields = {
         "name": e["name"],
-        "interference": e.get("interference") or {},
-        **fields,
+        **fields,  # with the interference report computed here, never the bundle's
         "base_id": base.id,
         "store_key": key,
         "stored_bytes": core.store.nbytes(key),
     }
     row = vector_row(
         row_fields, fields["tensors"], version=int(e["version"]), run_id=run.id,
-        status=landing.status, created_by=core.actor, status_reason=landing.reason,
+        status=landing.status, created_by=e["created_by"], imported_by=core.actor,
+        status_reason=landing.reason,
     )  # fmt: skip
     s.add(row)
     s.flush()
@@ -286,7 +319,9 @@ def _check_recipe(core: Core, rc: dict, bases: dict, digests: dict) -> tuple:
     if content_digest(content) != rc["content_digest"]:
         raise IntegrityError(f"bundle recipe {ref}: content digest does not match its resolved terms")
     vecs = [{"ref": v.ref, "digest": v.digest} for v, _ in terms]
+    rc["created_by"] = source_creator(rc, f"recipe {ref}")
     rc["notes"] = checked_notes(rc, ref)  # tune and retention records, re-recorded with the recipe
+    rc["notes_kid"], rc["notes_why"] = verify_notes(core, rc, rc["notes"])
 
     def stmt(st: str) -> dict:
         return statement("recipe", rc["name"], int(rc["version"]), rc["content_digest"], st, vectors=vecs)
@@ -306,30 +341,5 @@ def _check_recipe(core: Core, rc: dict, bases: dict, digests: dict) -> tuple:
     return rc, params, terms, landing, here[0] if here else None
 
 
-def _vouch_and_hold(core: Core, vectors: list, recipes: list) -> None:
-    """A verified recipe approval vouches for the digests of the vectors it names (those the
-    bundle calls approved); then a recipe stays approved only if all its vectors are."""
-    covered = {}
-    for rc, _params, terms, landing, _id in recipes:
-        if landing.kid and landing.status == "approved":
-            covered.update({(rc["base"], v.ref): (landing.kid, landing.ref) for v, _w in terms})
-    final = {}
-    for e, landing, _key, _fields, existing_id in vectors:
-        k = (e["base"], landing.ref)
-        if e["status"] == "approved" and landing.status == "draft" and k in covered:
-            kid, rref = covered[k]
-            landing.status, landing.kid, landing.source_status = "approved", kid, None
-            landing.reason = f"{IMPORTED_APPROVAL}{kid[:16]} (recipe {rref}'s signature covers its digest)"
-            landing.outcome = "status upgraded" if existing_id is not None else "imported"
-        final[k] = landing.status
-    for i, (rc, params, terms, landing, existing_id) in enumerate(recipes):
-        if landing.status != "approved" or (existing_id is not None and landing.outcome == "already present"):
-            continue
-        bad = []
-        for v, _w in terms:
-            st = final.get((rc["base"], v.ref)) or get_vector(core, v.ref, rc["base"]).status
-            if st != "approved":
-                bad.append(f"{v.ref} ({st})")
-        if bad:
-            why = f"its vectors are not all approved here: {', '.join(bad)}"
-            recipes[i] = (rc, params, terms, hold_back(landing, why), existing_id)
+def _notes(core: Core, s, ref: str, rc: dict, bundle: str) -> tuple[int, int]:
+    return record_notes(core, s, ref, rc["notes"], bundle, rc.get("notes_kid"), rc.get("notes_why"))

@@ -7,7 +7,9 @@ signed recipe approval never lifts a vector that is deprecated, locally or at th
 Deprecation travels: an item deprecated at the source becomes deprecated here even when it
 is already present. An item already here as draft is upgraded to approved when a re-import
 brings a signature that now verifies (after `registry trust add`). Every outcome is said
-per item, with the reason.
+per item, with the reason. The keys that approvals and notes rest on are checked again
+inside the import's write transaction, their rows locked (`recheck_keys`), so a key
+revoked while an import runs never leaves its items approved.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from registry.db.models import Recipe, Vector, utcnow
+from registry.db.models import Recipe, TrustedKey, Vector, utcnow
 from registry.errors import IntegrityError
 from registry.governance.revocation import IMPORTED_APPROVAL
 from registry.governance.signing import list_trusted, record_signature, verified_by_trusted
+from registry.records.vectors import get_vector
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -129,3 +132,78 @@ def keep_signatures(core: Core, s, kind: str, row_id: int, kid: str | None, entr
         if isinstance(sig, dict) and sig.get("key_id") == kid and isinstance(sig.get("bundle"), str):
             statement = sig.get("statement") if isinstance(sig.get("statement"), dict) else {}
             record_signature(core, s, kind, row_id, kid, statement, sig["bundle"])
+
+
+def vouch(vectors: list, recipes: list) -> None:
+    """A verified recipe approval vouches for the digests of the vectors it names (those the
+    bundle calls approved)."""
+    covered = {}
+    for rc, _params, terms, landing, _id in recipes:
+        if landing.kid and landing.status == "approved":
+            covered.update({(rc["base"], v.ref): (landing.kid, landing.ref) for v, _w in terms})
+    for e, landing, _key, _fields, existing_id in vectors:
+        k = (e["base"], landing.ref)
+        if e["status"] == "approved" and landing.status == "draft" and k in covered:
+            kid, rref = covered[k]
+            landing.status, landing.kid, landing.source_status = "approved", kid, None
+            landing.reason = f"{IMPORTED_APPROVAL}{kid[:16]} (recipe {rref}'s signature covers its digest)"
+            landing.outcome = "status upgraded" if existing_id is not None else "imported"
+
+
+def hold(core: Core, vectors: list, recipes: list) -> None:
+    """A recipe stays approved only if all its vectors are approved here after the import."""
+    final = {(e["base"], landing.ref): landing.status for e, landing, *_ in vectors}
+    for i, (rc, params, terms, landing, existing_id) in enumerate(recipes):
+        if landing.status != "approved" or (existing_id is not None and landing.outcome == "already present"):
+            continue
+        bad = []
+        for v, _w in terms:
+            st = final.get((rc["base"], v.ref)) or get_vector(core, v.ref, rc["base"]).status
+            if st != "approved":
+                bad.append(f"{v.ref} ({st})")
+        if bad:
+            why = f"its vectors are not all approved here: {', '.join(bad)}"
+            recipes[i] = (rc, params, terms, hold_back(landing, why), existing_id)
+
+
+def _still_trusted(s, kids: set[str]) -> set[str]:
+    """Of `kids`, the keys trusted now, their rows locked until this transaction ends.
+
+    PostgreSQL: `SELECT … FOR UPDATE` on the trusted_keys rows, which `trust remove` locks the
+    same way before it deletes one (so either it waits for this import and then demotes what
+    it wrote, or this import waits for it and finds the key gone). SQLite has no row locks: a
+    no-op UPDATE takes the database's write lock first, so no `trust remove` can commit
+    between this read and this transaction's commit."""
+    if not kids:
+        return set()
+    rows = TrustedKey.key_id.in_(sorted(kids))
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(update(TrustedKey).where(rows).values(name=TrustedKey.name))
+    return set(s.scalars(select(TrustedKey.key_id).where(rows).order_by(TrustedKey.key_id).with_for_update()))
+
+
+def recheck_keys(core: Core, s, vectors: list, recipes: list) -> None:
+    """Inside the write transaction: an approval or notes whose key was revoked since the
+    signatures were checked land as if the key had never been trusted."""
+    kids = {x[1].kid for x in vectors if x[1].kid} | {x[3].kid for x in recipes if x[3].kid}
+    kids |= {rc["notes_kid"] for rc, *_ in recipes if rc.get("notes_kid")}
+    trusted = _still_trusted(s, kids)
+    for rc, *_ in recipes:
+        if rc.get("notes_kid") and rc["notes_kid"] not in trusted:
+            rc["notes_why"] = f"key {rc['notes_kid'][:16]} was revoked during the import"
+            rc["notes_kid"] = None
+    gone = kids - trusted
+    if not gone:
+        return
+    for i, (e, landing, *rest) in enumerate(vectors):
+        if landing.kid in gone:
+            vectors[i] = (
+                e,
+                hold_back(landing, f"key {landing.kid[:16]} was revoked during the import"),
+                *rest,
+            )
+    for i, (rc, params, terms, landing, existing_id) in enumerate(recipes):
+        if landing.kid in gone:
+            landing = hold_back(landing, f"key {landing.kid[:16]} was revoked during the import")
+            recipes[i] = (rc, params, terms, landing, existing_id)
+    hold(core, vectors, recipes)

@@ -17,11 +17,10 @@ from typing import Any
 
 from registry.errors import IntegrityError
 from registry.exchange.archive import MANIFEST, MANIFEST_LIMIT, check_name
+from registry.storage.array_meta import CHUNK_SLACK, META_LIMIT
 from registry.storage.low_rank import factor_arrays
 from registry.storage.tensor_io import FLOATS, TensorReader
 
-META_LIMIT = 64 << 10  # a zarr.json
-CHUNK_SLACK = 1024  # codec headers, blosc frame overheads and the crc32c, per chunk
 MAX_VERSION = 2**31 - 1  # versions are database integers
 
 

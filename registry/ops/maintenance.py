@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -13,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from registry.db.health import database_problems
-from registry.db.models import BaseModel, Vector
+from registry.db.models import BaseModel, Materialization, Vector
 from registry.errors import IntegrityError
 from registry.records.bases import check_pins, list_bases, pins_of
 from registry.records.runs import finish_run, interrupted_runs
+from registry.release.destination import lock_path
 from registry.storage.tensor_io import row_blocks
 from registry.util.digests import ArrayHasher
 from registry.util.finite import all_finite
@@ -110,10 +114,66 @@ def orphans(core: Core) -> list[str]:
     return [k for k in core.store.group_keys() if k not in used]
 
 
-def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
-    """Remove store groups and scratch folders no committed row references.
+# a materialize writes OUT as `.OUT.tmp-XXXXXXXX` beside it, then renames it (release.output_folders)
+_OUTPUT_TMP = re.compile(r"\.(?P<out>.+)\.tmp-[0-9a-f]{8}")
 
-    A grace period protects writes in progress: their data exists before their row does.
+
+def _being_written(out: Path) -> bool:
+    """True while a materialize holds `out` (release.destination.claim's flock), or when that
+    cannot be told (then the folder is kept)."""
+    try:
+        fd = os.open(
+            lock_path(out), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except FileNotFoundError:
+        return False  # a writer holds its lock file from its first check to its recorded row
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def output_leftovers(core: Core, grace_seconds: float, now: float) -> list[Path]:
+    """`.OUT.tmp-*` folders that a killed materialize left beside the outputs this registry
+    recorded (the folders where its outputs go), older than the grace period and not being
+    written (no materialize holds OUT's lock)."""
+    with core.Session() as s:
+        parents = {Path(p).parent for p in s.scalars(select(Materialization.out_path).distinct())}
+    found = []
+    for parent in sorted(parents):
+        try:
+            entries = list(os.scandir(parent))
+        except OSError:  # moved, unmounted or not ours to read: nothing to collect there
+            continue
+        for entry in entries:
+            m = _OUTPUT_TMP.fullmatch(entry.name)
+            try:
+                if not m or not entry.is_dir(follow_symlinks=False):
+                    continue
+                if now - entry.stat(follow_symlinks=False).st_mtime < grace_seconds:
+                    continue
+            except OSError:
+                continue
+            if not _being_written(parent / m["out"]):
+                found.append(Path(entry.path))
+    return found
+
+
+def _tree_bytes(p: Path) -> int:
+    return sum(f.lstat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+    """Remove store groups and scratch folders no committed row references, and the
+    `.OUT.tmp-*` folders killed materializations left beside their outputs.
+
+    A grace period protects writes in progress: their data exists before their row does
+    (and a materialize's folder is also protected by its lock for as long as it runs).
     """
     now = time.time()
     removed, freed = [], 0
@@ -132,6 +192,11 @@ def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict
         freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
         if not dry_run:
             shutil.rmtree(p, ignore_errors=True)
+    leftovers = output_leftovers(core, grace_seconds, now)
+    for p in leftovers:
+        freed += _tree_bytes(p)
+        if not dry_run:
+            shutil.rmtree(p, ignore_errors=True)  # rmtree never follows a link out of the folder
     interrupted = interrupted_runs(core)
     if not dry_run:
         for run in interrupted:
@@ -145,10 +210,11 @@ def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict
     report = {
         "removed": removed,
         "scratch": [p.name for p in stale],
+        "outputs": [str(p) for p in leftovers],
         "freed_bytes": freed,
         "interrupted_runs": [r.id for r in interrupted],
         "dry_run": dry_run,
     }
-    if not dry_run and (removed or stale or interrupted):
+    if not dry_run and (removed or stale or leftovers or interrupted):
         core.audit_now("gc", str(core.store.url), report)
     return report

@@ -33,11 +33,17 @@ def vector_gram(core: Core, vecs: list[Vector], labels: list[str] | None = None)
 
 
 def check_interference(
-    core: Core, b: BaseModel, vec: Vector, policy: InterferencePolicy | None
+    core: Core,
+    b: BaseModel,
+    vec: Vector,
+    policy: InterferencePolicy | None,
+    others: list[Vector] | None = None,
 ) -> dict[str, Any]:
-    """Cosines of a new vector with the base's others, judged by the policy (warn/refuse/off)."""
+    """Cosines of a new vector with the base's others, judged by the policy (warn/refuse/off).
+
+    `others` defaults to the base's vectors here (a bundle adds those it brings before this one)."""
     policy = policy or core.config.interference
-    others = list_vectors(core, b.name)
+    others = list_vectors(core, b.name) if others is None else others
     if not others or policy.action == "off":
         return {"cosines": {}, "policy": policy.action, "threshold": policy.threshold}
     g = vector_gram(core, [vec, *others], ["new"] + [o.ref for o in others])

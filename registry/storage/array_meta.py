@@ -8,8 +8,13 @@ element count that a chunk header may claim is bounded before any buffer is size
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from registry.errors import IntegrityError
+from registry.util import bounded_json
+
+META_LIMIT = 64 << 10  # bytes of a zarr.json (group or array): a few hundred in practice
+CHUNK_SLACK = 1024  # codec headers, blosc frame overheads and the crc32c, per chunk
 
 # codec chains, by the names in each array's zarr.json: new arrays are written with SPLIT16;
 # BLOSC is the first format (lz4hc level 1, byte shuffle), still read
@@ -43,3 +48,20 @@ def checked_meta(meta: dict) -> dict:
     meta["split16"] = codecs == SPLIT16
     meta["chunk_size"] = math.prod(chunks)
     return meta
+
+
+def load_meta(blobs: Any, key: str, what: str) -> dict:
+    """An array's zarr.json read from the store (a regular file of at most META_LIMIT bytes,
+    nested at most bounded_json.MAX_DEPTH deep) and checked; any fault is one line naming `what`."""
+    try:
+        raw = blobs.read(key, META_LIMIT)
+    except OSError as e:
+        raise IntegrityError(f"{what} missing from the store") from e
+    except IntegrityError as e:  # a FIFO, a link, a device or an oversized file: never read
+        raise IntegrityError(f"{what} metadata: {e}") from None
+    try:
+        return checked_meta(bounded_json.loads(raw))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise IntegrityError(f"{what} has malformed metadata ({e})") from None
+    except IntegrityError as e:
+        raise IntegrityError(f"{what} {e}") from None

@@ -9,9 +9,18 @@ backend takes credentials and endpoint from the environment / AWS configuration.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Protocol
+
+from registry.errors import IntegrityError
+
+# the most any one store file may hold when its reader gives no tighter bound: a chunk is
+# about 8 MiB of float32 (tensor_io.BLOCK_BYTES), metadata a few KiB
+READ_LIMIT = 256 << 20
 
 
 class BlobStore(Protocol):
@@ -19,7 +28,7 @@ class BlobStore(Protocol):
 
     remote: bool
 
-    def read(self, key: str) -> bytes: ...
+    def read(self, key: str, limit: int = READ_LIMIT) -> bytes: ...
     def write(self, key: str, data: bytes) -> None: ...
     def exists(self, key: str) -> bool: ...
     def dirs(self, key: str) -> list[str]: ...
@@ -37,14 +46,59 @@ def open_blobs(url: str) -> BlobStore:
     return LocalBlobs(Path(url.removeprefix("file://")))
 
 
+def read_regular(path: Path, limit: int, label: str | Path) -> bytes:
+    """A regular file's bytes, at most `limit` of them; anything else is refused in one line.
+
+    The store belongs to whoever can write it: a FIFO where a chunk should be would block
+    `read_bytes()` for ever, a link to /dev/zero would fill memory. So the file is opened
+    without following a final link and without blocking, must be a regular file, and is read
+    only up to its bound. A missing file still raises FileNotFoundError (callers say what is lost).
+    """
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        if e.errno == errno.ELOOP:
+            raise IntegrityError(f"store file {label} is a symbolic link; refused") from None
+        raise IntegrityError(f"store file {label} cannot be opened ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError(f"store file {label} is not a regular file; refused")
+        if st.st_size > limit:
+            raise IntegrityError(
+                f"store file {label} is {st.st_size} bytes, more than the {limit} it may hold"
+            )
+        chunks, left = [], limit + 1  # one byte more tells a file that grew past its bound
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise IntegrityError(f"store file {label} is more than the {limit} bytes it may hold")
+    return data
+
+
 class LocalBlobs:
     remote = False
 
     def __init__(self, root: Path):
         self.root = root
 
-    def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+    def read(self, key: str, limit: int = READ_LIMIT) -> bytes:
+        return read_regular(self.root / key, limit, key)
 
     def write(self, key: str, data: bytes) -> None:
         path = self.root / key
@@ -96,8 +150,11 @@ class FsspecBlobs:
     def _p(self, key: str) -> str:
         return f"{self.root}/{key}".rstrip("/")
 
-    def read(self, key: str) -> bytes:
-        return self.fs.cat_file(self._p(key))
+    def read(self, key: str, limit: int = READ_LIMIT) -> bytes:
+        data = self.fs.cat_file(self._p(key), start=0, end=limit + 1)  # one request, bounded
+        if len(data) > limit:
+            raise IntegrityError(f"store file {key} is more than the {limit} bytes it may hold")
+        return data
 
     def write(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._p(key), data)

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from registry.errors import IntegrityError, NotInitialized
-from registry.storage.array_meta import checked_meta
+from registry.storage.array_meta import CHUNK_SLACK, META_LIMIT, load_meta
 from registry.storage.blobs import open_blobs
 from registry.storage.codec import NAME, decode, encode, parts
 from registry.storage.low_rank import expand, factor_arrays, logical_names
 from registry.storage.tensor_io import TensorSpec, block_rows, row_blocks
+from registry.util import bounded_json
 from registry.util.digests import ArrayHasher, array_sha256
 from registry.util.pipeline import labelled, ordered
 
@@ -107,12 +108,14 @@ class VectorStore:
     def check(self, registry_id: str) -> None:
         """Refuse a missing store or one that belongs to another registry."""
         try:
-            raw = self.blobs.read("zarr.json")
+            raw = self.blobs.read("zarr.json", META_LIMIT)
         except FileNotFoundError:
             raise NotInitialized(f"vector store missing at {self.url}") from None
+        except IntegrityError as e:
+            raise NotInitialized(f"vector store {self.url} is unreadable ({e})") from None
         try:
-            found = json.loads(raw).get("attributes", {}).get("registry_id")
-        except ValueError as e:
+            found = bounded_json.loads(raw).get("attributes", {}).get("registry_id")
+        except (ValueError, AttributeError) as e:
             raise NotInitialized(f"vector store {self.url} is unreadable ({e})") from None
         if found != registry_id:
             raise NotInitialized(
@@ -147,6 +150,7 @@ class VectorStore:
         return self.blobs.files(f"{DATA}/{key}")
 
     def read_file(self, key: str, rel: str) -> bytes:
+        """One file of a group (a regular file, bounded: see blobs.read_regular)."""
         return self.blobs.read(f"{DATA}/{key}/{rel}")
 
     def put_group(self, local: Path, key: str) -> None:
@@ -288,16 +292,9 @@ class StoredVector:
 
     def meta(self, name: str) -> dict:
         if name not in self._meta:
-            try:
-                meta = json.loads(self.blobs.read(f"{self.prefix}/{name}/zarr.json"))
-            except (OSError, ValueError) as e:
-                raise IntegrityError(f"{self.label}: array {name} missing from the store") from e
-            try:
-                self._meta[name] = checked_meta(meta)
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-                raise IntegrityError(f"{self.label}: array {name} has malformed metadata ({e})") from None
-            except IntegrityError as e:
-                raise IntegrityError(f"{self.label}: array {name} {e}") from None
+            self._meta[name] = load_meta(
+                self.blobs, f"{self.prefix}/{name}/zarr.json", f"{self.label}: array {name}"
+            )
         return self._meta[name]
 
     def spec(self, name: str) -> TensorSpec:
@@ -367,11 +364,17 @@ class StoredVector:
         """A chunk's body after its crc32c check."""
         import google_crc32c
 
+        meta = self.meta(name)
+        # a chunk of n float32 values encodes to at most 4n bytes plus headers, whatever the codec
+        limit = 4 * meta["chunk_size"] + CHUNK_SLACK
         try:
-            sep = self.meta(name)["separator"]
-            data = self.blobs.read(f"{self.prefix}/{chunk_key(name, i, len(shape), sep)}")
+            data = self.blobs.read(
+                f"{self.prefix}/{chunk_key(name, i, len(shape), meta['separator'])}", limit
+            )
         except FileNotFoundError:  # every chunk is written: a missing one is lost data, not zeros
             raise IntegrityError(f"{self.label}: array {name} is missing chunk {i}") from None
+        except IntegrityError as e:  # a FIFO, a link, a device or an oversized file: never read
+            raise IntegrityError(f"{self.label}: array {name} chunk {i}: {e}") from None
         body, crc = data[:-4], int.from_bytes(data[-4:], "little")
         if google_crc32c.value(body) != crc:
             raise IntegrityError(f"{self.label}: array {name} cannot be decoded (chunk {i}: crc32c mismatch)")

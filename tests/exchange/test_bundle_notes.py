@@ -14,6 +14,7 @@ from registry.db.models import AuditEvent
 from registry.errors import IntegrityError
 from registry.evaluation.results_log import recorded_notes
 from registry.exchange.bundle import export_bundle, import_bundle
+from tests.test_security import ec_keys
 
 
 def _events(reg, ref: str) -> list[tuple[str, dict]]:
@@ -45,7 +46,9 @@ def test_notes_round_trip(noted, models, tmp_path, cli, monkeypatch):
     source_notes = recorded_notes(noted, "hs@v1")
     assert set(source_notes) == {"tune", "retention"} and source_notes["retention"]["passed"] is True
     bundle = tmp_path / "hs.bundle"
-    export_bundle(noted, ["hs@v1"], bundle)
+    priv, pub = ec_keys(tmp_path)
+    code, _out, err = cli("export", "hs@v1", "--out", bundle, "--sign-key", priv)  # notes signed
+    assert code == 0, err
     with tarfile.open(bundle) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
     carried = manifest["recipes"][0]["notes"]
@@ -53,6 +56,7 @@ def test_notes_round_trip(noted, models, tmp_path, cli, monkeypatch):
     assert carried[1]["details"] == source_notes["tune"] and carried[0]["actor"] == "tester"
 
     target = Registry.init(tmp_path / "target")
+    kid = target.trust(pub).key_id
     monkeypatch.setenv("REGISTRY_ACTOR", "importer")
     code, out, err = cli(
         "--home", tmp_path / "target", "import-bundle", bundle, "--base-path", f"tiny={models['base']}"
@@ -71,7 +75,8 @@ def test_notes_round_trip(noted, models, tmp_path, cli, monkeypatch):
         actors = {e.actor for e in s.scalars(select(AuditEvent).where(AuditEvent.object == "hs@v1"))}
     assert actors == {"importer"}
     provenance = events[-1][1]
-    assert provenance["bundle"] == str(bundle)
+    assert provenance["bundle"] == str(bundle) and provenance["verified"] is True
+    assert provenance["signed_by"] == kid
     assert [(n["action"], n["source_actor"]) for n in provenance["notes"]] == [
         ("recipe.retention", "tester"),
         ("recipe.tune", "tester"),
@@ -108,7 +113,9 @@ def test_notes_reach_an_identical_recipe_already_here(noted, models, tmp_path):
             e.action = e.action[2:]
     assert import_bundle(target, plain, {"tiny": str(models["base"])})["notes"] == 0
     assert recorded_notes(target, "hs@v1") == {}
-    export_bundle(noted, ["hs@v1"], tmp_path / "full.bundle")
+    priv, pub = ec_keys(tmp_path)
+    target.trust(pub)
+    export_bundle(noted, ["hs@v1"], tmp_path / "full.bundle", sign_key=priv)
     again = import_bundle(target, tmp_path / "full.bundle")
     assert (again["vectors"], again["recipes"], again["notes"]) == ([], [], 2)
     assert recorded_notes(target, "hs@v1") == recorded_notes(noted, "hs@v1")
