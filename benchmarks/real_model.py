@@ -205,7 +205,7 @@ def rounding_of(m) -> dict:
 
 def rounding_check(reg, home: Path, eta: float) -> dict:
     """A fresh (not reused) materialize of verbose at η: the warning materialize prints."""
-    r = reg.recipe(f"steer-verbose{eta:+g}".replace("+", "p").replace("-", "m").replace(".", "_"))
+    r = reg.recipe("steer-" + f"verbose{eta:+g}".replace("+", "p").replace("-", "m").replace(".", "_"))
     out = home.parent / "outputs" / f"rounding-check{eta:+g}"
     shutil.rmtree(out, ignore_errors=True)
     m = reg.materialize(r.ref, out, reuse=False)
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                 folder = Path(mat["folder"])
             else:
                 mat, folder = None, base_path
-            gen = generate(folder, base_path, held)
+            gen = generate(folder, base_path, held, args.max_new_tokens)
             return {
                 "terms": terms,
                 "materialize": mat,
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                 "retention": perplexity(folder, base_path),
             }
 
-        return phases.run(f"eval-{label}", go)
+        return phases.run(f"eval-t{args.max_new_tokens}-{label}", go)
 
     points = {}
     for eta in ETAS:
