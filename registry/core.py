@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.config import Config, redact, scrub
-from registry.db import actor_identity, registry_identity
+from registry.db import actor_identity, console_grant, registry_identity
 from registry.db import engine as dbmod
 from registry.db.health import check_on_open, sqlite_path
 from registry.db.models import AuditEvent, Meta
@@ -43,8 +43,18 @@ from registry.storage.vector_store import VectorStore
 T = TypeVar("T")
 
 
+def _refuse_console_claim(source: str | None) -> None:
+    """Acting for a console account takes its credential (`open(console=…)`), not a keyword."""
+    if source == "console":
+        raise IdentityRefused(
+            "actor_source 'console' is reserved for the review console, which proves the account "
+            "it acts for with that account's token or session (registry serve): act as yourself"
+        )
+
+
 class Core:
     def __init__(self, config: Config, actor: str | None = None, actor_source: str | None = None):
+        _refuse_console_claim(actor_source)
         self.config = config
         self.home = config.home
         self.engine = dbmod.make_engine(config.db_url)
@@ -68,6 +78,7 @@ class Core:
 
     def declare_actor(self, name: str, source: str | None = None) -> None:
         """Act as `name` (e.g. `--actor`), if the team policy accepts it (else IdentityRefused)."""
+        _refuse_console_claim(source)
         self._declared, self._source = actor_identity.declared_actor(name), source
         self.settle_identity(self.policy())
 
@@ -205,11 +216,13 @@ class Core:
         actor: str | None = None,
         migrate: bool | None = None,
         actor_source: str | None = None,
+        console: console_grant.ConsoleGrant | None = None,
     ) -> Self:
         """Open a home; `migrate` (default: only SQLite) applies pending schema migrations.
 
-        `actor` (default: $REGISTRY_ACTOR) is accepted only as the team policy allows;
-        `actor_source="console"` says the caller authenticated that account itself.
+        `actor` (default: $REGISTRY_ACTOR) is accepted only as the team policy allows.
+        `console` (the review console only) acts for the account whose live token or session
+        the grant carries; the account is looked up from that credential, never taken as a name.
         """
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
         reg = cls(Config.load(home), actor, actor_source)
@@ -224,6 +237,9 @@ class Core:
             )
         reg.id = row.value
         reg.check_store()
+        if console is not None:  # the account is the credential's, whatever `actor` said
+            with reg.Session() as s:
+                reg._declared, reg._source = console_grant.account_of(s, console), "console"
         reg.settle_identity(reg.policy())
         reg.adopt_toml_policy()
         reg.config.interference = reg.policy().interference

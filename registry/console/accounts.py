@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
+from registry.db.console_grant import secret_hash
 from registry.db.models import Account, ConsoleSession
 from registry.errors import AlreadyExists, InvalidName, NotFound, RegistryError
 from registry.util.refs import check_name
@@ -48,7 +49,7 @@ def _user(a: Account) -> User:
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return secret_hash(token)  # as the library checks a token grant
 
 
 def new_token() -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel as Schema
 from pydantic import Field
 
 from registry.console import actions, queries
 from registry.console.accounts import User
+from registry.console.actions import MAX_INT, MAX_PAGE, check_ref
 from registry.console.auth import ApiError, bearer_user, registry
 from registry.db.as_json import base_view, event_view, recipe_view, run_view, vector_view
 from registry.errors import RegistryError
@@ -69,7 +70,7 @@ def list_vectors(
     q: str = "",
     status: str = "",
     base: str = "",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     reg = registry(request)
@@ -79,7 +80,7 @@ def list_vectors(
 
 @router.get("/vectors/{ref}", summary="Show a vector: lineage, interference, tensors")
 def show_vector(request: Request, user: Auth, ref: str, base: str = "") -> dict[str, Any]:
-    v = _read(registry(request).vector, ref, base or None)
+    v = _read(registry(request).vector, check_ref(ref), base or None)
     return {**vector_view(v, detail=True), "status_reason": v.status_reason, "status_actor": v.status_actor}
 
 
@@ -90,7 +91,7 @@ def list_recipes(
     q: str = "",
     status: str = "",
     base: str = "",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     reg = registry(request)
@@ -102,7 +103,7 @@ def list_recipes(
 @router.get("/recipes/{ref}", summary="Show a recipe version (NAME, NAME@vN or NAME@ALIAS)")
 def show_recipe(request: Request, user: Auth, ref: str) -> dict[str, Any]:
     reg = registry(request)
-    r = _read(reg.recipe, ref)
+    r = _read(reg.recipe, check_ref(ref))
     return {
         **recipe_view(r, reg.aliases(r.name)),
         "status_reason": r.status_reason,
@@ -114,7 +115,7 @@ def show_recipe(request: Request, user: Auth, ref: str) -> dict[str, Any]:
 def list_runs(
     request: Request,
     user: Auth,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     p = queries.runs(registry(request), page, size)
@@ -122,7 +123,7 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", summary="Show a run")
-def show_run(request: Request, user: Auth, run_id: int) -> dict[str, Any]:
+def show_run(request: Request, user: Auth, run_id: Annotated[int, Path(ge=1, le=MAX_INT)]) -> dict[str, Any]:
     r = queries.run(registry(request), run_id)
     if r is None:
         raise ApiError(404, f"run not found: {run_id}")
@@ -138,7 +139,7 @@ def audit(
     object: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> dict[str, Any]:
     p = queries.events(registry(request), actor, action, object, _utc(since), _utc(until), page)
     return _page(p, [event_view(e) for e in p.rows])

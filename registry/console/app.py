@@ -21,6 +21,7 @@ from registry.api import Registry
 from registry.console import api, pages
 from registry.console.actions import http_error
 from registry.console.auth import ApiError
+from registry.console.limits import BodyLimit
 from registry.errors import RegistryError
 
 HERE = Path(__file__).parent
@@ -65,6 +66,8 @@ def create_app(registry: Registry, secure_cookies: bool = False, throttle: float
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    # bodies capped and authenticated before they are read; added first, so the headers wrap it
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def headers(request: Request, call_next) -> Response:
@@ -99,5 +102,14 @@ def create_app(registry: Registry, secure_cookies: bool = False, throttle: float
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, e: StarletteHTTPException) -> Response:
         return await api_error(request, ApiError(e.status_code, str(e.detail)))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, e: Exception) -> Response:
+        """Whatever was not foreseen still answers in one line (JSON or the error page), never as
+        plain text or a traceback; the server logs the exception."""
+        message = "internal error: the server could not answer this request"
+        if _is_api(request):
+            return JSONResponse({"error": message}, 500)
+        return pages.page(request, "error.html", None, 500, message=message)
 
     return app

@@ -1,7 +1,9 @@
 """Who a request acts for: a Bearer token (REST) or a session cookie (pages), and CSRF checks.
 
-Writes open the registry as that account (`actor_source="console"`) and go through the same
-governance functions as the CLI; the console holds no rule of its own.
+Writes open the registry with a grant carrying the credential the request presented (its
+token or session secret): the library looks the account up from it, so nothing but a request
+that authenticated can act for an account. They go through the same governance functions as
+the CLI; the console holds no rule of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import Request
 from registry.api import Registry
 from registry.console import accounts, sessions
 from registry.console.accounts import User
+from registry.db.console_grant import ConsoleGrant
 
 COOKIE = "registry_session"
 PRE_COOKIE = "registry_signin"  # double-submit CSRF token of the sign-in form, before a session exists
@@ -40,6 +43,7 @@ def bearer_user(request: Request) -> User:
     user = accounts.by_token(registry(request), token.strip())
     if user is None:
         raise ApiError(401, "invalid or revoked token")
+    request.state.grant = ConsoleGrant("token", token.strip())
     return user
 
 
@@ -53,7 +57,11 @@ def session_secret(request: Request) -> str | None:
 
 
 def session_user(request: Request) -> User | None:
-    return sessions.lookup(registry(request), session_secret(request))
+    secret = session_secret(request)
+    user = sessions.lookup(registry(request), secret)
+    if user is not None and secret:
+        request.state.grant = ConsoleGrant("session", secret)
+    return user
 
 
 def uses_tls(request: Request) -> bool:
@@ -62,9 +70,14 @@ def uses_tls(request: Request) -> bool:
 
 @contextmanager
 def acting(request: Request, user: User) -> Iterator[Registry]:
-    """The registry opened as `user` for one write: their name is the actor of every audit event."""
-    reg = registry(request)
-    acting_reg = Registry.open(reg.home, actor=user.name, actor_source="console")
+    """The registry opened for one write as the account the request authenticated (its grant)."""
+    grant = getattr(request.state, "grant", None)
+    if grant is None:
+        raise ApiError(401, "sign in first: this request carries no credential")
+    acting_reg = Registry.open(registry(request).home, console=grant)
+    if acting_reg.actor != user.name:  # the credential changed hands between the checks
+        acting_reg.close()
+        raise ApiError(401, "the credential no longer belongs to this account: sign in again")
     try:
         yield acting_reg
     finally:

@@ -7,10 +7,12 @@ text is escaped by Jinja2's autoescape (names, reasons, YAML, lock contents alik
 from __future__ import annotations
 
 import asyncio
-import json
+import errno
+import math
+import os
 import secrets
+import stat
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from registry.console import actions, queries, render, sessions
 from registry.console.accounts import User, by_password, by_token
+from registry.console.actions import MAX_PAGE, check_ref
 from registry.console.auth import (
     COOKIE,
     PRE_COOKIE,
@@ -31,9 +34,11 @@ from registry.console.auth import (
 )
 from registry.db.as_json import run_view
 from registry.evaluation.results_log import recorded_notes
+from registry.util import bounded_json
 
 router = APIRouter(include_in_schema=False)
 LOCK_LIMIT = 1 << 20  # a lock file read for display: at most 1 MiB, parsed as JSON only
+LOCK_DEPTH = 16  # a lock nests a few levels; deeper is refused before anything walks it
 
 
 class SignInNeeded(Exception):
@@ -78,10 +83,14 @@ def may_approve(request: Request, user: User, created_by: str | None, status: st
 
 
 def _int(text: str | None, default: int = 1) -> int:
+    """A page number from the query string: not a number is the default, beyond the range a 400."""
     try:
-        return max(1, int(text or default))
-    except ValueError:
+        n = max(1, int(text or default))
+    except ValueError:  # also a number too long to convert
         return default
+    if n > MAX_PAGE:
+        raise ApiError(400, f"page number out of range: 1 to {MAX_PAGE}")
+    return n
 
 
 def _date(text: str | None, end: bool = False) -> datetime | None:
@@ -116,16 +125,21 @@ async def login(request: Request) -> Response:
         return page(request, "error.html", None, 403, message="sign-in form expired: reload the page")
     name, password, token = (str(form.get(k) or "") for k in ("name", "password", "token"))
     keys = [f"ip:{request.client.host if request.client else '?'}"] + ([f"name:{name[:128]}"] if name else [])
-    wait = max(sessions.delay_for(sessions.recent_failures(reg, k), request.app.state.throttle) for k in keys)
+    try:  # counted before the wait, so guesses sent at once queue like guesses sent in turn
+        wait = await run_in_threadpool(sessions.reserve, reg, keys, request.app.state.throttle)
+    except sessions.Throttled as e:
+        resp = page(
+            request, "login.html", None, 429, next=nxt, signin_csrf=expected, error=f"sign-in refused: {e}"
+        )
+        resp.headers["Retry-After"] = str(math.ceil(e.retry_after))
+        return resp
     if wait:
         await asyncio.sleep(wait)  # this request waits; other requests are served meanwhile
     if token:
         user = await run_in_threadpool(by_token, reg, token.strip())
     else:
         user = await run_in_threadpool(by_password, reg, name, password) if name else None
-    if user is None:
-        for k in keys:
-            sessions.record_failure(reg, k)
+    if user is None:  # the attempt is already counted
         fresh = secrets.token_urlsafe(32)
         resp = page(
             request,
@@ -199,7 +213,7 @@ def catalogue(
 def vector_page(request: Request, ref: str, base: str = "", ok: str = "") -> Response:
     user = signed_in(request)
     reg = registry(request)
-    v = reg.vector(ref, base or None)
+    v = reg.vector(check_ref(ref), base or None)
     layers, rows = render.interference_grid(v.interference or {})
     return page(
         request,
@@ -223,24 +237,61 @@ def vector_page(request: Request, ref: str, base: str = "", ok: str = "") -> Res
 
 
 def _lock(path: str) -> dict[str, Any]:
-    """What the output folder's lock says now (it lives outside the registry: read it warily)."""
-    lock = Path(path) / "registry-lock.json"
+    """What the output folder's lock says now.
+
+    The folder belongs to whoever materialized, not to the registry: its lock may be a FIFO
+    (an open that never returns), a link to /dev/zero (a read that never ends), a directory,
+    or JSON nested to break the parser. Only a regular file, opened without following a link
+    and without blocking, read up to LOCK_LIMIT and parsed with bounded nesting, is shown.
+    """
+    lock = os.path.join(path, "registry-lock.json")
+    return {"path": lock, **_lock_state(lock)}
+
+
+def _lock_state(lock: str) -> dict[str, str]:
+    """`state` and, when present, the `output_digest` the lock records; never blocks or raises."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        if lock.stat().st_size > LOCK_LIMIT:
-            return {"path": str(lock), "state": "too large to show"}
-        data = json.loads(lock.read_text())
-        return {"path": str(lock), "state": "present", "output_digest": str(data.get("output_digest"))}
+        fd = os.open(lock, flags | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        return {"path": str(lock), "state": "missing"}
-    except (OSError, ValueError, AttributeError):
-        return {"path": str(lock), "state": "unreadable"}
+        return {"state": "missing", "output_digest": ""}
+    except OSError as e:  # ELOOP (EMLINK on some systems): the lock is a symbolic link
+        link = e.errno in (errno.ELOOP, errno.EMLINK)
+        return {"state": "not a regular file" if link else "unreadable", "output_digest": ""}
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return {"state": "not a regular file", "output_digest": ""}
+        raw = b"" if info.st_size > LOCK_LIMIT else _read_at_most(fd, LOCK_LIMIT + 1)
+        if info.st_size > LOCK_LIMIT or len(raw) > LOCK_LIMIT:  # also when it grew after the stat
+            return {"state": "too large to show", "output_digest": ""}
+        data = bounded_json.loads(raw, LOCK_DEPTH)
+        if not isinstance(data, dict):
+            return {"state": "unreadable", "output_digest": ""}
+        digest = data.get("output_digest")
+        return {"state": "present", "output_digest": digest if isinstance(digest, str) else ""}
+    except (OSError, ValueError):
+        return {"state": "unreadable", "output_digest": ""}
+    finally:
+        os.close(fd)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    parts, got = [], 0
+    while got < limit:
+        part = os.read(fd, min(1 << 16, limit - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
 
 
 @router.get("/recipes/{ref}")
 def recipe_page(request: Request, ref: str, against: str = "", ok: str = "") -> Response:
     user = signed_in(request)
     reg = registry(request)
-    r = reg.recipe(ref)
+    r = reg.recipe(check_ref(ref))
     versions = queries.recipe_versions(reg, r.name)
     other_v = _int(against.lstrip("v"), 0) if against else (r.version - 1 if r.version > 1 else 0)
     other = reg.recipe(f"{r.name}@v{other_v}") if other_v in versions and other_v != r.version else None
@@ -315,7 +366,7 @@ def audit(
 @router.get("/lineage/{ref}")
 def lineage(request: Request, ref: str) -> Response:
     user = signed_in(request)
-    tree = registry(request).lineage(ref)
+    tree = registry(request).lineage(check_ref(ref))
     return page(request, "lineage.html", user, ref=ref, tree=tree, graph=render.lineage_svg(tree))
 
 

@@ -84,12 +84,19 @@ def test_service_account_may_declare(strict, home):
 
 
 def test_console_source_is_trusted_and_recorded(strict, home):
+    """Only a caller holding an account's credential acts for it, as the console does with the
+    request's token (issue 31.4); a bare `actor_source="console"` is refused."""
     from registry import Registry
+    from registry.console.accounts import add_user
+    from registry.db.console_grant import ConsoleGrant
 
-    reviewer = Registry.open(home, actor="dana", actor_source="console")
-    reviewer.approve("helpful", "looked at it", kind="vector")
-    event = reviewer.log("helpful")[-1]
+    token = add_user(strict, "dana", "reviewer")[1]
+    with Registry.open(home, console=ConsoleGrant("token", token)) as reviewer:
+        reviewer.approve("helpful", "looked at it", kind="vector")
+        event = reviewer.log("helpful")[-1]
     assert (event.actor, event.actor_source, event.authenticated_as) == ("dana", "console", login(strict))
+    with pytest.raises(IdentityRefused, match="reserved for the review console"):
+        Registry.open(home, actor="dana", actor_source="console")
     with pytest.raises(IdentityRefused, match="actor_source must be one of"):
         Registry.open(home, actor="dana", actor_source="trust-me")
 
