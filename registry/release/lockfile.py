@@ -125,7 +125,7 @@ def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> 
 
 Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (method `{r.method}`).
 
-- Base: **{b.name}** ({b.architecture}), digest `{b.digest}`
+- Base: **{card_text(b.name)}** ({card_text(b.architecture)}), digest `{b.digest}`
 - Output dtype: `{r.dtype}`
 - Recipe digest: `{r.content_digest}`
 
@@ -136,5 +136,18 @@ Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (m
 `registry-lock.json` lists every input and output digest; `registry verify --lock` re-checks it.
 """
     for key, note in sorted((notes or {}).items()):
-        body += f"\n## {key}\n\n" + "\n".join(f"- {k}: `{json.dumps(v)}`" for k, v in note.items()) + "\n"
+        lines = (f"- {card_text(k)}: {card_text(json.dumps(v, ensure_ascii=False))}" for k, v in note.items())
+        body += f"\n## {card_text(key)}\n\n" + "\n".join(lines) + "\n"
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+_MARKDOWN = "\\`*_{}[]()<>#+-.!|~"
+
+
+def card_text(value: Any) -> str:
+    """Any text shown in a model card's body, inert: one line, no HTML, no Markdown syntax.
+
+    Notes and names can come from elsewhere (a bundle, a config file); a card is rendered by
+    the Hub and by editors, so nothing in it may open a tag, a link or a code span."""
+    text = " ".join(str(value).split())
+    return "".join("&amp;" if c == "&" else f"\\{c}" if c in _MARKDOWN else c for c in text)

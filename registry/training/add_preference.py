@@ -245,11 +245,15 @@ def lora_difference(plus: Path | None, minus: Path | None) -> Factors:
 
 
 def _train_as_worker(core: Core, b: BaseModel, pairs, options: TrainingOptions, seed: int) -> None:
-
+    """A non-main process of a distributed launch: the same two halves, the same collectives
+    (θ− takes θ+'s reference log-probs, as on the main process), nothing recorded."""
     work = Path(tempfile.mkdtemp(prefix="worker-", dir=core.scratch()))
     try:
-        dpo.train_dpo(Path(b.path), pairs, options, seed, work / "plus")
-        dpo.train_dpo(Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus")
+        plus = dpo.train(Path(b.path), pairs, options, seed, work / "plus")
+        shared = plus.reference.switched() if plus.reference is not None else None
+        dpo.train(
+            Path(b.path), [x.switched() for x in pairs], options, seed, work / "minus", reference=shared
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return None

@@ -250,7 +250,12 @@ def train(
 
 
 def _trainer_class(dpo_trainer: type) -> type:
-    """trl's DPOTrainer, taking the reference log-probs as given instead of computing them."""
+    """trl's DPOTrainer whose reference log-probs are given, or computed once in memory.
+
+    trl's own precompute caches them in a file under the dataset's cache folder, which for an
+    in-memory dataset is a temporary folder of the main process: the other ranks of a
+    distributed launch cannot open it. Computed here, every rank holds all of them.
+    """
 
     class SharedReferenceDPOTrainer(dpo_trainer):
         def __init__(self, *args, given_reference: ReferenceLogps | None = None, **kwargs):
@@ -258,9 +263,9 @@ def _trainer_class(dpo_trainer: type) -> type:
             super().__init__(*args, **kwargs)
 
         def _precompute_ref_logps(self, dataset, name, batch_size):
-            given = self._given_reference
-            if given is None or name != "train":
+            if name != "train" or self.is_deepspeed_enabled:  # DeepSpeed needs trl's inference engine
                 return super()._precompute_ref_logps(dataset, name, batch_size)
+            given = self._given_reference or self._reference_logps(dataset, batch_size)
             from datasets import Value
 
             for column, values in (
@@ -270,6 +275,23 @@ def _trainer_class(dpo_trainer: type) -> type:
                 # float32, as trl's own precompute stores them: shared and computed give the same loss
                 dataset = dataset.add_column(column, list(values)).cast_column(column, Value("float32"))
             return dataset
+
+        def _reference_logps(self, dataset, batch_size) -> ReferenceLogps:
+            import torch
+            from torch.utils.data import DataLoader
+
+            loader = self.accelerator.prepare(
+                DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False)
+            )
+            model = self.ref_model or self.model
+            chosen, rejected = [], []
+            for batch in loader:  # each rank a share of the batches; gathered back in order
+                c, r = self.compute_ref_log_probs(model, batch)
+                c, r = self.accelerator.gather_for_metrics((c, r))
+                chosen.append(c.float().cpu())
+                rejected.append(r.float().cpu())
+            c, r = torch.cat(chosen), torch.cat(rejected)
+            return ReferenceLogps(tuple(float(x) for x in c), tuple(float(x) for x in r))
 
     return SharedReferenceDPOTrainer
 

@@ -24,6 +24,8 @@ from typing import Any
 from registry.errors import PluginError, RegistryError, TrainingFailed
 from registry.plugins.spec import Contrast, InstructedPlugin, PairGeneration, PreferencePair
 from registry.training.generation import Decoding, generate_answers
+from registry.training.progress import quiet_third_party
+from registry.training.progress import settings as progress_settings
 from registry.util.digests import pairs_digest
 
 CACHE_FORMAT = 1
@@ -186,8 +188,11 @@ def _generate(base, plugin, prompts, contrasts, settings: PairGeneration, log) -
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)  # bf16 matmuls are slow on CPUs
+    with quiet_third_party(progress_settings().interactive()):  # no loading bar among --json lines
+        tok = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(
+            base, dtype=torch.float32
+        )  # bf16 matmuls are slow on CPUs
     drawn = [contrast_index(p, settings.sample_seed, len(contrasts)) for p in prompts]
     answers: dict[tuple[int, str], str] = {}
     total = 2 * len(prompts)

@@ -133,7 +133,7 @@ def test_cli_prints_options_and_records_resolved_ones(sqlite_reg, cli):
         n["message"] for n in notes if n["event"] == "message" and n["message"].startswith("training: ")
     ]
     assert summary == [
-        "training: plain format, fp32, 2 steps, lr 1e-06, warm-up 10%, β 0.1, batch 4, max length 1024, full fine-tune"
+        "training: plain format, fp32, 2 steps, lr 1e-05, warm-up 10%, β 0.1, batch 4, max length 512, full fine-tune"
     ]
     params = json.loads(out)["lineage"]["params"]
     assert (
