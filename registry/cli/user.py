@@ -33,7 +33,9 @@ def add(ctx, name: str, role: str) -> None:
     from registry.console.accounts import add_user
     from registry.governance.authority import check_account_name, require_admin
 
-    require_admin(ctx.registry, "account.add", f"account:{name}", "manage console accounts")
+    require_admin(
+        ctx.registry, "account.add", f"account:{name}", "manage console accounts"
+    )  # before the name check
     check_account_name(ctx.registry, name, "account.add")
     u, token = add_user(ctx.registry, name, role)
     emit(

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from registry.db.console_grant import secret_hash
 from registry.db.models import Account, ConsoleSession
 from registry.errors import AlreadyExists, InvalidName, NotFound, RegistryError
+from registry.governance.authority import require_admin
 from registry.util.refs import check_name
 
 if TYPE_CHECKING:
@@ -82,9 +83,12 @@ def _check_role(role: str) -> str:
 
 
 def add_user(core: Core, name: str, role: str) -> tuple[User, str]:
-    """Create an account; returns it and its API token, which is never stored or shown again."""
+    """Create an account; returns it and its API token, which is never stored or shown again.
+
+    A policy admin's act on every path (issue 31.2): the library checks, not only the CLI."""
     check_name(name, "account name")
     _check_role(role)
+    require_admin(core, "account.add", f"account:{name}", "manage console accounts")
     token = new_token()
 
     def write() -> User:
@@ -106,6 +110,7 @@ def list_users(core: Core) -> list[User]:
 
 def remove_user(core: Core, name: str) -> None:
     """Delete the account and every browser session it holds; its audit trail stays."""
+    require_admin(core, "account.remove", f"account:{name}", "manage console accounts")
 
     def write() -> None:
         with core.Session.begin() as s:
@@ -121,6 +126,7 @@ def remove_user(core: Core, name: str) -> None:
 
 def set_password(core: Core, name: str, password: str) -> None:
     """Set (or replace) the password; the account's open browser sessions are ended."""
+    require_admin(core, "account.password", f"account:{name}", "manage console accounts")
     if len(password) < MIN_PASSWORD:
         raise RegistryError(f"password too short: use at least {MIN_PASSWORD} characters")
     hashed = hash_password(password)

@@ -64,7 +64,7 @@ def console(reg, models, home, monkeypatch) -> Console:
         }
     )
     govern(home)
-    reg.actor = "admin-cli"
+    reg.actor = "tester"  # a policy admin: accounts are an admin's act on every path
     tokens = {}
     for name, role in ROLES.items():
         tokens[name] = add_user(reg, name, role)[1]

@@ -125,6 +125,23 @@ def test_accounts_are_managed_by_policy_admins_only(team, monkeypatch):
     assert set(after) == {"rev"} and after["rev"][1].startswith("scrypt$")
 
 
+def test_the_library_refuses_account_management_to_a_non_admin(team):
+    """Issue 31.2 on the library path: the same rule as the CLI, in the functions themselves."""
+    from registry.console.accounts import add_user, remove_user, set_password
+
+    before = accounts(team)
+    need = f"only a policy admin (lead) may manage console accounts, not {team.login}"
+    with opened(team) as reg:
+        for act in (
+            lambda: add_user(reg, "eve", "admin"),
+            lambda: set_password(reg, "rev", "a long passphrase"),
+            lambda: remove_user(reg, "rev"),
+        ):
+            with pytest.raises(GovernanceRefused, match=re.escape(need)):
+                act()
+    assert accounts(team) == before
+
+
 def test_a_console_account_cannot_take_a_login_name(team, monkeypatch):
     """Issue 31.2: an account named like a login acts in the console with that login's rights
     (four-eyes, admins, protected aliases). Even an admin cannot create or re-password one."""
