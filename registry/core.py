@@ -225,25 +225,25 @@ class Core:
         the grant carries; the account is looked up from that credential, never taken as a name.
         """
         home = Path(home or os.environ.get("REGISTRY_HOME") or ".").resolve()
-        reg = cls(Config.load(home), actor, actor_source)
-        check_on_open(reg.config.db_url)
-        reg.upgrade(migrate)
-        with reg.Session() as s:
+        opened = cls(Config.load(home), actor, actor_source)
+        check_on_open(opened.config.db_url)
+        opened.upgrade(migrate)
+        with opened.Session() as s:
             row = s.get(Meta, "registry_id")
         if row is None:
             raise NotInitialized(
-                f"database {redact(reg.engine.url)} holds no registry: restore it from a backup, "
+                f"database {redact(opened.engine.url)} holds no registry: restore it from a backup, "
                 "or point `db` in registry.toml at the registry's database"
             )
-        reg.id = row.value
-        reg.check_store()
+        opened.id = row.value
+        opened.check_store()
         if console is not None:  # the account is the credential's, whatever `actor` said
-            with reg.Session() as s:
-                reg._declared, reg._source = console_grant.account_of(s, console), "console"
-        reg.settle_identity(reg.policy())
-        reg.adopt_toml_policy()
-        reg.config.interference = reg.policy().interference
-        return reg
+            with opened.Session() as s:
+                opened._declared, opened._source = console_grant.account_of(s, console), "console"
+        opened.settle_identity(opened.policy())
+        opened.adopt_toml_policy()
+        opened.config.interference = opened.policy().interference
+        return opened
 
     def adopt_toml_policy(self) -> None:
         """Move a pre-0004 registry.toml's settings into the database: a policy admin's act, once.

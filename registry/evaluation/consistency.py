@@ -29,13 +29,22 @@ def _replica(core: Core, v: Vector, seed: int) -> Vector | None:
         r = get_vector(core, f"{v.name}-seed{seed}", v.base.name)
     except NotFound:
         return None
-    same = r.run is not None and (r.run.plugin, r.run.params, r.run.dataset_digest, r.run.seed) == (
+    same = r.run is not None and (r.run.plugin, how_trained(r.run.params), r.run.dataset_digest, r.run.seed) == (
         v.run.plugin,
-        v.run.params,
+        how_trained(v.run.params),
         v.run.dataset_digest,
         seed,
     )
     return r if same else None
+
+
+def how_trained(params: dict[str, Any]) -> dict[str, Any]:
+    """A run's params without what it measured (phase times, whether pairs came from a work folder)."""
+    out = {k: v for k, v in params.items() if k != "phase_seconds"}
+    if isinstance(out.get("pair_generation"), dict):
+        measured = {"seconds", "reused_from_work_folder"}
+        out["pair_generation"] = {k: v for k, v in out["pair_generation"].items() if k not in measured}
+    return out
 
 
 def consistency(

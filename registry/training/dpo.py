@@ -28,6 +28,7 @@ from registry.errors import TrainingFailed
 from registry.plugins.spec import PreferencePair
 from registry.training.options import TrainingOptions, is_main_process
 from registry.training.progress import TrainingProgress, quiet_third_party, settings, trainer_callback
+from registry.training.reference_logps import ReferenceLogps, trainer_class
 
 
 @dataclass
@@ -57,18 +58,6 @@ class TrainResult:
             "world_size": self.world_size,
             "reference_logps": "precomputed once, shared by θ+ and θ−",
         }
-
-
-@dataclass(frozen=True)
-class ReferenceLogps:
-    """Per pair, the base's summed log-prob of the chosen and of the rejected answer."""
-
-    chosen: tuple[float, ...]
-    rejected: tuple[float, ...]
-
-    def switched(self) -> ReferenceLogps:
-        """θ−'s reference: the same numbers with the labels swapped, as its pairs are."""
-        return ReferenceLogps(self.rejected, self.chosen)
 
 
 def preference_rows(pairs: list[PreferencePair], data_format: str) -> dict[str, list]:
@@ -190,7 +179,7 @@ def train(
         if reference is not None and len(reference.chosen) != len(pairs):
             raise TrainingFailed(f"{len(reference.chosen)} reference log-probs for {len(pairs)} pairs")
         ref_started = time.monotonic()
-        trainer = _trainer_class(DPOTrainer)(
+        trainer = trainer_class(DPOTrainer)(
             model=model,
             args=args,
             train_dataset=data,
@@ -247,53 +236,6 @@ def train(
             + (f", last step {summary}" if summary else "")
         )
     return result
-
-
-def _trainer_class(dpo_trainer: type) -> type:
-    """trl's DPOTrainer whose reference log-probs are given, or computed once in memory.
-
-    trl's own precompute caches them in a file under the dataset's cache folder, which for an
-    in-memory dataset is a temporary folder of the main process: the other ranks of a
-    distributed launch cannot open it. Computed here, every rank holds all of them.
-    """
-
-    class SharedReferenceDPOTrainer(dpo_trainer):
-        def __init__(self, *args, given_reference: ReferenceLogps | None = None, **kwargs):
-            self._given_reference = given_reference  # read by the precompute, during __init__
-            super().__init__(*args, **kwargs)
-
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            if name != "train" or self.is_deepspeed_enabled:  # DeepSpeed needs trl's inference engine
-                return super()._precompute_ref_logps(dataset, name, batch_size)
-            given = self._given_reference or self._reference_logps(dataset, batch_size)
-            from datasets import Value
-
-            for column, values in (
-                ("ref_chosen_logps", given.chosen),
-                ("ref_rejected_logps", given.rejected),
-            ):
-                # float32, as trl's own precompute stores them: shared and computed give the same loss
-                dataset = dataset.add_column(column, list(values)).cast_column(column, Value("float32"))
-            return dataset
-
-        def _reference_logps(self, dataset, batch_size) -> ReferenceLogps:
-            import torch
-            from torch.utils.data import DataLoader
-
-            loader = self.accelerator.prepare(
-                DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False)
-            )
-            model = self.ref_model or self.model
-            chosen, rejected = [], []
-            for batch in loader:  # each rank a share of the batches; gathered back in order
-                c, r = self.compute_ref_log_probs(model, batch)
-                c, r = self.accelerator.gather_for_metrics((c, r))
-                chosen.append(c.float().cpu())
-                rejected.append(r.float().cpu())
-            c, r = torch.cat(chosen), torch.cat(rejected)
-            return ReferenceLogps(tuple(float(x) for x in c), tuple(float(x) for x in r))
-
-    return SharedReferenceDPOTrainer
 
 
 @contextlib.contextmanager

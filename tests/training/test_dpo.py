@@ -137,7 +137,7 @@ def test_cli_prints_options_and_records_resolved_ones(sqlite_reg, cli):
     ]
     params = json.loads(out)["lineage"]["params"]
     assert (
-        params["data_format"] == "plain" and params["precision"] == "fp32" and params["learning_rate"] == 1e-6
+        params["data_format"] == "plain" and params["precision"] == "fp32" and params["learning_rate"] == 1e-5
     )
     # the recorded options replay as they are
     params.pop("plugin_options"), params.pop("lossless")
