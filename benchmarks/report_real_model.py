@@ -1,6 +1,6 @@
 """Markdown tables for docs/training.md from a real_model.py result file (numbers quoted as stored).
 
-    python benchmarks/report_real_model.py benchmarks/results/2026-12-07-real-model-steering.json
+python benchmarks/report_real_model.py benchmarks/results/2026-12-07-real-model-steering.json
 """
 
 from __future__ import annotations
@@ -35,23 +35,37 @@ def main(path: str) -> None:
     second = doc.get("second_preference") or {}
     for key in ("eli5+1", "eli5-1", "verbose+1_eli5+1"):
         if key in second:
-            label = {"eli5+1": "eli5 η = +1", "eli5-1": "eli5 η = −1", "verbose+1_eli5+1": "verbose +1 and eli5 +1"}[key]
+            label = {
+                "eli5+1": "eli5 η = +1",
+                "eli5-1": "eli5 η = −1",
+                "verbose+1_eli5+1": "verbose +1 and eli5 +1",
+            }[key]
             print(row(label, second[key], base))
     print()
     t = v["train"]["result"]
-    print(f"pairs: {json.dumps(t['pair_generation']['counts'])}; phase seconds: {json.dumps(t['phase_seconds'])}")
-    print(f"verbose training wall seconds (pairs included): {v['train']['wall_seconds']}, load {v['train']['load_before']} → {v['train']['load_after']}")
+    print(
+        f"pairs: {json.dumps(t['pair_generation']['counts'])}; phase seconds: {json.dumps(t['phase_seconds'])}"
+    )
+    print(
+        f"verbose training wall seconds (pairs included): {v['train']['wall_seconds']}, load {v['train']['load_before']} → {v['train']['load_after']}"
+    )
     if second.get("train"):
         s = second["train"]
-        print(f"eli5 training wall seconds: {s['wall_seconds']}; phase seconds {json.dumps(s['result']['phase_seconds'])}")
+        print(
+            f"eli5 training wall seconds: {s['wall_seconds']}; phase seconds {json.dumps(s['result']['phase_seconds'])}"
+        )
         print(f"cosine verbose vs eli5: {second['cosine_with_verbose']['global']:.4f}")
-        print(f"interference recorded at training: {json.dumps(s['result']['interference'].get('cosines', {}))}")
+        print(
+            f"interference recorded at training: {json.dumps(s['result']['interference'].get('cosines', {}))}"
+        )
     cross = doc.get("cross_seed") or {}
     if cross.get("cosine"):
         print(f"cross-seed cosine (seeds 0 and 1, same pairs): {cross['cosine']['result']['global']:.4f}")
     for eta, r in v.get("materialize_rounding", {}).items():
         print(f"materialize at η = {eta}: {r['rounding_warning']}")
-    print(f"machine: {doc['machine']['cpu']}, {doc['machine']['cpus']} cores, load at start {doc['machine']['load_average_at_start']}, at end {doc['machine']['load_average_at_end']}")
+    print(
+        f"machine: {doc['machine']['cpu']}, {doc['machine']['cpus']} cores, load at start {doc['machine']['load_average_at_start']}, at end {doc['machine']['load_average_at_end']}"
+    )
     print()
     for eta in ("-1", "+0", "+1"):
         s = v["samples"][eta][0]

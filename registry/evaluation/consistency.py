@@ -29,7 +29,12 @@ def _replica(core: Core, v: Vector, seed: int) -> Vector | None:
         r = get_vector(core, f"{v.name}-seed{seed}", v.base.name)
     except NotFound:
         return None
-    same = r.run is not None and (r.run.plugin, how_trained(r.run.params), r.run.dataset_digest, r.run.seed) == (
+    same = r.run is not None and (
+        r.run.plugin,
+        how_trained(r.run.params),
+        r.run.dataset_digest,
+        r.run.seed,
+    ) == (
         v.run.plugin,
         how_trained(v.run.params),
         v.run.dataset_digest,
