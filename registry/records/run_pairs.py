@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from registry.core import Core
 
 
+def generated_pairs_digest(rows: Iterable[Any]) -> str:
+    """Every generated pair, kept or dropped, in order (rows with prompt, chosen, rejected,
+    contrast, dropped_because): the digest a run's lineage holds and `run pairs` re-checks."""
+    return pairs_digest(
+        (r.prompt, r.chosen, r.rejected, str(r.contrast), r.dropped_because or "") for r in rows
+    )
+
+
 def record_pairs(
     core: Core, run_id: int, rows: Iterable[Any], lineage: dict[str, Any], kept: int, digest: str
 ) -> None:
@@ -57,9 +65,7 @@ def run_pairs(core: Core, run_id: int, dropped: bool = True) -> dict[str, Any]:
         generation = (run.params or {}).get("pair_generation")
     if generation is None:
         raise NotFound(f"run {run_id} generated no pairs (its plugin supplied them)")
-    digest = pairs_digest(
-        (r.prompt, r.chosen, r.rejected, str(r.contrast), r.dropped_because or "") for r in rows
-    )
+    digest = generated_pairs_digest(rows)
     if digest != generation.get("pairs_digest"):
         raise RegistryError(f"run {run_id}: stored pairs do not match the digest in its lineage")
     return {

@@ -17,12 +17,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from registry.errors import PluginError, RegistryError, TrainingFailed
 from registry.plugins.spec import Contrast, InstructedPlugin, PairGeneration, PreferencePair
+from registry.records.run_pairs import generated_pairs_digest
 from registry.training.generation import Decoding, generate_answers
 from registry.training.progress import quiet_third_party
 from registry.training.progress import settings as progress_settings
@@ -53,7 +54,6 @@ class GeneratedPairs:
     contrasts: list[Contrast]
     seconds: float = 0.0
     reused: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kept(self) -> list[PreferencePair]:
@@ -64,10 +64,7 @@ class GeneratedPairs:
         return {"generated": len(self.rows), "kept": len(self.kept), "dropped": dict(sorted(dropped.items()))}
 
     def digest(self) -> str:
-        """Every generated pair, kept or dropped, in order: what `run pairs` shows."""
-        return pairs_digest(
-            (r.prompt, r.chosen, r.rejected, str(r.contrast), r.dropped_because or "") for r in self.rows
-        )
+        return generated_pairs_digest(self.rows)
 
     def lineage(self) -> dict[str, Any]:
         return {
@@ -78,7 +75,6 @@ class GeneratedPairs:
             "counts": self.counts(),
             "seconds": round(self.seconds, 1),
             "reused_from_work_folder": self.reused,
-            **self.extra,
         }
 
 
