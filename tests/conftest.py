@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.threads import holding
+
 PG_ADMIN = os.environ.get("REGISTRY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -155,3 +157,11 @@ def test_plugins(monkeypatch):
     real = Group.entry_points
 
     return register
+
+
+@pytest.fixture
+def hold():
+    """hold(point) -> (reached, release): the first thread other than the test's to reach
+    `point` waits there until released (tests/threads.py)."""
+    with holding() as arm:
+        yield arm

@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from registry.exchange.bundle import export_bundle, import_bundle
 from registry.governance.policy import set_policy
 from registry.governance.revocation import remove_trusted, revoked_ids
 from registry.governance.signing import list_trusted
-from registry.util.faults import set_pause
 from tests.test_security import MIX, ec_keys, rewrite
+from tests.threads import in_thread
 
 TUNE = {"from": "mix@v0", "metric": "verbose_margin", "target": 5.0, "eta": 1.5, "value": 5.01}
 
@@ -58,45 +57,6 @@ def signed(tmp_path, models):
     path = export_bundle(src, ["mix"], tmp_path / "release.tar")["out"]
     src.close()
     return Path(path), pub
-
-
-@pytest.fixture
-def hold():
-    """hold(point) -> (reached, release): the first thread other than the test's to reach
-    `point` waits there until released."""
-    armed: list[str] = []
-
-    def arm(point: str):
-        reached, release, first = threading.Event(), threading.Event(), []
-
-        def hook() -> None:
-            if threading.current_thread() is threading.main_thread() or first:
-                return
-            first.append(True)
-            reached.set()
-            assert release.wait(120)
-
-        set_pause(point, hook)
-        armed.append(point)
-        return reached, release
-
-    yield arm
-    for point in armed:
-        set_pause(point, None)
-
-
-def in_thread(fn) -> tuple[threading.Thread, dict]:
-    result: dict = {}
-
-    def run() -> None:
-        try:
-            result["value"] = fn()
-        except Exception as e:  # handed to the test
-            result["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, result
 
 
 def statuses(reg) -> dict[str, str]:

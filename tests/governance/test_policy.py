@@ -165,35 +165,6 @@ def test_a_legacy_policy_is_adopted_by_an_admin_not_by_whoever_opens_first(reg, 
     admin.close()
 
 
-@pytest.fixture
-def hold():
-    """hold(point) -> (reached, release): the first thread at `point` waits there until released."""
-    import threading
-
-    from registry.util.faults import set_pause
-
-    first: list[bool] = []
-    points: list[str] = []
-
-    def arm(point: str):
-        reached, release = threading.Event(), threading.Event()
-
-        def hook() -> None:
-            if first:
-                return
-            first.append(True)
-            reached.set()
-            assert release.wait(120)
-
-        set_pause(point, hook)
-        points.append(point)
-        return reached, release
-
-    yield arm
-    for point in points:
-        set_pause(point, None)
-
-
 def test_concurrent_protected_alias_sets_both_land(reg, home, hold):
     """Issue 31.14: `policy set protected_aliases.X` read the map outside any lock, so two
     admins setting two aliases at once lost one silently (SQLite and PostgreSQL)."""

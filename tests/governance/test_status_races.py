@@ -7,54 +7,11 @@ state is one a sequence of the two could give, and every audit row's `from=` is 
 
 from __future__ import annotations
 
-import threading
-
-import pytest
-
 from registry.errors import GovernanceRefused, InvalidTransition
-from registry.util.faults import set_pause
+from tests.threads import in_thread
 
 READ = "lifecycle:status-read"  # inside the write transaction, status read, not yet written
 CHECKED = "lifecycle:before-write"  # after the checks (and signing), before the transaction
-
-
-@pytest.fixture
-def hold():
-    """hold(point) -> (reached, release): the first other thread at `point` waits until released."""
-    first = []
-    armed = []
-
-    def arm(point: str):
-        reached, release = threading.Event(), threading.Event()
-
-        def hook():
-            if threading.current_thread() is threading.main_thread() or first:
-                return
-            first.append(True)
-            reached.set()
-            assert release.wait(120)
-
-        set_pause(point, hook)
-        armed.append(point)
-        return reached, release
-
-    yield arm
-    for point in armed:
-        set_pause(point, None)
-
-
-def in_thread(fn) -> tuple[threading.Thread, dict]:
-    result: dict = {}
-
-    def run():
-        try:
-            result["value"] = fn()
-        except Exception as e:  # handed to the test, which checks type and message
-            result["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, result
 
 
 def moves(reg, ref: str) -> list[tuple[str, str | None]]:
