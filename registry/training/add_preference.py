@@ -7,7 +7,6 @@ hyper-parameters for both halves; only the labels differ (`dpo` trains one half)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ from registry.storage.tensor_io import SafetensorsFolder
 from registry.training import dpo
 from registry.training.options import TrainingOptions, is_main_process
 from registry.training.pair_generation import generate_pairs, plan
-from registry.util.digests import pairs_digest
+from registry.util.digests import content_digest, pairs_digest
 from registry.util.extras import require
 from registry.util.faults import crashpoint
 from registry.util.refs import check_name
@@ -177,8 +176,9 @@ def plugin_pairs(p, plugin_options: dict[str, Any]) -> list[PreferencePair]:
 
 def _halves_key(base_digest: str, pairs: list[PreferencePair], options: TrainingOptions, seed: int) -> str:
     """What a trained half depends on: a work folder's half is reused only when this matches."""
-    doc = {"base": base_digest, "pairs": dataset_digest(pairs), "options": options.as_dict(), "seed": seed}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return content_digest(
+        {"base": base_digest, "pairs": dataset_digest(pairs), "options": options.as_dict(), "seed": seed}
+    )
 
 
 def _half(

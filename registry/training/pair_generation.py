@@ -27,7 +27,7 @@ from registry.records.run_pairs import generated_pairs_digest
 from registry.training.generation import Decoding, generate_answers
 from registry.training.progress import quiet_third_party
 from registry.training.progress import settings as progress_settings
-from registry.util.digests import pairs_digest
+from registry.util.digests import content_digest, pairs_digest
 
 CACHE_FORMAT = 1
 
@@ -126,15 +126,16 @@ def plan(
 
 def inputs_key(base_digest: str, plugin: InstructedPlugin, prompts, contrasts, settings) -> str:
     """What generated pairs depend on: a work folder's pairs are reused only when this matches."""
-    doc = {
-        "format": CACHE_FORMAT,
-        "base": base_digest,
-        "plugin": [plugin.name, plugin.version],
-        "prompts": prompts,
-        "contrasts": [asdict(c) for c in contrasts],
-        "settings": asdict(settings),
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return content_digest(
+        {
+            "format": CACHE_FORMAT,
+            "base": base_digest,
+            "plugin": [plugin.name, plugin.version],
+            "prompts": prompts,
+            "contrasts": [asdict(c) for c in contrasts],
+            "settings": asdict(settings),
+        }
+    )
 
 
 def generate_pairs(
