@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from ml_dtypes import bfloat16
 
 from registry.errors import IntegrityError
 from registry.merging.methods import MergeMethod
@@ -150,6 +149,8 @@ def linear_block(
     (the first store format; the caller then merges in float32). `observe` sees each rounded
     sub-block while it is in cache.
     """
+    from ml_dtypes import bfloat16  # why: its import alone costs more than a listing may take
+
     terms = []
     for slot, (v, w) in enumerate(zip(vectors, weights, strict=True)):
         p = v.read_parts(name, a, b, slot)

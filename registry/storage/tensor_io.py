@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from ml_dtypes import bfloat16 as BF16
 
 from registry.errors import IncompatibleWeights, UnsafeWeights
 from registry.util.digests import stream_hasher
@@ -59,7 +58,9 @@ BLOCK_BYTES = 8 << 20  # rows are read and written in blocks of about this many 
 def to_f32(raw: np.ndarray, tag: str) -> np.ndarray:
     """Widen stored values to float32 exactly (every bf16/fp16 value is an fp32 value)."""
     if tag == "BF16":
-        return raw.view(BF16).astype(np.float32)
+        from ml_dtypes import bfloat16  # why: its import alone costs more than a listing may take
+
+        return raw.view(bfloat16).astype(np.float32)
     if tag == "F32":
         return raw
     return raw.astype(np.float32)
@@ -72,7 +73,9 @@ def from_f32(x: np.ndarray, tag: str) -> np.ndarray:
     if tag == "F16":
         return x.astype(np.float16)
     if tag == "BF16":
-        return np.ascontiguousarray(x).astype(BF16).view(np.uint16)
+        from ml_dtypes import bfloat16
+
+        return np.ascontiguousarray(x).astype(bfloat16).view(np.uint16)
     raise ValueError(f"cannot write dtype {tag}")
 
 
