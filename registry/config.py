@@ -74,8 +74,17 @@ def redact(url: Any) -> str:
     return hidden.render_as_string(hide_password=True).replace(_MARK, HIDDEN)
 
 
+def _plain(url: Any) -> bool:
+    """No user part, no query, no "password": nothing to hide, known without SQLAlchemy's parser
+    (whose import alone costs more than a listing may take)."""
+    text = str(url)
+    return "@" not in text and "?" not in text and "password" not in text.lower()
+
+
 def has_secret(url: Any) -> bool:
     """Whether a URL carries a password (a `***` placeholder is none)."""
+    if _plain(url):
+        return False
     u = _parse(url)
     if u is None:
         return "@" in str(url) or "password" in str(url).lower()
@@ -84,6 +93,8 @@ def has_secret(url: Any) -> bool:
 
 def without_password(url: str) -> str:
     """Drop passwords and `***` placeholders, so PGPASSWORD / ~/.pgpass supply them."""
+    if _plain(url):
+        return url
     from sqlalchemy.engine import URL
 
     u = _parse(url)
@@ -135,6 +146,17 @@ def _legacy_policy(path: Path, data: dict[str, Any]) -> dict[str, Any]:
                 raise RegistryError(f"{path}: unknown key {key}.{k} (known: {', '.join(sub)})")
             legacy[sub[k]] = v
     return legacy
+
+
+def normalized_store(store_url: str) -> str:
+    """One spelling per store: local paths resolved, URLs without a trailing slash."""
+    if "://" in store_url:
+        return store_url.rstrip("/")
+    return str(Path(store_url).resolve())
+
+
+def same_store(a: str, b: str) -> bool:
+    return normalized_store(a) == normalized_store(b)
 
 
 @dataclass

@@ -15,19 +15,13 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.config import Config, redact, scrub
+from registry.config import Config, redact, same_store, scrub
 from registry.db import actor_identity, console_grant, registry_identity
 from registry.db import engine as dbmod
 from registry.db.health import check_on_open, sqlite_path
 from registry.db.models import AuditEvent, Meta
-from registry.db.policy import (
-    POLICY_IN_DB,
-    TeamPolicy,
-    import_legacy,
-    initial_policy,
-    read_policy,
-    seed_new_registry,
-)
+from registry.db.policy import POLICY_IN_DB, TeamPolicy, initial_policy
+from registry.db.policy_store import import_legacy, read_policy, seed_new_registry
 from registry.db.revision import SCHEMA_HEAD
 from registry.errors import (
     AlreadyExists,
@@ -160,11 +154,7 @@ class Core:
                 f"database {self._where()} already holds registry {self.id[:8]} but records no store "
                 "for it: pass --store with the store its other homes use"
             )
-        if (
-            recorded is not None
-            and asked
-            and not registry_identity.same_store(self.config.store_url, recorded)
-        ):
+        if recorded is not None and asked and not same_store(self.config.store_url, recorded):
             raise StoreMismatch(
                 f"database {self._where()} already holds registry {self.id[:8]} with store {recorded}, "
                 f"not {self.config.store_url}: run init without --store to join it, or use another database"
@@ -187,7 +177,7 @@ class Core:
         """Refuse a registry.toml whose store is not the one the database records."""
         with self.Session() as s:
             recorded = registry_identity.recorded_store(s, self.id)
-        if recorded is not None and not registry_identity.same_store(recorded, self.config.store_url):
+        if recorded is not None and not same_store(recorded, self.config.store_url):
             if not self._moved_together():
                 raise StoreMismatch(
                     f"registry.toml in {self.home} names store {self.config.store_url}, but database "

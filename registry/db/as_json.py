@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # annotations only: the fast listings render rows without loa
     )
 
 
+# audit actions whose details are notes of the recipe version they name -> the note's key
+NOTE_ACTIONS = {"recipe.tune": "tune", "recipe.retention": "retention"}
+
+
 def _t(x: datetime | None) -> str | None:
     return x.isoformat(timespec="seconds") + "Z" if x else None
 

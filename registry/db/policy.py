@@ -15,11 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from registry.config import InterferencePolicy
-from registry.db.models import Meta, TeamPolicySetting
 from registry.errors import RegistryError
 from registry.util.refs import check_alias
 
@@ -123,63 +119,15 @@ def parse_text(key: str, text: str) -> Any:
     return parse_value(key, value)
 
 
-def read_policy(s: Session) -> TeamPolicy:
-    """The policy as stored now; an absent key has its default."""
-    rows = {r.key: r.value for r in s.scalars(select(TeamPolicySetting))}
-    values = {}
-    for key, spec in KEYS.items():
-        values[key] = parse_value(key, rows[key]) if key in rows else spec.default
-    return TeamPolicy(**values)
-
-
-def lock_policy(s: Session) -> None:
-    """Hold the team policy against other writers until this transaction ends.
-
-    An UPDATE of every row takes SQLite's write lock (even when it touches no row) and
-    locks PostgreSQL's rows, so a read that follows sees what the write will replace. A
-    key not stored yet is guarded by its primary key: a racing insert fails, and the
-    retried write reads the value the winner stored.
-    """
-    stmt = update(TeamPolicySetting).values(set_by=TeamPolicySetting.set_by)
-    s.execute(stmt.execution_options(synchronize_session=False))
-
-
-def write_setting(s: Session, key: str, value: Any, actor: str) -> Any:
-    """Store one key (parsed); returns the previous value (the default when unset)."""
-    value = parse_value(key, value)
-    row = s.get(TeamPolicySetting, key)
-    before = KEYS[key].default if row is None else row.value
-    if row is None:
-        s.add(TeamPolicySetting(key=key, value=value, set_by=actor))
-    else:
-        row.value, row.set_by = value, actor
-    return before
-
-
-def seed_new_registry(s: Session, actor: str, given: dict[str, Any] | None) -> TeamPolicy:
-    """A new registry's policy: defaults, `NEW_REGISTRY`, `given`; its creator the first admin."""
-    values = {**NEW_REGISTRY, **(given or {})}
-    values.setdefault("admins", [actor])
-    for key, value in values.items():
-        write_setting(s, key, value, actor)
-    s.merge(Meta(key=POLICY_IN_DB, value="1"))
-    return read_policy(s)
-
-
 def initial_policy(given: dict[str, Any] | None) -> TeamPolicy:
     """What `seed_new_registry` will store, before anything is written (to judge the actor)."""
     values = {k: parse_value(k, v) for k, v in {**NEW_REGISTRY, **(given or {})}.items()}
     return TeamPolicy(**{k: values.get(k, spec.default) for k, spec in KEYS.items()})
 
 
-def import_legacy(s: Session, legacy: dict[str, Any], actor: str) -> bool:
-    """Move registry.toml's old settings in once (first open after migration 0004).
-
-    Returns False when the policy already lives in the database: the caller refuses them then.
-    """
-    if s.get(Meta, POLICY_IN_DB) is not None:
-        return not legacy
-    for key, value in legacy.items():
-        write_setting(s, key, value, actor)
-    s.add(Meta(key=POLICY_IN_DB, value="1"))
-    return True
+def policy_from_rows(rows: dict[str, Any]) -> TeamPolicy:
+    """The policy of stored key -> value rows; an absent key has its default."""
+    values = {}
+    for key, spec in KEYS.items():
+        values[key] = parse_value(key, rows[key]) if key in rows else spec.default
+    return TeamPolicy(**values)

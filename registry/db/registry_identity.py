@@ -7,22 +7,10 @@ registry.toml that names another one.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.orm import Session
 
+from registry.config import normalized_store
 from registry.db.models import RegistryIdentity
-
-
-def normalized(store_url: str) -> str:
-    """One spelling per store: local paths resolved, URLs without a trailing slash."""
-    if "://" in store_url:
-        return store_url.rstrip("/")
-    return str(Path(store_url).resolve())
-
-
-def same_store(a: str, b: str) -> bool:
-    return normalized(a) == normalized(b)
 
 
 def recorded_store(s: Session, registry_id: str) -> str | None:
@@ -36,4 +24,4 @@ def record(s: Session, registry_id: str, store_url: str, actor: str) -> None:
     if row is None:
         row = RegistryIdentity(registry_id=registry_id)
         s.add(row)
-    row.store, row.recorded_by = normalized(store_url), actor
+    row.store, row.recorded_by = normalized_store(store_url), actor

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from registry.db.as_json import NOTE_ACTIONS
 from registry.db.models import AuditEvent
 from registry.evaluation.retention import gate
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from registry.core import Core
     from registry.db.models import Recipe
 
-ACTIONS = {"recipe.tune": "tune", "recipe.retention": "retention"}
+ACTIONS = NOTE_ACTIONS  # the fast `recipe show` (db.listings) reads the same list
 
 
 def recorded_notes(core: Core, ref: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from registry.db.policy import KEYS, lock_policy, parse_text, parse_value, read_policy, write_setting
+from registry.db.policy import KEYS, parse_text, parse_value
+from registry.db.policy_store import lock_policy, read_policy, write_setting
 from registry.errors import RegistryError
 from registry.governance.authority import require_admin
 from registry.util.faults import pause

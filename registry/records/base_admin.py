@@ -11,7 +11,8 @@ from registry.db.as_json import base_view
 from registry.db.models import BaseFile, BaseLocation, BaseModel, Recipe, TrainingRun, Vector
 from registry.errors import NotFound, RegistryError
 from registry.records.bases import check_pins, get_base, lookup_base, pins_of
-from registry.records.hosts import host_id, locations
+from registry.records.hosts import locations
+from registry.util.host_id import host_id
 
 if TYPE_CHECKING:
     from registry.core import Core

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from registry.db.models import BaseFile, BaseModel
 from registry.errors import AlreadyExists, IncompatibleWeights, IntegrityError, NotFound
-from registry.records.hosts import host_id, location
+from registry.records.hosts import location
 from registry.records.hub import cached_snapshot, download, looks_like_path
 from registry.storage.file_cache import StatCache
 from registry.storage.tensor_io import (
@@ -27,6 +27,7 @@ from registry.storage.tensor_io import (
 )
 from registry.storage.vector_store import sum_squares
 from registry.util.digests import file_sha256, named_digest
+from registry.util.host_id import host_id
 from registry.util.refs import check_name
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from registry.db.models import AuditEvent, BaseLocation, BaseModel, TrainingRun
 from registry.errors import IntegrityError, NotFound
 from registry.records.base_admin import BaseInUse
-from registry.records.hosts import host_id
 from registry.util.digests import file_sha256
+from registry.util.host_id import host_id
 
 
 def _two_hosts(home, db_url, tmp_path, monkeypatch):
