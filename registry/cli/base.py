@@ -62,10 +62,13 @@ def show(ctx, name: str) -> None:
     """Show one base and its pinned files."""
     from registry.db.as_json import base_view
 
-    b = ctx.registry.base(name)
+    b = ctx.fast(lambda config: catalog.base(config, name))
+    if b is None:
+        b = ctx.registry.base(name)
+        b.locations = ctx.registry.base_locations(name)
     v = base_view(b, files=True)
     v["recorded_path"] = b.recorded_path  # where it was added; `path` is this host's folder
-    v["locations"] = ctx.registry.base_locations(name)
+    v["locations"] = b.locations
     lines = [f"{k}: {v[k]}" for k in v if k not in ("files", "locations")]
     lines += [f"located on {h}: {p}" for h, p in v["locations"].items()]
     lines += [f"  {f}  {i['sha256']}  {i['size']:,} B" for f, i in v["files"].items()]

@@ -7,6 +7,7 @@ import functools
 import click
 
 from registry.cli.common import emit, pass_ctx, table, warn
+from registry.db import listings as catalog
 
 
 def lifecycle_command(name: str, status: str, why: str):
@@ -89,7 +90,8 @@ def log(ctx, obj, limit) -> None:
     """The audit log: every write, with actor, time, object and details."""
     from registry.db.as_json import event_view
 
-    rows = [event_view(e) for e in ctx.registry.log(obj, limit)]
+    found = ctx.fast(lambda config: catalog.events(config, obj, limit))
+    rows = [event_view(e) for e in (found if found is not None else ctx.registry.log(obj, limit))]
     shown = [{**r, "details": _short(r["details"])} for r in rows]
     emit(ctx, rows, table(shown, ["at", "actor", "action", "object", "details"]) if rows else "no events")
 

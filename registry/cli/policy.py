@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from registry.cli.common import emit, pass_ctx
+from registry.db import listings as catalog
 
 
 @click.group("policy")
@@ -25,7 +26,8 @@ def show(ctx) -> None:
     """Print every policy key with its value (defaults included)."""
     from registry.db.policy import KEYS
 
-    data = ctx.registry.policy().as_dict()
+    found = ctx.fast(catalog.policy)
+    data = (found if found is not None else ctx.registry.policy()).as_dict()
     emit(ctx, data, "\n".join(f"{k} = {_shown(v)}  # {KEYS[k].help}" for k, v in data.items()))
 
 

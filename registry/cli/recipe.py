@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from registry.cli.common import emit, pass_ctx, table
+from registry.db import listings as catalog
 
 
 @click.group("recipe")
@@ -46,9 +47,9 @@ def list_(ctx) -> None:
     """List recipe versions and their aliases."""
     from registry.db.as_json import recipe_view
 
-    reg = ctx.registry
-    aliases = reg.aliases()
-    rows = [recipe_view(r, aliases) for r in reg.recipes()]
+    found = ctx.fast(catalog.recipes)
+    recipes, aliases = found if found is not None else (ctx.registry.recipes(), ctx.registry.aliases())
+    rows = [recipe_view(r, aliases) for r in recipes]
     shown = [
         {
             **r,
@@ -75,12 +76,16 @@ def show(ctx, ref: str) -> None:
 
     from registry.db.as_json import recipe_view
 
-    reg = ctx.registry
-    r = reg.recipe(ref)
-    from registry.evaluation.results_log import recorded_notes
+    found = ctx.fast(lambda config: catalog.recipe(config, ref))
+    if found is None:
+        from registry.evaluation.results_log import recorded_notes
 
-    v = recipe_view(r, reg.aliases(r.name))
-    v["notes"] = recorded_notes(reg, r.ref)  # tune search, newest retention check
+        reg = ctx.registry
+        r = reg.recipe(ref)
+        found = r, reg.aliases(r.name), recorded_notes(reg, r.ref)
+    r, aliases, notes = found
+    v = recipe_view(r, aliases)
+    v["notes"] = notes  # tune search, newest retention check
     emit(ctx, v, yaml.safe_dump(v, sort_keys=False).rstrip())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from registry.cli.common import emit, pass_ctx, table
+from registry.db import listings as catalog
 
 
 @click.group("trust")
@@ -31,17 +32,21 @@ def add(ctx, keyfile: str, name: str | None) -> None:
 @pass_ctx
 def list_keys(ctx) -> None:
     """Keys this registry trusts, and those revoked (whose signatures no longer count)."""
-    from registry.governance.revocation import list_revoked
-    from registry.governance.signing import list_trusted
+    found = ctx.fast(catalog.trusted)
+    if found is None:
+        from registry.governance.revocation import list_revoked
+        from registry.governance.signing import list_trusted
 
+        found = list_trusted(ctx.registry), list_revoked(ctx.registry)
+    trusted, revoked = found
     rows = [
         {"key_id": k.key_id, "name": k.name, "status": "trusted", "added_by": k.added_by,
          "added_at": k.added_at.isoformat(), "revoked_by": None, "revoked_at": None}
-        for k in list_trusted(ctx.registry)
+        for k in trusted
     ] + [
         {"key_id": k.key_id, "name": k.name, "status": "revoked", "added_by": k.added_by,
          "added_at": k.added_at.isoformat(), "revoked_by": k.revoked_by, "revoked_at": k.revoked_at.isoformat()}
-        for k in list_revoked(ctx.registry)
+        for k in revoked
     ]  # fmt: skip
     columns = ["key_id", "name", "status", "added_by", "added_at", "revoked_by"]
     emit(ctx, rows, table(rows, columns) if rows else "no trusted keys")

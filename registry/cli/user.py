@@ -11,6 +11,7 @@ import sys
 import click
 
 from registry.cli.common import emit, pass_ctx, table
+from registry.db import listings as catalog
 
 
 @click.group("user")
@@ -49,8 +50,11 @@ def add(ctx, name: str, role: str) -> None:
 @pass_ctx
 def list_users(ctx) -> None:
     """Accounts with their roles (never their tokens)."""
-    from registry.console.accounts import list_users as users
+    found = ctx.fast(catalog.users)
+    if found is None:
+        from registry.console.accounts import list_users
 
+        found = list_users(ctx.registry)
     rows = [
         {
             "name": u.name,
@@ -58,7 +62,7 @@ def list_users(ctx) -> None:
             "password": u.has_password,
             "created_at": u.created_at.isoformat(timespec="seconds") if u.created_at else None,
         }
-        for u in users(ctx.registry)
+        for u in found
     ]
     emit(ctx, rows, table(rows, ["name", "role", "password", "created_at"]) if rows else "no accounts")
 

@@ -104,7 +104,8 @@ def show(ctx, ref: str, base: str | None) -> None:
     """Show a vector (NAME or NAME@vN), its lineage and interference."""
     from registry.db.as_json import vector_view
 
-    v = vector_view(ctx.registry.vector(ref, base), detail=True)
+    found = ctx.fast(lambda config: catalog.vector(config, ref, base))
+    v = vector_view(found if found is not None else ctx.registry.vector(ref, base), detail=True)
     lines = [
         f"{k}: {v[k]}" for k in ("ref", "base", "status", "digest", "param_count", "norm", "stored_bytes")
     ]

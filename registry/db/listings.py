@@ -1,96 +1,322 @@
-"""Read-only listings straight through the DB-API, for commands that must answer at once.
+"""Read-only lists and show views straight through the DB-API, for commands that must answer at once.
 
-Rows are rendered by the same `views` functions as the ORM objects, so both paths agree.
-
-Importing SQLAlchemy's ORM alone takes longer than a listing may; `vector list` and
-`base list` therefore read with sqlite3 / psycopg and the same column names the ORM maps.
-Anything unusual (another backend, a schema not at head) returns None and the caller
-takes the full path, which also applies pending migrations.
+Importing SQLAlchemy and mapping the models takes longer than a `list` or `show` may, so
+those commands read with sqlite3 / psycopg. Rows come back as attribute objects shaped like
+the ORM's (every column of the table, JSON and times decoded, the relationships the views
+follow attached), and the same `as_json` views render both paths, so they agree
+(tests/cli/test_fast_reads.py compares them command by command). Anything unusual (another
+backend, a damaged file, a schema not at head, a name that is not found, a base that only
+the Hub cache holds) returns None and the caller takes the full path, which also applies
+pending migrations and words every error.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
-from registry.config import Config
-from registry.db.as_json import base_view, vector_view
+from registry.config import Config, same_store
+from registry.db.as_json import NOTE_ACTIONS, base_view, vector_view
+from registry.db.policy import TeamPolicy, policy_from_rows
 from registry.db.revision import SCHEMA_HEAD
+from registry.storage.array_meta import META_LIMIT
+from registry.util import bounded_json
+from registry.util.host_id import host_id
+from registry.util.refs import Ref
 
-VECTORS = """
-SELECT v.name, v.version, b.name, v.status, v.digest, v.param_count, v.norm, v.stored_bytes, v.rank, v.created_at
-FROM vectors v JOIN base_models b ON b.id = v.base_id {where}
-ORDER BY v.name, v.version
-"""
-BASES = """
-SELECT name, source, revision, revision_sha, path, architecture, dtype, param_count, digest, created_at
-FROM base_models ORDER BY name
-"""
+T = TypeVar("T")
+Row = SimpleNamespace
 
 
-def _connect(url: str):
-    if url.startswith("sqlite:///"):
-        return sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True), "?"
-    if url.startswith(("postgresql+psycopg://", "postgresql://")):
-        import psycopg
+class Reader:
+    """One read-only connection: whole rows of a table as objects, decoded as the ORM decodes them."""
 
-        return psycopg.connect(
-            url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=10
-        ), "%s"
-    return None, None
+    def __init__(self, conn: Any, sqlite: bool):
+        self.conn, self.sqlite = conn, sqlite
+        self._decode: dict[str, dict[str, Callable[[Any], Any]]] = {}
+
+    def execute(self, sql: str, params: tuple = ()) -> Any:
+        cur = self.conn.cursor()
+        cur.execute(sql if self.sqlite else sql.replace("?", "%s"), params)
+        return cur
+
+    def decoders(self, table: str) -> dict[str, Callable[[Any], Any]]:
+        """SQLite keeps JSON and times as text and booleans as integers (psycopg decodes them)."""
+        if not self.sqlite:
+            return {}
+        if table not in self._decode:
+            kinds = {"JSON": _json, "DATETIME": _datetime, "BOOLEAN": _bool}
+            info = self.execute(f"PRAGMA table_info({table})").fetchall()
+            self._decode[table] = {c[1]: kinds[c[2]] for c in info if c[2] in kinds}
+        return self._decode[table]
+
+    def rows(self, table: str, where: str = "", params: tuple = (), order: str = "id") -> list[Row]:
+        cur = self.execute(
+            f"SELECT * FROM {table}{f' WHERE {where}' if where else ''} ORDER BY {order}", params
+        )
+        names = [d[0] for d in cur.description]
+        decode = self.decoders(table)
+        out = []
+        for r in cur.fetchall():
+            row = Row(**dict(zip(names, r, strict=True)))
+            for column, fn in decode.items():
+                setattr(row, column, fn(getattr(row, column)))
+            out.append(row)
+        return out
+
+    def by_id(self, table: str, ids: set[int]) -> dict[int, Row]:
+        return {r.id: r for r in self.rows(table, *_among("id", ids))} if ids else {}
 
 
-def _query(config: Config, sql: str, params: tuple = ()) -> list[tuple] | None:
+def _among(column: str, values: set[Any]) -> tuple[str, tuple]:
+    """`column IN (?, …)` and its parameters."""
+    return f"{column} IN ({', '.join('?' * len(values))})", tuple(sorted(values))
 
-    try:
-        conn, mark = _connect(config.db_url)
-    except Exception:
-        return None
-    if conn is None:
-        return None
-    try:
-        cur = conn.cursor()
-        if mark == "?" and cur.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            return None  # damaged: the full path says so
-        cur.execute("SELECT version_num FROM alembic_version")
-        if (cur.fetchone() or [None])[0] != SCHEMA_HEAD:
-            return None
-        cur.execute(sql.replace("?", mark), params)
-        return cur.fetchall()
-    except Exception:
-        return None
-    finally:
-        conn.close()
+
+def _json(x: Any) -> Any:
+    return json.loads(x) if isinstance(x, str) else x
 
 
 def _datetime(x: Any) -> datetime | None:
     return datetime.fromisoformat(x) if isinstance(x, str) else x
 
 
-def _objects(rows: list[tuple], keys: str) -> list[SimpleNamespace]:
-    """Rows as attribute objects shaped like the ORM's, so `views` renders both paths."""
-    out = []
+def _bool(x: Any) -> Any:
+    return bool(x) if isinstance(x, int) else x
+
+
+def _connect(url: str) -> Reader | None:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return Reader(sqlite3.connect(f"file:{path}?mode=ro", uri=True), sqlite=True)
+    if url.startswith(("postgresql+psycopg://", "postgresql://")):
+        import psycopg
+
+        conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=10)
+        conn.read_only, conn.isolation_level = True, psycopg.IsolationLevel.REPEATABLE_READ
+        return Reader(conn, sqlite=False)
+    return None
+
+
+def read(config: Config, fn: Callable[[Reader], T | None]) -> T | None:
+    """fn's answer from a healthy database at schema head; None (take the full path) otherwise."""
+    try:
+        db = _connect(config.db_url)
+    except Exception:
+        return None
+    if db is None:
+        return None
+    try:  # one read-only transaction: every query of a command sees the same snapshot
+        if db.sqlite:
+            db.execute("BEGIN")
+        if db.sqlite and db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            return None  # damaged: the full path says so
+        if (db.execute("SELECT version_num FROM alembic_version").fetchone() or [None])[0] != SCHEMA_HEAD:
+            return None
+        if not _store_is_recorded(db, config):
+            return None  # the full path refuses it, or records where a moved home's store is
+        return fn(db)
+    except Exception:
+        return None
+    finally:
+        db.conn.close()
+
+
+def _store_is_recorded(db: Reader, config: Config) -> bool:
+    """registry.toml names the store the database records; a local one holds this registry."""
+    row = db.execute(
+        "SELECT m.value, i.store FROM registry_meta m JOIN registry_identity i ON i.registry_id = m.value "
+        "WHERE m.key = 'registry_id'"
+    ).fetchone()
+    if row is None or row[1] is None or not same_store(row[1], config.store_url):
+        return False
+    if "://" in config.store_url:
+        return True  # an object store: checked by every command that reads or writes its data
+    try:
+        found = bounded_json.loads((Path(config.store_url) / "zarr.json").read_bytes()[: META_LIMIT + 1])
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and found.get("attributes", {}).get("registry_id") == row[0]
+
+
+def _with_refs(rows: list[Row]) -> list[Row]:
     for r in rows:
-        row = SimpleNamespace(**dict(zip(keys.split(), r, strict=True)))
-        row.created_at = _datetime(row.created_at)
-        if isinstance(getattr(row, "base", None), str):
-            row.base = SimpleNamespace(name=row.base)
-        out.append(row)
-    return out
+        r.ref = f"{r.name}@v{r.version}"
+    return rows
 
 
-def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
-
-    where, params = ("WHERE b.name = ?", (base,)) if base else ("", ())
-    rows = _query(config, VECTORS.format(where=where), params)
-    keys = "name version base status digest param_count norm stored_bytes rank created_at"
-    return None if rows is None else [vector_view(v) for v in _objects(rows, keys)]
+# -- bases ----------------------------------------------------------------------------------
+def _here(db: Reader, b: Row, host: str) -> Row | None:
+    """As records.bases.here: this host's folder, else the recorded one (None: only the Hub cache)."""
+    b.recorded_path = b.path
+    found = db.execute(
+        "SELECT path FROM base_locations WHERE base_id = ? AND host = ?", (b.id, host)
+    ).fetchone()
+    if found is None and not Path(b.path).is_dir():
+        return None
+    if found is not None:
+        b.path = found[0]
+    return b
 
 
 def base_rows(config: Config) -> list[dict[str, Any]] | None:
+    def fn(db: Reader) -> list[dict[str, Any]] | None:
+        host = host_id(config.home)
+        bases = [_here(db, b, host) for b in db.rows("base_models", order="name")]
+        return None if None in bases else [base_view(b) for b in bases]
 
-    rows = _query(config, BASES)
-    keys = "name source revision revision_sha path architecture dtype param_count digest created_at"
-    return None if rows is None else [base_view(b) for b in _objects(rows, keys)]
+    return read(config, fn)
+
+
+def base(config: Config, name: str) -> Row | None:
+    """The base with its files, `path` on this host, `recorded_path` and every host's `locations`."""
+
+    def fn(db: Reader) -> Row | None:
+        found = db.rows("base_models", "name = ?", (name,))
+        if len(found) != 1 or _here(db, found[0], host_id(config.home)) is None:
+            return None
+        b = found[0]
+        b.files = db.rows("base_files", "base_id = ?", (b.id,), order="filename")
+        rows = db.execute("SELECT host, path FROM base_locations WHERE base_id = ?", (b.id,)).fetchall()
+        b.locations = dict(sorted((h, p) for h, p in rows))
+        return b
+
+    return read(config, fn)
+
+
+# -- vectors --------------------------------------------------------------------------------
+def _vectors(db: Reader, where: str = "", params: tuple = (), order: str = "name, version") -> list[Row]:
+    """Vector rows with `ref`, `base` and `run` attached."""
+    vectors = _with_refs(db.rows("vectors", where, params, order))
+    bases = db.by_id("base_models", {v.base_id for v in vectors})
+    runs = db.by_id("training_runs", {v.run_id for v in vectors if v.run_id is not None})
+    for v in vectors:
+        v.base, v.run = bases[v.base_id], runs.get(v.run_id)
+    return vectors
+
+
+def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
+    def fn(db: Reader) -> list[dict[str, Any]]:
+        if base:
+            where = "base_id IN (SELECT id FROM base_models WHERE name = ?)"
+            return [vector_view(v) for v in _vectors(db, where, (base,))]
+        return [vector_view(v) for v in _vectors(db)]
+
+    return read(config, fn)
+
+
+def vector(config: Config, ref: str, base: str | None = None) -> Row | None:
+    """As records.vectors.get_vector, with its tensors; None where that one would raise."""
+
+    def fn(db: Reader) -> Row | None:
+        r = Ref.parse(ref, "vector reference")
+        if r.alias:
+            return None
+        where, params = ["name = ?"], [r.name]
+        if base:
+            where.append("base_id IN (SELECT id FROM base_models WHERE name = ?)")
+            params.append(base)
+        if r.version is not None:
+            where.append("version = ?")
+            params.append(r.version)
+        else:  # NAME means the newest version that is not deprecated
+            where.append("status != 'deprecated'")
+        rows = _vectors(db, " AND ".join(where), tuple(params), order="version DESC")
+        if not rows or len({v.base_id for v in rows}) > 1:
+            return None
+        v = rows[0]
+        v.tensors = db.rows("vector_tensors", "vector_id = ?", (v.id,), order="name")
+        return v
+
+    return read(config, fn)
+
+
+# -- recipes --------------------------------------------------------------------------------
+def _recipes(db: Reader, where: str = "", params: tuple = (), order: str = "name, version") -> list[Row]:
+    """Recipe rows with `ref`, `base` and `terms` (each with its `vector`, that with its `base`)."""
+    recipes = _with_refs(db.rows("recipes", where, params, order))
+    where, params = _among("recipe_id", {r.id for r in recipes})
+    terms = db.rows("recipe_terms", where, params, order="recipe_id, position") if recipes else []
+    where, params = _among("id", {t.vector_id for t in terms})
+    vectors = {v.id: v for v in _vectors(db, where, params)} if terms else {}
+    bases = db.by_id("base_models", {r.base_id for r in recipes})
+    for r in recipes:
+        r.base = bases[r.base_id]
+        r.terms = [t for t in terms if t.recipe_id == r.id]
+    for t in terms:
+        t.vector = vectors[t.vector_id]
+    return recipes
+
+
+def recipes(config: Config) -> tuple[list[Row], list[Row]] | None:
+    """Every recipe version and every alias, as `recipe list` shows them."""
+    return read(config, lambda db: (_recipes(db), db.rows("recipe_aliases", order="recipe_name, alias")))
+
+
+def recipe(config: Config, ref: str) -> tuple[Row, list[Row], dict[str, Any]] | None:
+    """As records.recipes.get_recipe, with its name's aliases and its recorded notes."""
+
+    def fn(db: Reader) -> tuple[Row, list[Row], dict[str, Any]] | None:
+        r = Ref.parse(ref, "recipe reference")
+        where, params = "name = ?", (r.name,)
+        if r.alias:
+            where, params = (
+                "name = ? AND id = (SELECT recipe_id FROM recipe_aliases WHERE recipe_name = ? AND alias = ?)",
+                (r.name, r.name, r.alias),
+            )
+        elif r.version is not None:
+            where, params = "name = ? AND version = ?", (r.name, r.version)
+        found = _recipes(db, where, params, order="version DESC")
+        if not found:
+            return None
+        aliases = db.rows("recipe_aliases", "recipe_name = ?", (found[0].name,), order="alias")
+        marks = ", ".join("?" * len(NOTE_ACTIONS))
+        events = db.rows("audit_events", f"object = ? AND action IN ({marks})", (found[0].ref, *NOTE_ACTIONS))
+        return found[0], aliases, {NOTE_ACTIONS[e.action]: dict(e.details) for e in events}
+
+    return read(config, fn)
+
+
+# -- audit, accounts, trust ------------------------------------------------------------------
+def events(config: Config, obj: str | None = None, limit: int | None = None) -> list[Row] | None:
+    """As governance.lifecycle.audit_log: oldest first; `obj` exact, or NAME@… for a bare NAME."""
+
+    def fn(db: Reader) -> list[Row]:
+        where, params = "", ()
+        if obj:
+            escaped = obj.replace("/", "//").replace("%", "/%").replace("_", "/_")
+            where, params = "object = ? OR object LIKE ? ESCAPE '/'", (obj, f"{escaped}@%")
+        rows = db.rows("audit_events", where, params)
+        return rows[-limit:] if limit else rows
+
+    return read(config, fn)
+
+
+def users(config: Config) -> list[Row] | None:
+    def fn(db: Reader) -> list[Row]:
+        rows = db.rows("accounts", order="name")
+        for a in rows:
+            a.has_password = a.password_hash is not None
+        return rows
+
+    return read(config, fn)
+
+
+def trusted(config: Config) -> tuple[list[Row], list[Row]] | None:
+    """Trusted keys by when they were added, revoked ones by when they were revoked."""
+    return read(
+        config,
+        lambda db: (db.rows("trusted_keys", order="added_at"), db.rows("revoked_keys", order="revoked_at")),
+    )
+
+
+def policy(config: Config) -> TeamPolicy | None:
+    """The team policy as stored now (as db.policy_store.read_policy)."""
+    return read(
+        config, lambda db: policy_from_rows({r.key: r.value for r in db.rows("team_policy", order="key")})
+    )
