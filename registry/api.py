@@ -157,6 +157,12 @@ class Registry(Core):
     ) -> Recipe | Vector:
         return lifecycle.set_status(self, ref, "approved", reason, kind, base, sign_key)
 
+    def sign(
+        self, ref: str, key: str | Path, kind: str = "recipe", base: str | None = None
+    ) -> tuple[Recipe | Vector, str]:
+        """Sign an approval given earlier without a key (approve's rules apply to the signer)."""
+        return lifecycle.sign_approval(self, ref, key, kind, base)
+
     def trust(self, key_file: str | Path, name: str | None = None):
         return signing.add_trusted(self, key_file, name)
 
@@ -196,9 +202,11 @@ class Registry(Core):
         force: bool = False,
         require_approved: bool = False,
         sign_key: str | Path | None = None,
+        max_error: float | None = None,
     ) -> Materialization:
-        """A linear recipe as a PEFT LoRA adapter (dense terms: truncated SVD at `rank`)."""
-        return adapter.materialize_adapter(self, ref, out, rank, force, require_approved, sign_key)
+        """A linear recipe as a PEFT LoRA adapter (dense terms: truncated SVD at `rank`); refused,
+        with nothing written, when its relative error exceeds `max_error`."""
+        return adapter.materialize_adapter(self, ref, out, rank, force, require_approved, sign_key, max_error)
 
     def materializations(self, ref: str | None = None) -> list[Materialization]:
         return materialize.list_materializations(self, ref)
@@ -227,7 +235,12 @@ class Registry(Core):
         return lineage.lineage(self, ref)
 
     def lineage_of_lock(self, lock_path: str | Path) -> dict[str, Any]:
-        return lineage.lineage_of_lock(self, lock_path)
+        """The lineage above a lock, with the lock verified as `verify_lock` does: the tree never
+        vouches for a folder whose files or lock differ from what the registry recorded."""
+        tree = lineage.lineage_of_lock(self, lock_path)
+        problems = materialize.verify_lock(self, tree["lock"]["path"])
+        tree["lock"].update(verified=not problems, problems=problems)
+        return tree
 
     def push(
         self,

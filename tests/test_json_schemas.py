@@ -140,6 +140,7 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("recipe", "add", recipe)
         run("approve", "helpful", "--vector", "--reason", "reviewed")
         run("approve", "verbose", "--vector", "--reason", "reviewed")
+        run("sign", "helpful@v1", "--vector", "--key", priv)  # approved earlier without a key
         run("approve", "mix", "--reason", "evals passed", "--sign-key", priv)
         run("recipe", "alias", "mix@v1", "prod")
         run("recipe", "list")
@@ -221,8 +222,8 @@ def test_schemas_reject_the_old_shapes():
     recipe = {
         "ref": "m@v1", "name": "m", "version": 1, "base": "tiny", "method": "linear", "parameters": {},
         "dtype": "float32", "status": "approved", "content_digest": "0" * 64,
-        "terms": [{"vector": "helpful@v1", "weight": 1.0, "digest": "0" * 64}], "aliases": ["prod"],
-        "created_at": "2026-11-29T08:00:00Z",
+        "terms": [{"vector": "helpful@v1", "weight": 1.0, "digest": "0" * 64, "status": "approved"}],
+        "aliases": ["prod"], "deprecated_vectors": [], "created_at": "2026-11-29T08:00:00Z",
     }  # fmt: skip
     jsonschema.validate([recipe], recipes)
     for old in ({"terms": "+1·helpful@v1"}, {"aliases": "prod"}):

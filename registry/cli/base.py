@@ -69,7 +69,7 @@ def show(ctx, name: str) -> None:
     v = base_view(b, files=True)
     v["recorded_path"] = b.recorded_path  # where it was added; `path` is this host's folder
     v["locations"] = b.locations
-    lines = [f"{k}: {v[k]}" for k in v if k not in ("files", "locations")]
+    lines = [f"{k}: {v[k]}" for k in v if k not in ("files", "locations") and v[k] is not None]
     lines += [f"located on {h}: {p}" for h, p in v["locations"].items()]
     lines += [f"  {f}  {i['sha256']}  {i['size']:,} B" for f, i in v["files"].items()]
     emit(ctx, v, "\n".join(lines))

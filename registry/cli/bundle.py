@@ -26,11 +26,10 @@ def export(ctx, refs: tuple[str, ...], out: str, sign_key: str | None) -> None:
     from registry.exchange.bundle import export_bundle
 
     report = export_bundle(ctx.registry, list(refs), out, sign_key)
-    emit(
-        ctx,
-        report,
-        f"exported {len(report['recipes'])} recipe(s), {len(report['vectors'])} vector(s) to {out}",
-    )
+    human = f"exported {len(report['recipes'])} recipe(s), {len(report['vectors'])} vector(s) to {out}"
+    if report["left_behind"]:
+        human += "\nwill not travel:\n" + "\n".join(f"  {line}" for line in report["left_behind"])
+    emit(ctx, report, human)
 
 
 @click.command("import-bundle")
@@ -68,6 +67,9 @@ def import_bundle(ctx, file: str, base_paths: tuple[str, ...]) -> None:
         f"imported {len(report['vectors'])} vector(s), {len(report['recipes'])} recipe(s) and "
         f"{report.get('notes', 0)} tune/retention record(s) from {file}"
     )
+    if report.get("aliases"):
+        lines.append(f"aliases recreated: {', '.join(report['aliases'])}")
+    lines += [f"alias not recreated: {why}" for why in report.get("aliases_skipped", [])]
     if report.get("unverified_notes"):
         lines.append(
             f"{report['unverified_notes']} tune/retention record(s) landed unverified (not signed by a key "

@@ -80,6 +80,33 @@ def deprecate() -> None:
     """Deprecate a recipe version (or with --vector, a vector version)."""
 
 
+@click.command("sign")
+@click.argument("ref")
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Elliptic-curve private key (PEM).",
+)
+@click.option("--vector", "kind", flag_value="vector", default="recipe", help="REF names a vector version.")
+@click.option("--base", help="With --vector: disambiguates the vector's base.")
+@pass_ctx
+def sign(ctx, ref: str, key: str, kind: str, base: str | None) -> None:
+    """Sign the approval of an already-approved version, so it (and its aliases) travel in bundles.
+
+    The signer must be someone who could approve it (four-eyes and the other approve rules).
+
+    \b
+    Example:
+      registry sign helpful-safe@v1 --key release.key
+      registry export helpful-safe@prod --out release.bundle
+    """
+    reg = ctx.registry
+    obj, kid = reg.sign(ref, key, kind, base)
+    data = {"ref": obj.ref, "kind": kind, "status": obj.status, "key_id": kid, "actor": reg.actor}
+    emit(ctx, data, f"signed the approval of {kind} {obj.ref} with key {kid[:16]} ({reg.actor})")
+
+
 @click.command("log")
 @click.option(
     "--object", "obj", help="Only events about exactly this object (a bare NAME matches NAME@… too)."
@@ -105,4 +132,4 @@ def _short(details: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in keep.items() if v not in (None, False))
 
 
-COMMANDS = [approve, deprecate, log]
+COMMANDS = [approve, deprecate, sign, log]

@@ -48,6 +48,11 @@ from registry.training.progress import quiet_third_party, settings, work_progres
     type=click.IntRange(min=1),
     help="With --as-adapter: rank of the truncated SVD of dense terms (low-rank terms are exact).",
 )
+@click.option(
+    "--max-error",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    help="With --as-adapter: refuse (nothing written) when the adapter's relative error exceeds this, e.g. 0.05.",
+)
 @pass_ctx
 def materialize(
     ctx,
@@ -61,6 +66,7 @@ def materialize(
     sign_key: str | None,
     as_adapter: bool,
     rank: int | None,
+    max_error: float | None,
 ) -> None:
     """Write recipe REF (NAME, NAME@vN or NAME@ALIAS) as a Hugging Face folder.
 
@@ -75,9 +81,11 @@ def materialize(
     if as_adapter:
         if max_ppl_drift is not None:
             raise click.UsageError("--max-ppl-drift measures a full model; it does not apply to --as-adapter")
-        return _adapter(ctx, ref, out, rank, force, require_approved, sign_key)
-    if rank is not None:
-        raise click.UsageError("--rank applies only with --as-adapter")
+        return _adapter(ctx, ref, out, rank, force, require_approved, sign_key, max_error)
+    if rank is not None or max_error is not None:
+        raise click.UsageError(
+            f"--{'rank' if rank is not None else 'max-error'} applies only with --as-adapter"
+        )
     r = reg.recipe(ref)
     gate = parse_drift(max_ppl_drift) if max_ppl_drift is not None else None
     with contextlib.ExitStack() as stack:
@@ -121,11 +129,11 @@ def materialize(
     emit(ctx, view, human)
 
 
-def _adapter(ctx, ref, out, rank, force, require_approved, sign_key) -> None:
+def _adapter(ctx, ref, out, rank, force, require_approved, sign_key, max_error) -> None:
     from registry.db.as_json import materialization_view
-    from registry.release.adapter import adapter_report
+    from registry.release.adapter import WARN_ERROR, adapter_report
 
-    m = ctx.registry.materialize_adapter(ref, out, rank, force, require_approved, sign_key)
+    m = ctx.registry.materialize_adapter(ref, out, rank, force, require_approved, sign_key, max_error)
     view = {**materialization_view(m), "adapter": adapter_report(m)}
     a = view["adapter"]
     human = (
@@ -138,6 +146,13 @@ def _adapter(ctx, ref, out, rank, force, require_approved, sign_key) -> None:
     if a["omitted"]:
         human += f"; not representable as LoRA, left out: {', '.join(a['omitted'][:3])}"
         human += f" and {len(a['omitted']) - 3} more" if len(a["omitted"]) > 3 else ""
+    if max_error is None and a["relative_error"] > WARN_ERROR:
+        warn(
+            ctx,
+            f"the adapter is far from the recipe: relative error {a['relative_error']:.4g} > {WARN_ERROR:g}"
+            + (f" at SVD rank {a['svd_rank']}; raise --rank" if a["svd_rank"] else "")
+            + ", or pass --max-error to refuse such an adapter",
+        )
     emit(ctx, view, human)
 
 

@@ -54,6 +54,8 @@ def list_(ctx) -> None:
         {
             **r,
             "aliases": ",".join(r["aliases"]),
+            "status": r["status"]
+            + (f" (uses deprecated {', '.join(r['deprecated_vectors'])})" if r["deprecated_vectors"] else ""),
             "terms": " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"]),
         }
         for r in rows
@@ -84,9 +86,13 @@ def show(ctx, ref: str) -> None:
         r = reg.recipe(ref)
         found = r, reg.aliases(r.name), recorded_notes(reg, r.ref)
     r, aliases, notes = found
-    v = recipe_view(r, aliases)
+    v = recipe_view(r, aliases, detail=True)
     v["notes"] = notes  # tune search, newest retention check
-    emit(ctx, v, yaml.safe_dump(v, sort_keys=False).rstrip())
+    shown = {k: x for k, x in v.items() if x is not None and k != "deprecated_vectors"}
+    human = yaml.safe_dump(shown, sort_keys=False, allow_unicode=True).rstrip()
+    if v["deprecated_vectors"]:
+        human += f"\nwarning: uses deprecated vector(s) {', '.join(v['deprecated_vectors'])}"
+    emit(ctx, v, human)
 
 
 @recipe_group.command("alias")

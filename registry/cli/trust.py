@@ -32,6 +32,8 @@ def add(ctx, keyfile: str, name: str | None) -> None:
 @pass_ctx
 def list_keys(ctx) -> None:
     """Keys this registry trusts, and those revoked (whose signatures no longer count)."""
+    from registry.db.as_json import timestamp
+
     found = ctx.fast(catalog.trusted)
     if found is None:
         from registry.governance.revocation import list_revoked
@@ -41,11 +43,11 @@ def list_keys(ctx) -> None:
     trusted, revoked = found
     rows = [
         {"key_id": k.key_id, "name": k.name, "status": "trusted", "added_by": k.added_by,
-         "added_at": k.added_at.isoformat(), "revoked_by": None, "revoked_at": None}
+         "added_at": timestamp(k.added_at), "revoked_by": None, "revoked_at": None}
         for k in trusted
     ] + [
         {"key_id": k.key_id, "name": k.name, "status": "revoked", "added_by": k.added_by,
-         "added_at": k.added_at.isoformat(), "revoked_by": k.revoked_by, "revoked_at": k.revoked_at.isoformat()}
+         "added_at": timestamp(k.added_at), "revoked_by": k.revoked_by, "revoked_at": timestamp(k.revoked_at)}
         for k in revoked
     ]  # fmt: skip
     columns = ["key_id", "name", "status", "added_by", "added_at", "revoked_by"]

@@ -50,6 +50,8 @@ def add(ctx, name: str, role: str) -> None:
 @pass_ctx
 def list_users(ctx) -> None:
     """Accounts with their roles (never their tokens)."""
+    from registry.db.as_json import timestamp
+
     found = ctx.fast(catalog.users)
     if found is None:
         from registry.console.accounts import list_users
@@ -60,11 +62,12 @@ def list_users(ctx) -> None:
             "name": u.name,
             "role": u.role,
             "password": u.has_password,
-            "created_at": u.created_at.isoformat(timespec="seconds") if u.created_at else None,
+            "created_at": timestamp(u.created_at),
         }
         for u in found
     ]
-    emit(ctx, rows, table(rows, ["name", "role", "password", "created_at"]) if rows else "no accounts")
+    shown = [{**r, "password": "set" if r["password"] else "none"} for r in rows]  # JSON keeps the boolean
+    emit(ctx, rows, table(shown, ["name", "role", "password", "created_at"]) if rows else "no accounts")
 
 
 @user.command("remove")

@@ -110,10 +110,11 @@ def show(ctx, ref: str, base: str | None) -> None:
         f"{k}: {v[k]}" for k in ("ref", "base", "status", "digest", "param_count", "norm", "stored_bytes")
     ]
     lines.append(f"form: low-rank, rank {v['rank']}" if v["rank"] is not None else "form: dense")
-    run = v["lineage"] or {}
-    lines.append(
-        f"lineage: {run.get('kind')} run {run.get('id')} ({run.get('status')}), plugin {run.get('plugin')}, seed {run.get('seed')}"
-    )
+    lines.append(f"lineage: {run_line(v['lineage'])}")
+    if v["created_by"]:
+        lines.append(f"created by: {v['created_by']}")
+    if v["status_actor"]:
+        lines.append(f"{v['status']} by {v['status_actor']}: {v['status_reason']}")
     plausible = (v["interference"] or {}).get("plausibility")
     if plausible:
         lines.append(
@@ -122,6 +123,20 @@ def show(ctx, ref: str, base: str | None) -> None:
     for other, info in (v["interference"] or {}).get("cosines", {}).items():
         lines.append(f"cosine with {other}: {info['global']:+.4f}")
     emit(ctx, v, "\n".join(lines))
+
+
+def run_line(run: dict | None) -> str:
+    """`verbose run 3 (succeeded), plugin verbose 1.0, seed 0`; fields a run lacks are left out."""
+    if not run or run.get("id") is None:
+        return "no training or import run recorded"
+    text = f"{run['kind']} run {run['id']} ({run['status']})"
+    if run.get("plugin"):
+        text += f", plugin {run['plugin']}" + (
+            f" {run['plugin_version']}" if run.get("plugin_version") else ""
+        )
+    if run.get("seed") is not None:
+        text += f", seed {run['seed']}"
+    return text
 
 
 @vector_group.command("compare")

@@ -80,8 +80,7 @@ def list_vectors(
 
 @router.get("/vectors/{ref}", summary="Show a vector: lineage, interference, tensors")
 def show_vector(request: Request, user: Auth, ref: str, base: str = "") -> dict[str, Any]:
-    v = _read(registry(request).vector, check_ref(ref), base or None)
-    return {**vector_view(v, detail=True), "status_reason": v.status_reason, "status_actor": v.status_actor}
+    return vector_view(_read(registry(request).vector, check_ref(ref), base or None), detail=True)
 
 
 @router.get("/recipes", summary="List recipes (filtered, paginated)")
@@ -104,11 +103,7 @@ def list_recipes(
 def show_recipe(request: Request, user: Auth, ref: str) -> dict[str, Any]:
     reg = registry(request)
     r = _read(reg.recipe, check_ref(ref))
-    return {
-        **recipe_view(r, reg.aliases(r.name)),
-        "status_reason": r.status_reason,
-        "status_actor": r.status_actor,
-    }
+    return recipe_view(r, reg.aliases(r.name), detail=True)
 
 
 @router.get("/runs", summary="List training and import runs, newest first")

@@ -18,10 +18,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.api import Registry
-from registry.console import api, pages
+from registry.console import api, pages, render
 from registry.console.actions import http_error
 from registry.console.auth import ApiError
 from registry.console.limits import BodyLimit
+from registry.db.health import database_answers
 from registry.errors import RegistryError
 
 HERE = Path(__file__).parent
@@ -59,6 +60,7 @@ def create_app(registry: Registry, secure_cookies: bool = False, throttle: float
         undefined=jinja2.StrictUndefined,
     )
     env.filters["at"] = pages.at  # references in paths keep their `@`
+    env.globals.update(render=render, when=render.when)  # small formats every page may use
     app.state.registry = registry
     app.state.templates = Jinja2Templates(env=env)
     app.state.secure_cookies = secure_cookies
@@ -66,6 +68,15 @@ def create_app(registry: Registry, secure_cookies: bool = False, throttle: float
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        """For a load balancer: no sign-in, 200 when the database answers, else 503 and why."""
+        problem = database_answers(registry.engine)
+        if problem:
+            return JSONResponse({"ok": False, "error": f"database does not answer: {problem}"}, 503)
+        return JSONResponse({"ok": True})
+
     # bodies capped and authenticated before they are read; added first, so the headers wrap it
     app.add_middleware(BodyLimit)
 

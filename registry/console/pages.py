@@ -187,6 +187,7 @@ def catalogue(
     reg = registry(request)
     n = _int(page_no)
     show = kind if kind in {"bases", "vectors", "recipes"} else ""
+    recipes = queries.recipes(reg, q, status, base, n) if show in {"", "recipes"} else None
     return page(
         request,
         "catalogue.html",
@@ -199,7 +200,8 @@ def catalogue(
         bases=queries.bases(reg, q) if show in {"", "bases"} else [],
         base_names=queries.base_names(reg),
         vectors=queries.vectors(reg, q, status, base, n) if show in {"", "vectors"} else None,
-        recipes=queries.recipes(reg, q, status, base, n) if show in {"", "recipes"} else None,
+        recipes=recipes,
+        marks=queries.recipe_marks(reg, recipes.rows) if recipes else {},
         age=render.age,
     )
 
@@ -262,7 +264,7 @@ def recipe_page(request: Request, ref: str, against: str = "", ok: str = "") -> 
 
 
 @router.get("/queue")
-def queue(request: Request, page_no: str = "1") -> Response:
+def queue(request: Request, page_no: str = "1", ok: str = "", done: str = "") -> Response:
     user = signed_in(request)
     reg = registry(request)
     vecs, recs = queries.drafts(reg, _int(page_no))
@@ -272,11 +274,21 @@ def queue(request: Request, page_no: str = "1") -> Response:
         "queue.html",
         user,
         vectors=vecs,
+        vector_objs=dict(
+            zip(
+                [(v.name, v.version, v.base) for v in vecs.rows],
+                queries.vector_objects(reg, vecs.rows),
+                strict=True,
+            )
+        ),
         recipes=recs,
+        marks=queries.recipe_marks(reg, recs.rows),
         four_eyes=fe,
         reviewer=user.can("review"),
         page_no=_int(page_no),
         age=render.age,
+        ok=ok if ok in {"approved", "deprecated"} else "",  # the confirmation after a decision here
+        done=done,
     )
 
 
@@ -331,7 +343,8 @@ async def _decide(request: Request, kind: str, ref: str, status: str) -> Respons
     if kind == "vector" and base and not form.get("next"):
         back += f"?base={at(base)}"
         sep = "&"
-    return RedirectResponse(f"{back}{sep}ok={status}", status_code=303)
+    done = f"&done={quote(obj.ref, safe='@')}" if form.get("next") else ""  # which row the queue confirms
+    return RedirectResponse(f"{back}{sep}ok={status}{done}", status_code=303)
 
 
 @router.post("/vectors/{ref}/approve")

@@ -249,3 +249,20 @@ def recipe_objects(core: Core, rows: list[Any]) -> list[Recipe]:
         )
         found = {(r.name, r.version): r for r in s.scalars(q)}
     return [found[(r.name, r.version)] for r in rows]
+
+
+def recipe_marks(core: Core, rows: list[Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """For a page of recipe rows: each version's recipe object, aliases and deprecated vectors."""
+    objs = recipe_objects(core, rows)
+    if not objs:
+        return {}
+    with core.Session() as s:
+        found = list(s.scalars(select(Alias).where(Alias.recipe_name.in_({r.name for r in objs}))))
+    return {
+        (r.name, r.version): {
+            "recipe": r,
+            "aliases": sorted(a.alias for a in found if a.recipe_id == r.id),
+            "deprecated": [t.vector.ref for t in r.terms if t.vector.status == "deprecated"],
+        }
+        for r in objs
+    }

@@ -6,18 +6,20 @@ Colours are CSS classes (no inline styles), so the pages run under a strict Cont
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import yaml
 
-from registry.db.models import Recipe, utcnow
+from registry.db.as_json import timestamp
+from registry.db.models import Recipe, Vector, utcnow
 from registry.records.lineage import nodes_and_edges
 
 
 def heat(c: float | None) -> str:
-    """CSS class of a cosine in [-1, 1]: h-10 … h10 in steps of 0.1 (red negative, blue positive)."""
+    """CSS class of a cosine in [-1, 1]: h-10 … h10 in steps of 0.1 (blue negative, red positive, as the CLI plot)."""
     if c is None or c != c:
         return "hna"
     return f"h{max(-10, min(10, round(c * 10)))}"
@@ -31,6 +33,47 @@ def age(t: datetime | None, now: datetime | None = None) -> str:
         if s >= n:
             return f"{s // n}{unit}"
     return f"{s}s"
+
+
+def when(t: datetime | None) -> str:
+    """A stored UTC time as the CLI prints it: `2026-12-07T07:51:00Z`."""
+    return timestamp(t) or ""
+
+
+def detail_text(value: Any) -> str:
+    """An audit detail's value for people: text as is, anything else as compact JSON (never a
+    Python repr such as `{'svd_rank': None}`)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def terms_text(r: Recipe) -> str:
+    return " ".join(f"{t.weight:+g}·{t.vector.ref}" for t in r.terms)
+
+
+def worst_cosine(v: Vector) -> tuple[str, float, bool] | None:
+    """The vector's most similar other vector when it was added, |cosine| with it, and whether
+    that was over the policy's threshold."""
+    report = v.interference or {}
+    ref, cos = report.get("most_similar"), report.get("max_abs_cosine")
+    if not ref or cos is None:
+        return None
+    return ref, float(cos), cos > (report.get("threshold") or 1.0)
+
+
+def recipe_cosine(r: Recipe) -> tuple[str, float] | None:
+    """The largest |cosine| between two of a recipe's vectors, from their stored interference."""
+    best = None
+    vecs = [t.vector for t in r.terms]
+    for i, a in enumerate(vecs):
+        for b in vecs[i + 1 :]:
+            found = ((a.interference or {}).get("cosines") or {}).get(b.ref) or (
+                (b.interference or {}).get("cosines") or {}
+            ).get(a.ref)
+            if found and found.get("global") is not None and (best is None or abs(found["global"]) > best[1]):
+                best = (f"{a.ref} · {b.ref}", abs(found["global"]))
+    return best
 
 
 HEATMAP_ROWS = 50

@@ -25,8 +25,12 @@ if TYPE_CHECKING:  # annotations only: the fast listings render rows without loa
 NOTE_ACTIONS = {"recipe.tune": "tune", "recipe.retention": "retention"}
 
 
-def _t(x: datetime | None) -> str | None:
+def timestamp(x: datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with `Z`, the one form every output uses."""
     return x.isoformat(timespec="seconds") + "Z" if x else None
+
+
+_t = timestamp
 
 
 def base_view(b: BaseModel, files: bool = False) -> dict[str, Any]:
@@ -97,14 +101,24 @@ def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
         "created_at": _t(v.created_at),
     }
     if detail:
+        out.update(governance_view(v))
         out["lineage"] = run_view(v.run)
         out["interference"] = v.interference
         out["tensors"] = [tensor_view(t) for t in v.tensors]
     return out
 
 
-def recipe_view(r: Recipe, aliases: list[Alias] | None = None) -> dict[str, Any]:
+def governance_view(obj: Vector | Recipe) -> dict[str, Any]:
+    """Who made a vector or recipe version, and who set its status and why (as REST shows it)."""
     return {
+        "created_by": obj.created_by,
+        "status_actor": obj.status_actor,
+        "status_reason": obj.status_reason,
+    }
+
+
+def recipe_view(r: Recipe, aliases: list[Alias] | None = None, detail: bool = False) -> dict[str, Any]:
+    out = {
         "ref": r.ref,
         "name": r.name,
         "version": r.version,
@@ -114,10 +128,18 @@ def recipe_view(r: Recipe, aliases: list[Alias] | None = None) -> dict[str, Any]
         "dtype": r.dtype,
         "status": r.status,
         "content_digest": r.content_digest,
-        "terms": [{"vector": t.vector.ref, "weight": t.weight, "digest": t.vector.digest} for t in r.terms],
+        "terms": [
+            {"vector": t.vector.ref, "weight": t.weight, "digest": t.vector.digest, "status": t.vector.status}
+            for t in r.terms
+        ],
+        # a recipe on a deprecated vector still merges, but must not look healthy where it is listed
+        "deprecated_vectors": [t.vector.ref for t in r.terms if t.vector.status == "deprecated"],
         "aliases": sorted(a.alias for a in (aliases or []) if a.recipe_id == r.id),
         "created_at": _t(r.created_at),
     }
+    if detail:
+        out.update(governance_view(r))
+    return out
 
 
 def materialization_view(m: Materialization) -> dict[str, Any]:

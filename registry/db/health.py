@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from registry.db.models import Base, Vector, VectorTensor
@@ -85,3 +85,13 @@ def database_problems(url: str, engine: Engine) -> list[str]:
         )
         rows = s.execute(select(Vector.id, Vector.name, Vector.version)).all()
     return [f"database: vector {n}@v{v} has no tensor rows" for i, n, v in rows if i not in counts]
+
+
+def database_answers(engine: Engine) -> str | None:
+    """None when the database answers a trivial query (a load balancer's health check), else why not."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM alembic_version LIMIT 1"))
+    except Exception as e:  # any driver error means "not healthy": the reason, one line
+        return (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return None

@@ -27,6 +27,7 @@ from registry.errors import NotFound
 from registry.exchange.bundle_notes import export_notes, sign_notes
 from registry.exchange.checks import FORMAT
 from registry.exchange.importer import import_bundle
+from registry.governance.aliases import list_aliases
 from registry.governance.lifecycle import audit_log
 from registry.governance.signing import signatures_of
 from registry.records.bases import get_base
@@ -114,6 +115,8 @@ def export_bundle(
     for r in recipes.values():
         bases[r.base.name] = get_base(core, r.base.name)
     entries = [_vector_entry(core, v, i) for i, v in enumerate(vectors.values())]
+    recipe_entries = [_recipe_entry(core, r) for r in recipes.values()]
+    left_behind = _left_behind(core, entries, recipe_entries, list(recipes.values()))
     manifest = {
         "format": FORMAT,
         "source_registry": core.id,
@@ -132,7 +135,7 @@ def export_bundle(
             for b in bases.values()
         ],
         "vectors": entries,
-        "recipes": [_recipe_entry(core, r) for r in recipes.values()],
+        "recipes": recipe_entries,
     }
     notes = export_notes(core, list(recipes))  # tune and retention records travel with their recipe
     for entry in manifest["recipes"]:
@@ -162,7 +165,38 @@ def export_bundle(
         "bases": list(bases),
         "vectors": [v.ref for v in vectors.values()],
         "recipes": list(recipes),
+        "left_behind": left_behind,
     }
+
+
+def _left_behind(core: Core, vectors: list[dict], recipes: list[dict], rows: list[Recipe]) -> list[str]:
+    """What the target will not get, said at export: approvals without a signature land as
+    draft there, and an alias travels only with its recipe's signed approval (it is added to
+    the entry here, so the target recreates it)."""
+    out = []
+    covered = {  # a signed recipe approval vouches for its vectors' digests at the target
+        (rc["base"], t["vector"], t["version"])
+        for rc in recipes
+        if rc["status"] == "approved" and rc["signatures"]
+        for t in rc["terms"]
+    }
+    for kind, entry in [*(("vector", e) for e in vectors), *(("recipe", e) for e in recipes)]:
+        ref = f"{entry['name']}@v{entry['version']}"
+        if kind == "vector" and (entry["base"], entry["name"], entry["version"]) in covered:
+            continue
+        if entry["status"] == "approved" and not entry["signatures"]:
+            flag = "" if kind == "recipe" else " --vector"
+            out.append(
+                f"approval of {kind} {ref}: not signed, it lands as draft "
+                f"(sign it: registry sign {ref}{flag} --key KEY)"
+            )
+    for entry, r in zip(recipes, rows, strict=True):
+        names = [a.alias for a in list_aliases(core, r.name) if a.recipe_id == r.id]
+        if entry["status"] == "approved" and entry["signatures"]:
+            entry["aliases"] = names
+        else:
+            out += [f"alias {r.name}@{a}: its recipe's approval is not signed" for a in names]
+    return out
 
 
 class _BytesReader:

@@ -41,9 +41,11 @@ from registry.exchange.checks import (
 from registry.exchange.landing import (
     Landing,
     apply_existing,
+    checked_aliases,
     claimed,
     hold,
     keep_signatures,
+    land_aliases,
     land_existing,
     land_new,
     recheck_keys,
@@ -186,8 +188,11 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
         hold(core, vectors, recipes)
         pause("import:before-write")
 
+        protected = core.policy().protected_aliases  # read before the write transaction
+
         def write() -> dict[str, Any]:
             added_vectors, added_recipes, added_notes, unverified = [], [], 0, 0
+            made, skipped = [], []  # aliases recreated, and those not (with why)
             with core.Session.begin() as s:
                 recheck_keys(core, s, vectors, recipes)
                 pause("import:keys-locked")
@@ -217,6 +222,8 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                             apply_existing(core, s, landing, existing_id, rc, str(path))
                         n, u = _notes(core, s, landing.ref, rc, str(path))
                         added_notes, unverified = added_notes + n, unverified + u
+                        got = land_aliases(core, s, rc, landing, existing_id, protected, str(path))
+                        made, skipped = made + got[0], skipped + got[1]
                         continue
                     if s.scalar(
                         select(Recipe.id).where(
@@ -240,12 +247,16 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     added_recipes.append(landing.ref)
                     n, u = _notes(core, s, landing.ref, rc, str(path))
                     added_notes, unverified = added_notes + n, unverified + u
+                    got = land_aliases(core, s, rc, landing, r.id, protected, str(path))
+                    made, skipped = made + got[0], skipped + got[1]
             items = [x[1].view() for x in vectors] + [x[3].view() for x in recipes]
             return {
                 "vectors": added_vectors,
                 "recipes": added_recipes,
                 "notes": added_notes,
                 "unverified_notes": unverified,
+                "aliases": made,
+                "aliases_skipped": skipped,
                 "items": items,
             }
 
@@ -322,6 +333,7 @@ def _check_recipe(core: Core, rc: dict, bases: dict, digests: dict) -> tuple:
     rc["created_by"] = source_creator(rc, f"recipe {ref}")
     rc["notes"] = checked_notes(rc, ref)  # tune and retention records, re-recorded with the recipe
     rc["notes_kid"], rc["notes_why"] = verify_notes(core, rc, rc["notes"])
+    rc["aliases"] = checked_aliases(rc, ref)
 
     def stmt(st: str) -> dict:
         return statement("recipe", rc["name"], int(rc["version"]), rc["content_digest"], st, vectors=vecs)

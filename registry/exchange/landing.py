@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from registry.db.models import Recipe, TrustedKey, Vector, utcnow
-from registry.errors import IntegrityError
+from registry.db.models import Alias, Recipe, TrustedKey, Vector, utcnow
+from registry.errors import IntegrityError, InvalidName
 from registry.governance.revocation import IMPORTED_APPROVAL
 from registry.governance.signing import list_trusted, record_signature, verified_by_trusted
 from registry.records.vectors import get_vector
+from registry.util.refs import check_alias
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -207,3 +208,46 @@ def recheck_keys(core: Core, s, vectors: list, recipes: list) -> None:
             landing = hold_back(landing, f"key {landing.kid[:16]} was revoked during the import")
             recipes[i] = (rc, params, terms, landing, existing_id)
     hold(core, vectors, recipes)
+
+
+# -- aliases --------------------------------------------------------------------------------
+def checked_aliases(rc: dict[str, Any], ref: str) -> list[str]:
+    """The aliases a bundle recipe entry brings (exported only with a signed approval)."""
+    raw = rc.get("aliases", [])
+    if not isinstance(raw, list) or len(raw) > 100:
+        raise IntegrityError(f"bundle recipe {ref}: aliases must be a short list of names")
+    try:
+        return [check_alias(a) if isinstance(a, str) else check_alias(str(a)[:40] + "?") for a in raw]
+    except InvalidName as e:
+        raise IntegrityError(f"bundle recipe {ref}: {e}") from None
+
+
+def land_aliases(
+    core: Core, s, rc: dict, landing: Landing, recipe_id: int, protected: dict[str, list[str]], bundle: str
+) -> tuple[list[str], list[str]]:
+    """Recreate the source's aliases of a recipe that is approved here (its approval signed and
+    verified, or approved already): (created, skipped with why). An alias that exists here is
+    never moved, and a protected one is created only by one of its approvers."""
+    created, skipped = [], []
+    for alias in rc.get("aliases") or []:
+        name = f"{rc['name']}@{alias}"
+        if landing.status != "approved":
+            skipped.append(f"{name}: {landing.ref} is {landing.status} here")
+            continue
+        approvers = protected.get(alias)
+        if approvers is not None and core.actor not in approvers:
+            skipped.append(
+                f"{name}: alias {alias} is protected here (only {', '.join(approvers) or 'nobody'})"
+            )
+            continue
+        a = s.scalar(select(Alias).where(Alias.recipe_name == rc["name"], Alias.alias == alias))
+        if a is not None:
+            if a.recipe_id != recipe_id:
+                skipped.append(f"{name}: exists here at another version, left as it is")
+            continue
+        s.add(Alias(recipe_name=rc["name"], alias=alias, recipe_id=recipe_id))
+        core.audit(
+            s, "recipe.alias", name, {"to": landing.ref, "from": None, "forced": False, "bundle": bundle}
+        )
+        created.append(name)
+    return created, skipped

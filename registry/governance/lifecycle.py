@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from registry.db.models import AuditEvent, Recipe, RecipeTerm, Vector, utcnow
-from registry.errors import InvalidTransition
+from registry.errors import AlreadyExists, InvalidTransition
 from registry.governance import signing
 from registry.governance.authority import refuse
 from registry.records.recipes import lookup_recipe
@@ -55,6 +55,11 @@ def set_status(
     parsed = Ref.parse(ref, f"{kind} reference")
     with core.Session() as s:
         obj = lookup_recipe(s, parsed) if kind == "recipe" else lookup_vector(s, parsed, base)
+    if sign_key is not None and obj.status == "approved":
+        flag = " --vector" if kind == "vector" else ""
+        raise InvalidTransition(
+            f"{kind} {obj.ref} is already approved: sign its approval with `registry sign {obj.ref}{flag} --key KEY`"
+        )
     if status == "approved":
         _check_approvable(core, kind, obj)
     signed = None
@@ -132,6 +137,47 @@ def _compare_and_set(
             signing.record_signature(core, s, kind, obj.id, kid, statement, bundle)
             details["signed_by"] = kid
         core.audit(s, f"{kind}.{status}", obj.ref, details)
+
+
+def sign_approval(
+    core: Core, ref: str, key: str | Path, kind: str = "recipe", base: str | None = None
+) -> tuple[Recipe | Vector, str]:
+    """Sign the approval of a version that is already approved: (the version, the key id).
+
+    The signer must be someone who could approve it (the same rules as `approve`: a recipe's
+    vectors approved, four-eyes), so a signature never vouches more than an approval would.
+    The signature covers the same statement as `approve --sign-key` and travels with bundles."""
+    if kind not in {"recipe", "vector"}:
+        raise InvalidTransition(f"kind must be recipe or vector, not {kind!r}")
+    parsed = Ref.parse(ref, f"{kind} reference")
+    with core.Session() as s:
+        obj = lookup_recipe(s, parsed) if kind == "recipe" else lookup_vector(s, parsed, base)
+    if obj.status != "approved":
+        raise InvalidTransition(
+            f"{kind} {obj.ref} is {obj.status}: only an approved version can be signed "
+            "(approve it with --sign-key instead)"
+        )
+    _check_approvable(core, kind, obj)
+    statement = (
+        signing.recipe_statement(obj, "approved")
+        if kind == "recipe"
+        else signing.vector_statement(obj, "approved")
+    )
+    bundle, kid = signing.sign_statement(core, statement, key)
+    model = Recipe if kind == "recipe" else Vector
+
+    def write() -> None:
+        with core.Session.begin() as s:
+            now = s.scalar(select(model.status).where(model.id == obj.id))
+            if now != "approved":
+                raise InvalidTransition(f"{kind} {obj.ref} became {now} while it was being signed")
+            if signing.signed_by(s, kind, obj.id, kid):
+                raise AlreadyExists(f"{kind} {obj.ref} is already signed by key {kid[:16]}")
+            signing.record_signature(core, s, kind, obj.id, kid, statement, bundle)
+            core.audit(s, f"{kind}.signed", obj.ref, {"signed_by": kid, "status": "approved"})
+
+    core.write(write)
+    return obj, kid
 
 
 def _unapproved_message(ref: str, unapproved: list[str]) -> str:

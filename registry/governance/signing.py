@@ -157,6 +157,14 @@ def record_signature(
     )
 
 
+def signed_by(s, kind: str, object_id: int, kid: str) -> bool:
+    """Whether the object already carries a signature by key `kid` (inside a transaction)."""
+    q = select(Signature.id).where(
+        Signature.kind == kind, Signature.object_id == object_id, Signature.key_id == kid
+    )
+    return s.scalar(q.limit(1)) is not None
+
+
 def signatures_of(core: Core, kind: str, object_id: int) -> list[dict[str, Any]]:
     with core.Session() as s:
         rows = s.scalars(select(Signature).where(Signature.kind == kind, Signature.object_id == object_id))

@@ -44,8 +44,14 @@ def check_interference(
     `others` defaults to the base's vectors here (a bundle adds those it brings before this one)."""
     policy = policy or core.config.interference
     others = list_vectors(core, b.name) if others is None else others
+    digest = getattr(vec, "digest", None)
+    identical = [o.ref for o in others if digest and o.digest == digest]
     if not others or policy.action == "off":
-        return {"cosines": {}, "policy": policy.action, "threshold": policy.threshold}
+        report = {"cosines": {}, "policy": policy.action, "threshold": policy.threshold}
+        if identical:
+            report["identical_to"] = identical
+            report["warning"] = _identical(vec, identical, digest)
+        return report
     g = vector_gram(core, [vec, *others], ["new"] + [o.ref for o in others])
     cosines = {o.ref: summary(g, 0, i + 1) for i, o in enumerate(others)}
     worst = max(cosines.items(), key=lambda kv: abs(kv[1]["global"]))
@@ -56,13 +62,32 @@ def check_interference(
         "policy": policy.action,
         "threshold": policy.threshold,
     }
-    if abs(worst[1]["global"]) > policy.threshold:
-        message = (
-            f"vector {vec.name} interferes with {worst[0]}: |cosine| {abs(worst[1]['global']):.4f} "
-            f"> threshold {policy.threshold}"
+    over = sorted(
+        ((ref, abs(c["global"])) for ref, c in cosines.items() if abs(c["global"]) > policy.threshold),
+        key=lambda rc: -rc[1],
+    )
+    messages = []
+    if len(over) == 1:
+        messages.append(
+            f"vector {vec.name} interferes with {over[0][0]}: |cosine| {over[0][1]:.4f} > threshold {policy.threshold}"
         )
-        report["warning"] = policy.judge(message, InterferenceRefused)
+    elif over:
+        named = ", ".join(f"{ref} ({c:.4f})" for ref, c in over)
+        messages.append(
+            f"vector {vec.name} interferes with {len(over)} vectors (|cosine| > threshold {policy.threshold}): {named}"
+        )
+    if identical:
+        report["identical_to"] = identical
+        messages.append(_identical(vec, identical, digest))
+    if over:
+        report["conflicts"] = [ref for ref, _ in over]
+    if messages:
+        report["warning"] = policy.judge("; ".join(messages), InterferenceRefused)
     return report
+
+
+def _identical(vec: Vector, refs: list[str], digest: str) -> str:
+    return f"vector {vec.name} is byte-identical to {', '.join(refs)} (same digest {digest[:16]}…)"
 
 
 def interference(core: Core, base: str | None = None) -> tuple[list[Vector], Gram]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import defer, selectinload
 
-from registry.db.as_json import run_view
+from registry.db.as_json import run_view, timestamp
 from registry.db.models import Alias, AuditEvent, Materialization, Recipe, RecipeTerm, Vector
 from registry.errors import IntegrityError, NotFound
 from registry.records.bases import get_base
@@ -50,7 +50,7 @@ def _events(s, objects: set[str]) -> dict[str, list[dict[str, Any]]]:
                     "status": "refused" if refused else e.action.rsplit(".", 1)[1],
                     "attempted": e.action.rsplit(".", 1)[1],
                     "actor": e.actor,
-                    "at": e.at.isoformat(timespec="seconds"),
+                    "at": timestamp(e.at),
                     "reason": (e.details or {}).get("reason"),
                 }
             )
@@ -121,8 +121,9 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
                     "id": m.id,
                     "out_path": m.out_path,
                     "output_digest": m.output_digest,
-                    "at": m.created_at.isoformat(timespec="seconds"),
+                    "at": timestamp(m.created_at),
                     "reused_from": m.reused_from_id,
+                    "adapter": "adapter_config.json" in (m.files or {}),  # materialize --as-adapter
                 }
                 for m in mats
                 if m.recipe_id == r.id
@@ -207,6 +208,9 @@ def nodes_and_edges(tree: dict[str, Any]) -> tuple[list[tuple[str, str, str]], l
                 edges.add((vid, cid))
                 for m in r["materializations"]:
                     mid = f"out:{m['id']}"
-                    nodes[mid] = (mid, "output", f"{Path(m['out_path']).name}\n{m['output_digest'][:12]}")
+                    kind = " (adapter)" if m.get("adapter") else ""
+                    nodes[mid] = (
+                        mid, "output", f"{Path(m['out_path']).name}{kind}\n{m['output_digest'][:12]}"
+                    )  # fmt: skip
                     edges.add((cid, mid))
     return list(nodes.values()), sorted(edges)

@@ -27,6 +27,7 @@ from registry.db.models import Materialization, Vector
 from registry.errors import IntegrityError, RegistryError
 from registry.governance.signing import sign_folder
 from registry.records.bases import checked_base
+from registry.records.hub import hub_id
 from registry.records.recipes import get_recipe
 from registry.records.verified_reads import open_checked
 from registry.release.lockfile import build_lock, cached_card
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from registry.core import Core
 
 CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+WARN_ERROR = 0.1  # a relative error above this is reported as a warning: the adapter is not the recipe
 EMBEDDINGS = ("embed", "wte", "wpe", "word_embeddings")
 
 
@@ -122,6 +124,7 @@ def adapter_factors(
         out[name] = (np.ascontiguousarray(l_b), np.ascontiguousarray(l_a))
     report = {
         "format": "peft-lora",
+        "dtype": "float32",  # the factors' dtype as written (whatever the recipe's output dtype)
         "svd_rank": rank,
         "relative_error": float(np.sqrt(lost / total)) if total > 0 else 0.0,
         "exact": lost == 0.0,
@@ -165,8 +168,11 @@ def materialize_adapter(
     force: bool = False,
     require_approved: bool = False,
     sign_key: str | Path | None = None,
+    max_error: float | None = None,
 ) -> Materialization:
-    """Write recipe `ref` (linear) to `out` as a PEFT LoRA adapter; see the module docstring."""
+    """Write recipe `ref` (linear) to `out` as a PEFT LoRA adapter; see the module docstring.
+
+    With `max_error`, an adapter whose relative error exceeds it is refused before anything is written."""
     from safetensors.numpy import save_file
 
     out = Path(out).resolve()
@@ -175,6 +181,8 @@ def materialize_adapter(
         raise RegistryError(f"--as-adapter writes linear recipes only; {r.ref} uses method {r.method}")
     if rank is not None and rank < 1:
         raise RegistryError(f"--rank must be at least 1, not {rank}")
+    if max_error is not None and not 0.0 <= max_error < 1.0:
+        raise RegistryError(f"--max-error is a relative error in [0, 1), not {max_error}")
     if require_approved:
         require_all_approved(r)
     if force:
@@ -187,8 +195,15 @@ def materialize_adapter(
     factors, report = adapter_factors(vecs, data, [t.weight for t in r.terms], rank)
     if not factors:
         raise RegistryError(f"recipe {r.ref} changes no linear weight: a LoRA adapter would be empty")
+    if max_error is not None and report["relative_error"] > max_error:
+        raise RegistryError(
+            f"adapter of {r.ref} refused: relative error {report['relative_error']:.4g}"
+            + (f" at SVD rank {rank}" if rank is not None else "")
+            + f" exceeds --max-error {max_error:g} (raise --rank, or materialize the full model); nothing written"
+        )
     notes = {"adapter": report}
-    base_model = b.source if "/" in b.source and not b.source.startswith(("/", ".")) else b.name
+    # what peft's loaders open: the Hub id, else this host's folder (a registry name opens nothing)
+    base_model = hub_id(b) or str(Path(b.path).resolve())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

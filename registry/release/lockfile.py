@@ -17,6 +17,7 @@ from registry.records.hub import hub_id
 from registry.version import VERSION
 
 LOCK_VERSION = 1
+CARD_FORMAT = 2  # part of the card cache's key: a changed layout is never served from an old cache
 
 
 def build_lock(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def cached_card(r: Recipe, b: BaseModel, cache: Path, notes: dict[str, Any] | No
         json.dumps(
             [
                 VERSION,
+                CARD_FORMAT,
                 r.name,
                 r.version,
                 r.content_digest,
@@ -120,13 +122,19 @@ def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> 
         f"| {t.vector.name} | v{t.vector.version} | {t.weight:+g} | `{t.vector.digest[:16]}` |"
         for t in r.terms
     )
+    adapter = (notes or {}).get("adapter")
+    dtype_line = (
+        f"Adapter tensors (LoRA factors): `{adapter.get('dtype', 'float32')}`; the base keeps its own dtype"
+        if adapter
+        else f"Output dtype: `{r.dtype}`"
+    )
     body = f"""
 # {r.name} v{r.version}
 
 Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (method `{r.method}`).
 
 - Base: **{card_text(b.name)}** ({card_text(b.architecture)}), digest `{b.digest}`
-- Output dtype: `{r.dtype}`
+- {dtype_line}
 - Recipe digest: `{r.content_digest}`
 
 | vector | version | weight η | digest |
@@ -136,9 +144,24 @@ Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (m
 `registry-lock.json` lists every input and output digest; `registry verify --lock` re-checks it.
 """
     for key, note in sorted((notes or {}).items()):
-        lines = (f"- {card_text(k)}: {card_text(json.dumps(v, ensure_ascii=False))}" for k, v in note.items())
+        lines = (f"- {card_text(k.replace('_', ' '))}: {card_text(note_text(v))}" for k, v in note.items())
         body += f"\n## {card_text(key)}\n\n" + "\n".join(lines) + "\n"
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def note_text(value: Any) -> str:
+    """A note's value as a person reads it (never raw JSON): `none`, `yes`, `0.8779`, `a, b`."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return ", ".join(note_text(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={note_text(v)}" for k, v in value.items()) or "none"
+    return str(value)
 
 
 _MARKDOWN = "\\`*_{}[]()<>#+-.!|~"

@@ -122,6 +122,7 @@ def test_review_in_a_real_browser(served, browser, console):
     row = bob.locator("#queue-vectors tr:has-text('harmless@v1')")
     row.locator("form:has(button.approve) input[name=reason]").fill("second pair of eyes")
     row.locator("button.approve").click()
-    bob.wait_for_url("**/queue?ok=approved")
+    bob.wait_for_url("**/queue?ok=approved&done=harmless@v1")
+    assert bob.inner_text("#ok") == "harmless@v1 is now approved."  # the queue confirms it
     assert bob.locator("#queue-vectors tr:has-text('harmless@v1')").count() == 0
     assert console.reg.vector("harmless@v1").status == "approved"

@@ -52,7 +52,7 @@ def test_recipe_lineage_tree_json_and_png(history, cli, tmp_path):
     code, out, _ = cli("lineage", "hs@prod")
     assert code == 0 and "recipe hs@v1 (linear: +1·helpful@v1 +0.5·harmless@v1)  approved" in out
     assert "alias hs@prod" in out and "approved by tester" in out and str(tmp_path / "out") in out
-    assert "options lossless=True" in out  # each run's recorded parameters
+    assert "options lossless=true" in out  # each run's recorded parameters
 
 
 def test_vector_and_base_lineage(history):
@@ -153,7 +153,7 @@ def test_lineage_tells_what_happened_refusals_order_and_long_lists(sqlite_reg, m
     code, out, err = cli("lineage", "tiny")
     assert code == 0, err
     assert "approved by" not in out
-    assert "refused (approved) for tester at" in out
+    assert "approval by tester refused at" in out
     assert out.index("vector zeta@v1") < out.index("vector alpha@v1")  # oldest run first
     assert f"inexact_tensors=[{len(inexact)} items: {', '.join(inexact[:3])}, …]" in out
     assert inexact[3] not in out
