@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from registry.config import InterferencePolicy
 from registry.core import Core
 from registry.db.models import AuditEvent, BaseModel, Materialization, Recipe, Vector
-from registry.evaluation import consistency, retention, scoring, sweep, tune
+from registry.evaluation import consistency, evidence, retention, scoring, sweep, tune
 from registry.evaluation.retention import RetentionCheck
 from registry.evaluation.sweep import SweepResult
 from registry.governance import aliases, lifecycle, signing
@@ -23,6 +23,7 @@ from registry.plugins import loader
 from registry.records import (
     base_admin,
     bases,
+    evaluations,
     interference,
     lineage,
     recipes,
@@ -34,6 +35,7 @@ from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
 if TYPE_CHECKING:
+    from registry.records.evaluations import EvaluationRecord
     from registry.records.interference import Gram
     from registry.storage.tensor_io import SafetensorsFolder
     from registry.training.options import TrainingOptions
@@ -291,3 +293,40 @@ class Registry(Core):
 
     def plugins(self) -> list[dict[str, str]]:
         return loader.describe()
+
+    # -- recorded evaluations (review evidence) ---------------------------------------------
+    def record_sweep(
+        self,
+        ref: str,
+        vary: list[str] | None = None,
+        etas: list[float] | None = None,
+        evaluators: list[str] | None = None,
+        prompts: int | list[str] | None = None,
+        samples: int = evidence.DEFAULT_SAMPLES,
+        seed: int = 0,
+        kind: str | None = None,
+        base: str | None = None,
+        log: Callable[[str], None] | None = None,
+        record: bool = True,
+    ) -> EvaluationRecord | dict[str, Any]:
+        """Measure `ref` (a recipe, or a vector alone: θbase + η·φ) over an η grid of one or two
+        terms and record the evaluation (`record=False`: return its fields, nothing written)."""
+        fields = evidence.measure_grid(
+            self, ref, vary or [], etas or list(evidence.DEFAULT_ETAS), evaluators or [], prompts, samples,
+            seed, kind, base, log,
+        )  # fmt: skip
+        return evaluations.save_evaluation(self, **fields) if record else fields
+
+    def record_evaluation(self, **fields: Any) -> EvaluationRecord:
+        """Record an evaluation measured elsewhere (the fields of `records.evaluations.record_evaluation`)."""
+        return evaluations.save_evaluation(self, **fields)
+
+    def evaluations(
+        self, ref: str | None = None, kind: str | None = None, base: str | None = None
+    ) -> list[EvaluationRecord]:
+        """Evaluations of `ref`'s exact digest (a recipe first, else a vector), newest first;
+        every evaluation without `ref`."""
+        return evaluations.evaluations_of(self, ref, kind, base)
+
+    def evaluation(self, evaluation_id: int) -> EvaluationRecord:
+        return evaluations.evaluation(self, evaluation_id)

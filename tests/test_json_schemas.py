@@ -147,6 +147,9 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("recipe", "show", "mix@prod")
         run("materialize", "mix@prod", "--out", root / "out")
         run("sweep", "mix", "--vary", "verbose", "--etas", "0,1", "--out", root / "sweep")
+        run("sweep", "helpful", "--record", "--etas", "0,1", "--prompts", "2", "--samples", "1")
+        run("evaluation", "list")
+        run("evaluation", "show", "helpful")
         run("tune", "mix", "--vary", "verbose", "--target", "answer_length=20", "--range", "0:1", "--max-evals", "3", "--tol", "1000")  # fmt: skip
         run("lineage", "mix@prod")
         run("push", "mix@prod", "--repo", "org/mix")

@@ -54,6 +54,7 @@ def _register() -> None:
         backup,
         base,
         bundle,
+        evaluation,
         governance,
         init,
         interference,
@@ -76,6 +77,7 @@ def _register() -> None:
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
         maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy, run,
+        evaluation,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

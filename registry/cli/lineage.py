@@ -34,6 +34,8 @@ def render(tree: dict) -> str:
             vn = rn.add(f"vector {v['ref']}  {v['digest'][:12]}  {v['status']}")
             for a in v["approvals"]:
                 vn.add(_decision(a))
+            for e in v.get("evaluations", []):
+                vn.add(_evaluation(e))
             for r in v["recipes"]:
                 terms = " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"])
                 if r["ref"] in shown:  # a recipe of several vectors: its subtree once, then a reference
@@ -45,6 +47,8 @@ def render(tree: dict) -> str:
                     cn.add(f"alias {a}")
                 for a in r["approvals"]:
                     cn.add(_decision(a))
+                for e in r.get("evaluations", []):
+                    cn.add(_evaluation(e))
                 for m in r["materializations"]:
                     what = "LoRA adapter" if m.get("adapter") else "materialized"
                     cn.add(f"{what} {m['out_path']}  {m['output_digest'][:12]}  {m['at']}")
@@ -61,6 +65,12 @@ def render(tree: dict) -> str:
             f"content), materialization {lock['materialization'] or 'not recorded here'}\n{text}"
         )
     return text
+
+
+def _evaluation(e: dict) -> str:
+    grid = " × ".join(f"{n}[{len(v)}]" for n, v in e["grid"].items())
+    imported = f", imported by {e['imported_by']}" if e.get("imported_by") else ""
+    return f"evaluation {e['id']}: η grid {grid}, {', '.join(e['metrics'])} ({e['created_by']} {e['at']}{imported})"
 
 
 SHOWN = 3  # items of a long list option shown in the text tree (JSON has them all)

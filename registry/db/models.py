@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -330,3 +330,32 @@ class RevokedKey(Base):
     revoked_by: Mapped[str] = mapped_column(String(128))
     revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Evaluation(Base):
+    """A recorded behaviour evaluation of one vector or recipe digest (registry.records.evaluations)."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))  # vector | recipe
+    subject_ref: Mapped[str] = mapped_column(String(160))
+    subject_digest: Mapped[str] = mapped_column(String(64))
+    base_name: Mapped[str] = mapped_column(String(128))
+    base_digest: Mapped[str] = mapped_column(String(64))
+    evaluators: Mapped[dict[str, Any]] = mapped_column()
+    prompts_digest: Mapped[str] = mapped_column(String(64))
+    prompts_source: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int]
+    decoding: Mapped[dict[str, Any]] = mapped_column()
+    grid: Mapped[dict[str, Any]] = mapped_column()
+    points: Mapped[list[Any]] = mapped_column()
+    library_versions: Mapped[dict[str, Any]] = mapped_column()
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # fixed terms, method, retention…
+    seconds: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    imported_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    # the trusted key that signed an imported record in its bundle (None: local, or unsigned)
+    signed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    digest: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("ix_evaluations_subject", "subject_kind", "subject_digest"),)

@@ -9,6 +9,7 @@ audited). This module is the schema: keys, defaults and parsing; the verbs are i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -47,6 +48,17 @@ def _aliases(v: Any) -> dict[str, list[str]]:
     return out
 
 
+def _drift(v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, str) and v.strip().endswith("%"):  # "5%" as typed
+        with contextlib.suppress(ValueError):
+            v = float(v.strip()[:-1])
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"must be a percentage ≥ 0 (e.g. 5 for 5%) or null, not {v!r}")
+    return float(v)
+
+
 def _action(v: Any) -> str:
     InterferencePolicy(action=v)
     return v
@@ -76,6 +88,14 @@ KEYS: dict[str, Key] = {
     ),
     "service_accounts": Key(_names, [], "logins that may act for a declared actor (e.g. a CI bot)"),
     "admins": Key(_names, [], "accounts that may change this policy"),
+    "approval_requires_evaluation": Key(
+        _bool,
+        False,
+        "approve only a vector or recipe whose exact digest has a recorded evaluation on its base",
+    ),
+    "approval_max_ppl_drift": Key(
+        _drift, None, "with approval_requires_evaluation: the largest perplexity drift (percent) it may show"
+    ),
 }
 
 # written into a new registry's database on top of the defaults (tests add to it)
@@ -91,6 +111,8 @@ class TeamPolicy:
     allow_declared_actor: bool = False
     service_accounts: list[str] = field(default_factory=list)
     admins: list[str] = field(default_factory=list)
+    approval_requires_evaluation: bool = False
+    approval_max_ppl_drift: float | None = None
 
     @property
     def interference(self) -> InterferencePolicy:

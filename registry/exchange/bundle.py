@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
 from registry.errors import NotFound
+from registry.exchange.bundle_evaluations import export_evaluations, sign_evaluations
 from registry.exchange.bundle_notes import export_notes, sign_notes
 from registry.exchange.checks import FORMAT
 from registry.exchange.importer import import_bundle
@@ -68,6 +69,7 @@ def _vector_entry(core: Core, v: Vector, index: int) -> dict[str, Any]:
         "data": f"vectors/{index}",
         "signatures": signatures_of(core, "vector", v.id),
         "history": status_history(core, "vector", v.ref),
+        "evaluations": export_evaluations(core, "vector", v.digest, v.base.digest),
     }
 
 
@@ -85,6 +87,7 @@ def _recipe_entry(core: Core, r: Recipe) -> dict[str, Any]:
         "content_digest": r.content_digest,
         "status": r.status,
         "created_by": r.created_by,
+        "evaluations": export_evaluations(core, "recipe", r.content_digest, r.base.digest),
         "terms": [
             {"vector": t.vector.name, "version": t.vector.version, "weight": t.weight} for t in r.terms
         ],
@@ -142,6 +145,15 @@ def export_bundle(
         entry["notes"] = notes[f"{entry['name']}@v{entry['version']}"]
         if sign_key is not None:
             entry["notes_signatures"] = sign_notes(core, entry, str(sign_key))
+    if sign_key is not None:  # recorded evaluations travel under the same key
+        for kind, items, field in (
+            ("vector", entries, "digest"),
+            ("recipe", manifest["recipes"], "content_digest"),
+        ):
+            for entry in items:
+                entry["evaluations_signatures"] = sign_evaluations(
+                    core, kind, entry, entry[field], str(sign_key)
+                )
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from registry.db.models import BaseModel, Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.exchange.archive import Archive, one_line
+from registry.exchange.bundle_evaluations import checked_evaluations, record_imported
 from registry.exchange.bundle_notes import checked_notes, record_notes, verify_notes
 from registry.exchange.checks import (
     FORMAT,
@@ -183,6 +184,9 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
             landing = land_new(core, "vector", ref, status, stmt(fields["digest"]), e.get("signatures"))
             vectors.append((e, landing, key, fields, None))
 
+        for e, ref in zip(manifest["vectors"], refs, strict=True):  # evaluations: checked before any write
+            digest, base_digest = digests[(e["base"], ref)], bases[e["base"]].digest
+            e["checked_evaluations"] = checked_evaluations(core, "vector", e, ref, digest, base_digest)
         recipes = [_check_recipe(core, rc, bases, digests) for rc in manifest["recipes"]]
         vouch(vectors, recipes)
         hold(core, vectors, recipes)
@@ -249,8 +253,13 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     added_notes, unverified = added_notes + n, unverified + u
                     got = land_aliases(core, s, rc, landing, r.id, protected, str(path))
                     made, skipped = made + got[0], skipped + got[1]
+                evaluations = sum(
+                    record_imported(core, s, x.get("checked_evaluations"), str(path))
+                    for x in [*manifest["vectors"], *manifest["recipes"]]
+                )
             items = [x[1].view() for x in vectors] + [x[3].view() for x in recipes]
             return {
+                "evaluations": evaluations,
                 "vectors": added_vectors,
                 "recipes": added_recipes,
                 "notes": added_notes,
@@ -334,6 +343,9 @@ def _check_recipe(core: Core, rc: dict, bases: dict, digests: dict) -> tuple:
     rc["notes"] = checked_notes(rc, ref)  # tune and retention records, re-recorded with the recipe
     rc["notes_kid"], rc["notes_why"] = verify_notes(core, rc, rc["notes"])
     rc["aliases"] = checked_aliases(rc, ref)
+    rc["checked_evaluations"] = checked_evaluations(
+        core, "recipe", rc, ref, rc["content_digest"], base.digest
+    )
 
     def stmt(st: str) -> dict:
         return statement("recipe", rc["name"], int(rc["version"]), rc["content_digest"], st, vectors=vecs)

@@ -1,7 +1,8 @@
 """Governance: the draft → approved → deprecated lifecycle, its rules, and the audit log.
 
 Rules: a recipe is approved only when all its vectors are; with the team policy's
-`four_eyes` set, nobody approves what they created themselves (and only an admin what
+`approval_requires_evaluation`, only what has a recorded evaluation (governance.evidence);
+with `four_eyes` set, nobody approves what they created themselves (and only an admin what
 nobody knows the creator of); protected aliases move only by their listed approvers.
 Every refusal by a rule is written to the audit log before it is raised. A status moves
 by compare-and-set in one transaction, so two racing changes never both apply.
@@ -18,6 +19,7 @@ from registry.db.models import AuditEvent, Recipe, RecipeTerm, Vector, utcnow
 from registry.errors import AlreadyExists, InvalidTransition
 from registry.governance import signing
 from registry.governance.authority import refuse
+from registry.governance.evidence import check_evidence
 from registry.records.recipes import lookup_recipe
 from registry.records.vectors import lookup_vector
 from registry.util.faults import pause
@@ -195,6 +197,7 @@ def _check_approvable(core: Core, kind: str, obj: Recipe | Vector) -> None:
         if unapproved:
             refuse(core, "recipe.approved", obj.ref, _unapproved_message(obj.ref, unapproved))
     policy = core.policy()
+    check_evidence(core, kind, obj, policy)
     if not policy.four_eyes:
         return
     if obj.created_by is None and core.actor not in policy.admins:

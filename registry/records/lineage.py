@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import defer, selectinload
 
 from registry.db.as_json import run_view, timestamp
-from registry.db.models import Alias, AuditEvent, Materialization, Recipe, RecipeTerm, Vector
+from registry.db.models import Alias, AuditEvent, Evaluation, Materialization, Recipe, RecipeTerm, Vector
 from registry.errors import IntegrityError, NotFound
 from registry.records.bases import get_base
 from registry.records.recipes import get_recipe
@@ -54,6 +54,30 @@ def _events(s, objects: set[str]) -> dict[str, list[dict[str, Any]]]:
                     "reason": (e.details or {}).get("reason"),
                 }
             )
+    return out
+
+
+def _evaluations(s, subjects: list[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(kind, digest) -> its recorded evaluations, newest first, in brief."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    digests = {d for _k, d in subjects}
+    if not digests:
+        return out
+    q = select(Evaluation).where(Evaluation.subject_digest.in_(digests)).order_by(Evaluation.id.desc())
+    for e in s.scalars(q):
+        out.setdefault((e.subject_kind, e.subject_digest), []).append(
+            {
+                "id": e.id,
+                "digest": e.digest,
+                "base_digest": e.base_digest,
+                "grid": e.grid,
+                "metrics": sorted({m for p in e.points for m in p["metrics"]}),
+                "prompts_source": e.prompts_source,
+                "created_by": e.created_by,
+                "at": timestamp(e.created_at),
+                "imported_by": e.imported_by,
+            }
+        )
     return out
 
 
@@ -106,6 +130,9 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
             else []
         )
         events = _events(s, {v.ref for v in vecs} | {r.ref for r in recipes})
+        evals = _evaluations(
+            s, [("vector", v.digest) for v in vecs] + [("recipe", r.content_digest) for r in recipes]
+        )
         b = vecs[0].base if vecs else (row if kind == "base" else row.base)
     recipe_nodes = {
         r.id: {
@@ -116,6 +143,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
             "terms": [{"vector": t.vector.ref, "weight": t.weight} for t in r.terms],
             "aliases": [f"{a.recipe_name}@{a.alias}" for a in aliases if a.recipe_id == r.id],
             "approvals": events.get(r.ref, []),
+            "evaluations": evals.get(("recipe", r.content_digest), []),
             "materializations": [
                 {
                     "id": m.id,
@@ -140,6 +168,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
                 "digest": v.digest,
                 "status": v.status,
                 "approvals": events.get(v.ref, []),
+                "evaluations": evals.get(("vector", v.digest), []),
                 "recipes": [recipe_nodes[r.id] for r in recipes if any(t.vector_id == v.id for t in r.terms)],
             }
         )

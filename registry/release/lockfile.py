@@ -106,7 +106,11 @@ def build_card(r: Recipe, b: BaseModel, notes: dict[str, Any] | None = None) -> 
     from huggingface_hub import ModelCard, ModelCardData
 
     base_model = hub_id(b) or b.name  # the Hub id, never a folder of the machine that added it
+    evaluations = (notes or {}).get("evaluations") or []
+    results = eval_results(r, evaluations)  # model-index needs a model name; cards without stay as they were
+    index = {"model_name": f"{r.name}-v{r.version}", "eval_results": results} if results else {}
     data = ModelCardData(
+        **index,
         base_model=base_model,
         base_model_relation="adapter" if "adapter" in (notes or {}) else "merge",  # --as-adapter
         tags=[
@@ -143,7 +147,11 @@ Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (m
 
 `registry-lock.json` lists every input and output digest; `registry verify --lock` re-checks it.
 """
+    if evaluations:
+        body += evaluation_tables(evaluations)
     for key, note in sorted((notes or {}).items()):
+        if key == "evaluations":
+            continue
         lines = (f"- {card_text(k.replace('_', ' '))}: {card_text(note_text(v))}" for k, v in note.items())
         body += f"\n## {card_text(key)}\n\n" + "\n".join(lines) + "\n"
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
@@ -162,6 +170,57 @@ def note_text(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={note_text(v)}" for k, v in value.items()) or "none"
     return str(value)
+
+
+def evaluation_tables(evaluations: list[dict[str, Any]]) -> str:
+    """One Markdown table per recorded evaluation: every metric at every grid point."""
+    out = "\n## Recorded evaluations\n"
+    for e in evaluations:
+        names = sorted({m for p in e["points"] for m in p["metrics"]})
+        varied = list(e["points"][0]["etas"]) if e["points"] else []
+        head = [*(f"η {card_text(n)}" for n in varied), *(card_text(m) for m in names)]
+        rows = [
+            "| "
+            + " | ".join(
+                [f"{p['etas'][n]:+g}" for n in varied]
+                + ["–" if p["metrics"].get(m) is None else f"{p['metrics'][m]:.4g}" for m in names]
+            )
+            + " |"
+            for p in e["points"]
+        ]
+        out += (
+            f"\nEvaluation {e['id']} by {card_text(e['created_by'])} at {card_text(e['created_at'])}: "
+            f"{card_text(e['prompts_source'])}, greedy, at most {e.get('max_new_tokens')} new tokens, "
+            f"seed {e['seed']} (record digest `{card_text(e['digest'][:16])}`).\n\n"
+            f"| {' | '.join(head)} |\n|{'---|' * len(head)}\n" + "\n".join(rows) + "\n"
+        )
+    return out
+
+
+def eval_results(r: Recipe, evaluations: list[dict[str, Any]]) -> list:
+    """Hub `model-index` results: each metric of the newest evaluation at the recipe itself
+    (its own weights), when that point is on the evaluation's grid."""
+    from huggingface_hub import EvalResult
+
+    for e in evaluations:
+        own = e.get("subject_point")
+        point = next((p for p in e["points"] if p["etas"] == own), None)
+        if point is None:
+            continue
+        return [
+            EvalResult(
+                task_type="text-generation",
+                dataset_type="preference-registry/heldout-prompts",
+                dataset_name=str(e["prompts_source"]),
+                dataset_revision=str(e["prompts_digest"]),
+                metric_type=str(name),
+                metric_value=value,
+                metric_name=f"{name} (evaluation {e['id']})",
+            )
+            for name, value in sorted(point["metrics"].items())
+            if value is not None
+        ]
+    return []
 
 
 _MARKDOWN = "\\`*_{}[]()<>#+-.!|~"
