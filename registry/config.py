@@ -117,6 +117,17 @@ def scrub(message: str, url: Any) -> str:
     return message
 
 
+def normalized_store(store_url: str) -> str:
+    """One spelling per store: local paths resolved, URLs without a trailing slash."""
+    if "://" in store_url:
+        return store_url.rstrip("/")
+    return str(Path(store_url).resolve())
+
+
+def same_store(a: str, b: str) -> bool:
+    return normalized_store(a) == normalized_store(b)
+
+
 # registry.toml's keys; [interference] and [governance] only as written before migration
 # 0004 (moved into the database on first open, refused afterwards); anything else refused
 _KNOWN: dict[str, dict[str, str] | None] = {
@@ -146,17 +157,6 @@ def _legacy_policy(path: Path, data: dict[str, Any]) -> dict[str, Any]:
                 raise RegistryError(f"{path}: unknown key {key}.{k} (known: {', '.join(sub)})")
             legacy[sub[k]] = v
     return legacy
-
-
-def normalized_store(store_url: str) -> str:
-    """One spelling per store: local paths resolved, URLs without a trailing slash."""
-    if "://" in store_url:
-        return store_url.rstrip("/")
-    return str(Path(store_url).resolve())
-
-
-def same_store(a: str, b: str) -> bool:
-    return normalized_store(a) == normalized_store(b)
 
 
 @dataclass

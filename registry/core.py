@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.config import Config, redact, same_store, scrub
-from registry.db import actor_identity, console_grant, registry_identity
+from registry.db import actor_identity, console_grant, grants, registry_identity
 from registry.db import engine as dbmod
 from registry.db.health import check_on_open, sqlite_path
 from registry.db.models import AuditEvent, Meta
@@ -25,6 +25,7 @@ from registry.db.policy_store import import_legacy, read_policy, seed_new_regist
 from registry.db.revision import SCHEMA_HEAD
 from registry.errors import (
     AlreadyExists,
+    DatabaseAccessDenied,
     GovernanceRefused,
     IdentityRefused,
     NotInitialized,
@@ -33,6 +34,7 @@ from registry.errors import (
 )
 from registry.storage.file_cache import StatCache
 from registry.storage.vector_store import VectorStore
+from registry.util.extras import require_backends
 
 T = TypeVar("T")
 
@@ -49,6 +51,7 @@ def _refuse_console_claim(source: str | None) -> None:
 class Core:
     def __init__(self, config: Config, actor: str | None = None, actor_source: str | None = None):
         _refuse_console_claim(actor_source)
+        require_backends(config.db_url, config.store_url)  # a missing driver: one line, first
         self.config = config
         self.home = config.home
         self.engine = dbmod.make_engine(config.db_url)
@@ -107,13 +110,16 @@ class Core:
     ) -> Self:
         """Create a registry; `policy` sets a new registry's team policy (its creator is admin)."""
         home = Path(home).resolve()
-        home.mkdir(parents=True, exist_ok=True)
         if (home / "registry.toml").exists():
             raise AlreadyExists(f"a registry already exists at {home}")
         config = Config(home=home, db=db) if db else Config(home=home)  # a password is split off
         if store:
             config.store = store
+        require_backends(config.db_url, config.store_url)  # before the home folder is made
         reg = cls(config, actor, actor_source)
+        if reg.database_is_empty():  # its creator is judged first: a refusal leaves it empty
+            reg.settle_identity(initial_policy(policy), audit=False)
+        home.mkdir(parents=True, exist_ok=True)
         reg.upgrade(None)  # a fresh database gets the schema; a shared older one is not upgraded
         with reg.Session() as s:
             existing = s.get(Meta, "registry_id")
@@ -143,6 +149,18 @@ class Core:
         action = "join" if reg.joined else "init"
         reg.audit_now(action, str(home), {"db": config.db, "store": config.store})  # db is redacted
         return reg
+
+    def database_is_empty(self) -> bool:
+        """No registry schema yet (a SQLite file not yet made, a fresh `createdb`); read only.
+
+        False when the database cannot be asked: opening it then says what is wrong."""
+        path = sqlite_path(self.config.db_url)
+        if path is not None:
+            return not path.exists() or path.stat().st_size == 0
+        try:
+            return dbmod.current_revision(self.engine) is None
+        except Exception:
+            return False
 
     def _where(self) -> str:
         return redact(self.engine.url)
@@ -279,7 +297,13 @@ class Core:
         try:
             current = dbmod.current_revision(self.engine)
         except Exception as e:
-            said = scrub(str(e).splitlines()[0], self.engine.url)
+            said = scrub(str(getattr(e, "orig", None) or e).splitlines()[0], self.engine.url)
+            if grants.permission_denied(e):  # the server answered: this login lacks rights
+                raise DatabaseAccessDenied(
+                    grants.denied_message(
+                        f"database {redact(self.engine.url)}", self.engine.url.username, said
+                    )
+                ) from None
             raise dbmod.DatabaseUnavailable(
                 f"cannot reach database {redact(self.engine.url)}: {said}"
             ) from None

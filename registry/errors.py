@@ -53,6 +53,10 @@ class DatabaseUnavailable(RegistryError):
     pass
 
 
+class DatabaseAccessDenied(RegistryError):
+    """The database server answered and refused this login a right it needs (its grants)."""
+
+
 class DatabaseCorrupted(DatabaseUnavailable):
     """The database file is damaged or empty; `problems` holds what the check found."""
 

@@ -165,6 +165,7 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("gc", "--dry-run")
         run("backup", root / "backup")
         run("db", "upgrade")
+        run("db", "grants", "alice")
         run("init", home_dir=other)
         run("base", "add", "tiny", models["base"], home_dir=other)
         run("import-bundle", root / "mix.bundle", home_dir=other)

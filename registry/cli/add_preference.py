@@ -105,13 +105,24 @@ class PluginCommands(click.Group):
         def run(ctx_obj, **kw):
             _train(ctx_obj, name, kw)
 
+        example = getattr(plugin, "example", None) or default_example(name, plugin.options)
         return click.Command(
             name,
             callback=run,
             params=[*TRAINING_OPTIONS, *plugin.options],
-            help=f"{plugin.description}\n\n\b\nExample:\n  {getattr(plugin, 'example', None) or f'registry add-preference {name} --base tiny --seed 0'}",
+            help=f"{plugin.description}\n\n\b\nExample:\n  {example}",
             short_help=plugin.description,
         )
+
+
+def default_example(name: str, options: list[click.Parameter]) -> str:
+    """`registry add-preference NAME --base tiny --seed 0`, with every option the plugin requires."""
+
+    def placeholder(o: click.Parameter) -> str:
+        return o.metavar or ("FILE" if isinstance(o.type, click.Path) else str(o.name).upper())
+
+    required = [f"{o.opts[0]} {placeholder(o)}" for o in options if o.required and o.opts]
+    return " ".join([f"registry add-preference {name} --base tiny", *required, "--seed 0"])
 
 
 def _train(ctx, plugin: str, kw: dict) -> None:

@@ -46,44 +46,93 @@ def json_anywhere(args: list[str]) -> list[str]:
     return ["--json", *(a for a in args[:cut] if a != "--json"), *args[cut:]]
 
 
+class CommandError(click.ClickException):
+    """A one-line failure; under --json it is one JSON object on stderr, like every other note.
+
+    `code` names the kind of failure for a pipeline to branch on (`not_found`, `usage`,
+    `database`, …); the message is the one-line text a person would see.
+    """
+
+    def __init__(self, message: str, code: str, as_json: bool, exit_code: int = 1):
+        super().__init__(message)
+        self.code, self.as_json, self.exit_code = code, as_json, exit_code
+
+    def show(self, file: Any = None) -> None:
+        if not self.as_json:
+            return super().show(file)
+        click.echo(json.dumps({"event": "error", "code": self.code, "message": self.message}), err=True)
+
+
+def error_code(e: BaseException) -> str:
+    """`NotFound` -> `not_found`: the exception's kind, as a stable snake_case word."""
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(e).__name__).lower()
+
+
 class RegistryGroup(click.Group):
     """Turns library and database errors into one-line messages and a non-zero exit."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, json_anywhere(list(args)))
+        args = json_anywhere(list(args))
+        as_json = "--json" in args  # read now: click's parser consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:  # a bad global option: still JSON under --json
+            raise _as_error(e, as_json) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         from registry.errors import RegistryError
 
+        as_json = bool(ctx.params.get("as_json"))
         try:
-            with reporting(json=bool(ctx.params.get("as_json"))):  # progress: JSON lines under --json
+            with reporting(json=as_json):  # progress: JSON lines under --json
                 return super().invoke(ctx)
         except RegistryError as e:
-            raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CommandError(message, error_code(e), as_json) from None
+        except click.ClickException as e:
+            raise _as_error(e, as_json) from None
         except KeyboardInterrupt:
-            raise click.ClickException("interrupted") from None
+            raise CommandError("interrupted", "interrupted", as_json) from None
         except OSError as e:
-            raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")) from None
+            message = f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")
+            raise CommandError(message, "os_error", as_json) from None
         except Exception as e:
             if type(e).__module__.split(".")[0] not in {"sqlalchemy", "sqlite3", "psycopg"}:
                 raise
-            raise click.ClickException(database_error(ctx.obj, e)) from None
+            raise CommandError(database_error(ctx.obj, e), "database", as_json) from None
+
+
+def _as_error(e: click.ClickException, as_json: bool) -> click.ClickException:
+    """Click's own errors as they are, or under --json as one JSON line (usage errors: code `usage`)."""
+    if not as_json or isinstance(e, CommandError):
+        return e
+    usage = isinstance(e, click.UsageError)
+    message = e.format_message().splitlines()[0] if e.format_message() else type(e).__name__
+    if usage and e.ctx is not None:
+        message = f"{message} (see `{e.ctx.command_path} --help`)"
+    return CommandError(message, "usage" if usage else "failed", True, e.exit_code)
 
 
 def database_error(obj: Context | None, e: Exception) -> str:
     """One line for an error the database raised: which database, what it said, what to do."""
     from registry.config import redact, scrub
+    from registry.db.grants import denied_message, permission_denied
     from registry.db.health import RESTORE, sqlite_path
 
     reg = getattr(obj, "_registry", None)
     where = "the registry's database"
     if reg is not None:
         path = sqlite_path(reg.config.db_url)
-        where = str(path) if path else redact(reg.engine.url)
+        where = str(path) if path else f"database {redact(reg.engine.url)}"
     said = str(getattr(e, "orig", None) or e).strip().splitlines()
     said = [scrub(line, reg.engine.url) for line in said] if reg is not None else said
+    if permission_denied(e):  # not damage: the login lacks a grant
+        login = reg.engine.url.username if reg is not None else None
+        return denied_message(where, login, (said or [type(e).__name__])[0][:200])
     return (
-        f"database error in {where}: {(said or [type(e).__name__])[0][:200]}; "
+        f"database error in {where.removeprefix('database ')}: {(said or [type(e).__name__])[0][:200]}; "
         f"run `registry verify`, and if the database is damaged {RESTORE}"
     )
 

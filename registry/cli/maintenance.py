@@ -104,4 +104,29 @@ def db_upgrade(ctx) -> None:
     emit(ctx, {"revision": rev, "from": before}, f"database at revision {rev} (was {before})")
 
 
+@db_group.command("grants")
+@click.argument("role")
+@pass_ctx
+def db_grants(ctx, role: str) -> None:
+    """Print the SQL that lets PostgreSQL login ROLE use this registry (for the owner to run).
+
+    Each person and CI job logs in as itself (the audit log's actor is the login); a login
+    without these grants is refused with "permission denied". Rows only: schema changes stay
+    with the owner (`registry db upgrade`).
+
+    \b
+    Example (as the login that ran init):
+      registry db grants alice | psql -h db.internal -d prefs
+    """
+    from registry.api import Registry
+    from registry.cli.common import home_path
+    from registry.config import Config
+    from registry.db.grants import grant_statements
+
+    reg = Registry(Config.load(home_path(ctx)))  # like db upgrade: needs the database, not the open
+    statements = grant_statements(reg.engine, role)
+    none = "-- SQLite: no grants; whoever may write the database file may use the registry"
+    emit(ctx, {"role": role, "statements": statements}, "\n".join(statements) or none)
+
+
 COMMANDS = [verify, gc, db_group]

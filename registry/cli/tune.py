@@ -34,6 +34,7 @@ def tune(ctx, recipe, target, vary, range_, max_evals, tol, plot) -> None:
     from registry.evaluation.tune import parse_range, parse_target
     from registry.util.extras import require
 
+    require("train", "torch", "transformers", what="tune")  # before any progress line
     if plot:  # before the search, not after it
         require("plots", "matplotlib", what="tune --plot")
     metric, value = parse_target(target)

@@ -96,7 +96,7 @@ def check_schema(engine: Engine, head: str, current: str | None, allow_upgrade: 
     if current is not None and current not in known:
         raise SchemaMismatch(
             f"database {where} has schema {current}, newer than this registry package knows "
-            f"(head {head}); upgrade the package (pip install -U preference-registry)"
+            f"(head {head}); upgrade this client's registry package (the team's newer checkout or wheel)"
         )
     if not allow_upgrade and current is not None:
         raise SchemaMismatch(

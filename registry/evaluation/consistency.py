@@ -17,6 +17,7 @@ from registry.records.interference import compare
 from registry.records.vectors import get_vector
 from registry.training.add_preference import add_preference
 from registry.training.options import TrainingOptions
+from registry.util.extras import require
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -69,9 +70,11 @@ def consistency(
     options = TrainingOptions.from_params(run.params)
     plugin_options = run.params.get("plugin_options", {})
     s0 = run.seed or 0
+    replicas = {seed: _replica(core, v, seed) for seed in range(s0 + 1, s0 + seeds)}
+    if None in replicas.values():  # one line naming this command, before any training starts
+        require("train", "torch", "transformers", "trl", "accelerate", what="vector consistency")
     vecs = [v]
-    for seed in range(s0 + 1, s0 + seeds):
-        replica = _replica(core, v, seed)
+    for seed, replica in replicas.items():
         if replica is None:
             log(f"training {run.plugin} with seed {seed}")
             replica = add_preference(

@@ -185,7 +185,7 @@ def sign_approval(
 def _unapproved_message(ref: str, unapproved: list[str]) -> str:
     return (
         f"recipe {ref} uses vectors that are not approved: {', '.join(unapproved)} "
-        "(approve them first: registry approve --vector NAME@vN)"
+        "(approve them first: registry approve --vector NAME@vN --reason TEXT)"
     )
 
 

@@ -211,7 +211,7 @@ def require_all_approved(r: Recipe) -> None:
     """A pipeline's gate: the recipe version and every vector it uses must be approved."""
     if r.status != "approved":
         raise NotApproved(
-            f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref}`)"
+            f"recipe {r.ref} is {r.status}, not approved (approve it with `registry approve {r.ref} --reason TEXT`)"
         )
     for t in r.terms:
         if t.vector.status != "approved":

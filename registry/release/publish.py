@@ -49,7 +49,7 @@ def push(
     if r.status != "approved" and not allow_draft:
         raise NotApproved(
             f"recipe {r.ref} is {r.status}: only approved recipes are pushed "
-            f"(approve it with `registry approve {r.ref}`, or pass --allow-draft)"
+            f"(approve it with `registry approve {r.ref} --reason TEXT`, or pass --allow-draft)"
         )
     r, folder = published_folder(core, r.ref)
     from huggingface_hub import HfApi

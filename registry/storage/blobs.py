@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from registry.errors import IntegrityError
+from registry.errors import IntegrityError, MissingExtra
 
 # the most any one store file may hold when its reader gives no tighter bound: a chunk is
 # about 8 MiB of float32 (tensor_io.BLOCK_BYTES), metadata a few KiB
@@ -145,7 +145,11 @@ class FsspecBlobs:
         import fsspec
 
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        except ImportError as e:  # the protocol's backend is not installed (fsspec names it)
+            said = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MissingExtra(f"store {self.url}: {said}") from None
 
     def _p(self, key: str) -> str:
         return f"{self.root}/{key}".rstrip("/")

@@ -10,6 +10,9 @@ import argparse
 import shutil
 from pathlib import Path
 
+from registry.errors import MissingExtra
+from registry.util.extras import require
+
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
     "Please explain the answer in detail, step by step, with an example.",
@@ -118,12 +121,19 @@ def perturbed_copy(base: str | Path, out: str | Path, seed: int, scale: float = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m registry.testing.tiny_model DIR`: a base and three fine-tune-like variants, offline."""
+    """`python -m registry.testing.tiny_model DIR`: a base and three fine-tune-like variants, offline.
+
+    DIR/base is a random-init Llama with its tokenizer; DIR/plus, DIR/minus and DIR/plus2 are
+    copies nudged by seeded noise (stand-ins for θ+ and θ− fine-tunes). Needs the [train] extra."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     args = p.parse_args(argv)
+    try:  # one line, not a traceback, in an install without the training stack
+        require("train", "torch", "transformers", what="building the tiny model")
+    except MissingExtra as e:
+        raise SystemExit(f"Error: {e}") from None
     base = build_tiny_llama(args.folder / "base", hidden=args.hidden, layers=args.layers)
     for i, name in enumerate(("plus", "minus", "plus2"), start=1):
         perturbed_copy(base, args.folder / name, seed=i)

@@ -80,3 +80,36 @@ def test_a_database_from_before_the_identity_table_records_its_store_on_open(loa
         assert recorded_store(s, loaded.id) == str(loaded.store.path)
     loaded.close()
     Registry.open(home, migrate=True).close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["vector", "list"],
+        ["base", "list"],
+        ["vector", "show", "helpful"],
+        ["recipe", "list"],
+        ["--json", "vector", "list"],
+    ],
+)
+def test_a_home_pointed_at_another_store_is_refused_by_every_command(loaded, cli, tmp_path, command):
+    """Listings answer without the ORM, but read the same facts the open checks: no command
+    lists a registry through a registry.toml that names another store (issue 34, item 15)."""
+    toml = loaded.home / "registry.toml"
+    toml.write_text(toml.read_text().replace('store = "vectors.zarr"', f'store = "{tmp_path / "x.zarr"}"'))
+    code, out, err = cli(*command)
+    assert code == 1 and out == ""
+    line = one_line(err)
+    assert f"names store {tmp_path / 'x.zarr'}" in line
+    assert f"records store {loaded.store.path} for registry {loaded.id[:8]}" in line
+
+
+def test_a_store_carrying_another_registrys_id_is_refused_by_listings(loaded, cli, tmp_path):
+    root = loaded.store.path / "zarr.json"
+    meta = json.loads(root.read_text())
+    meta["attributes"]["registry_id"] = "0" * 32
+    root.write_text(json.dumps(meta))
+    for command in (["vector", "list"], ["base", "list"]):
+        code, out, err = cli(*command)
+        assert code == 1 and out == ""
+        assert f"belongs to another registry ({'0' * 32} != {loaded.id})" in one_line(err)

@@ -24,7 +24,7 @@ def test_governance_story(loaded, cli, tmp_path, monkeypatch):
     assert cli("recipe", "add", recipe)[0] == 0
     code, _, err = cli("materialize", "mix", "--out", tmp_path / "m", "--require-approved")
     assert code != 0 and err.strip() == (
-        "Error: recipe mix@v1 is draft, not approved (approve it with `registry approve mix@v1`)"
+        "Error: recipe mix@v1 is draft, not approved (approve it with `registry approve mix@v1 --reason TEXT`)"
     )
     assert not (tmp_path / "m").exists()
     code, _, err = cli("recipe", "alias", "mix@v1", "prod")

@@ -5,9 +5,11 @@ same in a real venv with only the core installed.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,14 +18,19 @@ from registry.util.digests import file_sha256
 from registry.util.extras import require
 
 HEAVY = ("torch", "transformers", "trl", "accelerate", "peft", "matplotlib")
-BLOCKER = f'''
+ROOT = Path(__file__).resolve().parents[2]  # this checkout, whichever one is installed
+DRIVERS = ("psycopg", "s3fs")  # the [postgres] and [s3] extras
+
+
+def blocker(absent: tuple[str, ...]) -> str:
+    return f'''
 import sys
 
 class _NotInstalled:
-    """Makes the training and plotting stack look absent."""
+    """Makes these packages look absent."""
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {HEAVY!r}:
+        if name.split(".")[0] in {absent!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
 
@@ -31,12 +38,12 @@ sys.meta_path.insert(0, _NotInstalled())
 '''
 
 
-@pytest.fixture
-def lean(tmp_path, home):
+def without(tmp_path, home, absent: tuple[str, ...]):
     site = tmp_path / "lean-site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "PYTHONPATH": str(site), "REGISTRY_HOME": str(home)}
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(blocker(absent))
+    path = [str(site), str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "REGISTRY_HOME": str(home)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -44,6 +51,18 @@ def lean(tmp_path, home):
         )
 
     return run
+
+
+@pytest.fixture
+def lean(tmp_path, home):
+    """The core install: no training stack, no matplotlib."""
+    return without(tmp_path, home, HEAVY)
+
+
+@pytest.fixture
+def bare(tmp_path, home):
+    """The core install without the database and store drivers either."""
+    return without(tmp_path, home, HEAVY + DRIVERS)
 
 
 def test_blocker_really_hides_the_stack(lean):
@@ -116,3 +135,88 @@ def test_require_names_what_is_missing():
     assert str(e.value) == (
         "drawing needs the plots extra: pip install 'preference-registry[plots]' (no_such_module_abc not installed)"
     )
+
+
+PG_LINE = (
+    "Error: a PostgreSQL database (postgresql+psycopg://) needs the PostgreSQL extra: "
+    "pip install 'preference-registry[postgres]' (psycopg not installed)"
+)
+S3_LINE = (
+    "Error: an s3:// store needs the S3 extra: pip install 'preference-registry[s3]' (s3fs not installed)"
+)
+
+
+def test_blocker_hides_the_drivers(bare):
+    for module in DRIVERS:
+        done = bare("-c", f"import {module}")
+        assert done.returncode == 1 and f"No module named '{module}'" in done.stderr
+
+
+def test_a_postgresql_home_without_psycopg_is_one_line_before_any_work(bare, tmp_path):
+    """Issue 34, item 2: not a 40-line traceback ending in No module named 'psycopg'."""
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    fresh = tmp_path / "pg-home"
+    done = bare("-m", "registry.cli", "--home", str(fresh), "init", "--db", url)
+    assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [PG_LINE])
+    assert not fresh.exists()  # nothing made before the refusal
+    made = tmp_path / "made"  # a home another machine initialized
+    made.mkdir()
+    (made / "registry.toml").write_text(f'db = "{url}"\nstore = "/shared/vectors.zarr"\n')
+    for command in (["vector", "list"], ["verify"], ["base", "show", "tiny"]):
+        done = bare("-m", "registry.cli", "--home", str(made), *command)
+        assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [PG_LINE]), command
+    done = bare("-m", "registry.cli", "--home", str(made), "--json", "vector", "list")
+    assert json.loads(done.stderr)["message"] == PG_LINE.removeprefix("Error: ")
+
+
+def test_an_s3_store_without_s3fs_is_one_line_before_any_work(bare, tmp_path):
+    fresh = tmp_path / "s3-home"
+    done = bare("-m", "registry.cli", "--home", str(fresh), "init", "--store", "s3://bucket/vectors.zarr")
+    assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [S3_LINE])
+    assert not fresh.exists()
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "registry.toml").write_text('db = "sqlite:///registry.db"\nstore = "s3://bucket/vectors.zarr"\n')
+    done = bare("-m", "registry.cli", "--home", str(made), "vector", "show", "helpful")
+    assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [S3_LINE])
+    assert sorted(p.name for p in made.iterdir()) == ["registry.toml"]  # no database file made
+
+
+def test_tune_names_its_extra_before_any_progress(lean, sqlite_reg, models):
+    """Issue 34, item 3: no "loading the base" line before the refusal."""
+    sqlite_reg.import_vector("helpful", "tiny", models["plus"])
+    sqlite_reg.add_recipe({"name": "r", "base": "tiny", "terms": [{"vector": "helpful", "weight": 0.5}]})
+    done = lean("-m", "registry.cli", "tune", "r", "--target", "answer_length=5")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        "Error: tune needs the training extra: pip install 'preference-registry[train]' "
+        "(torch, transformers not installed)"
+    ]
+
+
+def test_vector_consistency_names_itself_before_training(lean, sqlite_reg, models):
+    """Issue 34, item 3: not "training verbose with seed 1", then add-preference's line."""
+    from registry.db.models import TrainingRun
+
+    v = sqlite_reg.import_vector("verbose", "tiny", models["plus"])
+    with sqlite_reg.Session.begin() as s:  # as if `add-preference verbose --seed 0` had made it
+        run = s.get(TrainingRun, v.run_id)
+        run.kind, run.plugin, run.seed, run.params = "dpo", "verbose", 0, {"steps": 2}
+    done = lean("-m", "registry.cli", "vector", "consistency", "verbose", "--seeds", "2")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        "Error: vector consistency needs the training extra: pip install 'preference-registry[train]' "
+        "(torch, transformers, trl, accelerate not installed)"
+    ]
+    assert [x.ref for x in sqlite_reg.vectors()] == ["verbose@v1"]
+
+
+def test_the_tiny_model_builder_names_its_extra(lean, tmp_path):
+    """Issue 34, item 7: the README's offline model builder, in the core install: one line."""
+    done = lean("-m", "registry.testing.tiny_model", str(tmp_path / "models"))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        "Error: building the tiny model needs the training extra: pip install 'preference-registry[train]' "
+        "(torch, transformers not installed)"
+    ]
+    assert not (tmp_path / "models").exists()
