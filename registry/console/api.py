@@ -1,4 +1,5 @@
-"""REST API under /api/v1: read bases, vectors, recipes, runs and audit events; approve, deprecate, move aliases.
+"""REST API under /api/v1: read bases, vectors, recipes, their evaluations, runs and audit events; approve,
+deprecate, move aliases.
 
 Bearer tokens only (no cookies, so no CSRF surface); errors are one line of JSON.
 """
@@ -83,6 +84,16 @@ def show_vector(request: Request, user: Auth, ref: str, base: str = "") -> dict[
     return vector_view(_read(registry(request).vector, check_ref(ref), base or None), detail=True)
 
 
+@router.get(
+    "/vectors/{ref}/evaluations",
+    summary="Recorded evaluations of this vector version's exact digest, newest first",
+)
+def vector_evaluations(request: Request, user: Auth, ref: str, base: str = "") -> list[dict[str, Any]]:
+    reg = registry(request)
+    v = _read(reg.vector, check_ref(ref), base or None)
+    return [e.as_json() for e in queries.evaluations(reg, "vector", v.digest)]
+
+
 @router.get("/recipes", summary="List recipes (filtered, paginated)")
 def list_recipes(
     request: Request,
@@ -104,6 +115,16 @@ def show_recipe(request: Request, user: Auth, ref: str) -> dict[str, Any]:
     reg = registry(request)
     r = _read(reg.recipe, check_ref(ref))
     return recipe_view(r, reg.aliases(r.name), detail=True)
+
+
+@router.get(
+    "/recipes/{ref}/evaluations",
+    summary="Recorded evaluations of this recipe version's exact content digest, newest first",
+)
+def recipe_evaluations(request: Request, user: Auth, ref: str) -> list[dict[str, Any]]:
+    reg = registry(request)
+    r = _read(reg.recipe, check_ref(ref))
+    return [e.as_json() for e in queries.evaluations(reg, "recipe", r.content_digest)]
 
 
 @router.get("/runs", summary="List training and import runs, newest first")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from registry.console import actions, queries, render, sessions
+from registry.console import actions, evidence, queries, render, sessions
 from registry.console.accounts import User, by_password, by_token
 from registry.console.actions import MAX_PAGE, check_ref
 from registry.console.auth import (
@@ -230,6 +230,7 @@ def vector_page(request: Request, ref: str, base: str = "", ok: str = "") -> Res
         age=render.age,
         ok=ok,
         base=base,
+        **evidence.context(reg, "vector", v.ref, v.digest, v.base.digest),
     )
 
 
@@ -260,6 +261,7 @@ def recipe_page(request: Request, ref: str, against: str = "", ok: str = "") -> 
         can_deprecate=user.can("review") and r.status != "deprecated",
         age=render.age,
         ok=ok,
+        **evidence.context(reg, "recipe", r.ref, r.content_digest, r.base.digest),
     )
 
 
@@ -283,6 +285,7 @@ def queue(request: Request, page_no: str = "1", ok: str = "", done: str = "") ->
         ),
         recipes=recs,
         marks=queries.recipe_marks(reg, recs.rows),
+        evidenced=queries.evidenced(reg, vecs.rows, recs.rows),
         four_eyes=fe,
         reviewer=user.can("review"),
         page_no=_int(page_no),

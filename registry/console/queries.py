@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from registry.db.models import Alias, AuditEvent, BaseModel, Recipe, RecipeTerm, TrainingRun, Vector
+from registry.db.models import (
+    Alias,
+    AuditEvent,
+    BaseModel,
+    Evaluation,
+    Recipe,
+    RecipeTerm,
+    TrainingRun,
+    Vector,
+)
+from registry.governance.evidence import sound
+from registry.records.evaluations import EvaluationRecord, evaluations_for, to_record
 
 if TYPE_CHECKING:
     from registry.core import Core
@@ -266,3 +277,37 @@ def recipe_marks(core: Core, rows: list[Any]) -> dict[tuple[str, int], dict[str,
         }
         for r in objs
     }
+
+
+def evaluations(core: Core, kind: str, digest: str) -> list[EvaluationRecord]:
+    """Recorded evaluations of exactly this vector or recipe digest, newest first."""
+    with core.Session() as s:
+        return evaluations_for(s, kind, digest)
+
+
+def evidenced(core: Core, vector_rows: list[Any], recipe_rows: list[Any]) -> set[str]:
+    """The digests among a queue page's rows that have evidence as approval counts it: an
+    evaluation of that exact digest on the base it belongs to, sound (registry.governance.evidence).
+    One query per kind."""
+    out: set[str] = set()
+    for kind, obj, own, rows in (
+        ("vector", Vector, Vector.digest, vector_rows),
+        ("recipe", Recipe, Recipe.content_digest, recipe_rows),
+    ):
+        if not rows:
+            continue
+        q = (
+            select(Evaluation)
+            .join(BaseModel, Evaluation.base_digest == BaseModel.digest)
+            .join(obj, (obj.base_id == BaseModel.id) & (own == Evaluation.subject_digest))
+            .where(Evaluation.subject_kind == kind, own.in_({r.digest for r in rows}))
+        )
+        with core.Session() as s:
+            out |= {e.subject_digest for e in sound([to_record(row) for row in s.scalars(q)])}
+    return out
+
+
+def drift_limit(core: Core) -> float | None:
+    """The perplexity drift (percent, as the ppl_drift metric) the team policy lets an approval's
+    evaluation show, if set (`approval_max_ppl_drift`)."""
+    return core.policy().approval_max_ppl_drift

@@ -1,6 +1,7 @@
-"""Evaluation pictures as SVG text, drawn on the server: a line plot per metric over η, a heatmap
-per metric over two η. Readable without colour: every point has a marker and its value written
-next to it, every cell its number, axes and limits are labelled in words.
+"""Evaluation pictures as SVG text drawn on the server: line plots over η, heatmaps over two η.
+
+Readable without colour: every point has a marker and its value written next to it, every
+heatmap cell its number, axes and limits are labelled in words.
 
 Built with xml.etree, so every name and number is escaped by construction; colours are both
 presentation attributes (a standalone file) and classes (console.css), never inline styles (the
@@ -126,7 +127,7 @@ def line_plot(
     for x, _ in pts:
         _text(axes, px(x), H - BOTTOM + 16, eta(x), "tick x-tick")
     for y in _ticks(y_lo, y_hi):
-        _text(axes, LEFT - 6, py(y) + 4, number(y), "tick y-tick", "end")
+        _text(axes, LEFT - 6, py(y) + 4, f"{y:.6g}", "tick y-tick", "end")
         ET.SubElement(axes, "line", {"class": "grid", "x1": f"{LEFT}", "x2": f"{W - RIGHT}",
                                      "y1": f"{py(y):.1f}", "y2": f"{py(y):.1f}", "stroke": "#e3e7ec"})  # fmt: skip
     _text(axes, (LEFT + W - RIGHT) / 2, H - 8, f"η ({term})", "axis-label")
