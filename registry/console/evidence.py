@@ -183,6 +183,14 @@ def views(
 
 
 def context(core: Core, kind: str, ref: str, digest: str, base_digest: str) -> dict[str, Any]:
-    """What a vector or recipe page adds for its evaluations: `evaluations` and `subject_ref`."""
-    found = queries.evaluations(core, kind, digest)
-    return {"evaluations": views(found, queries.drift_limit(core), base_digest), "subject_ref": ref}
+    """What a vector or recipe page adds for its evaluations: `evaluations`, `subject_ref`, and
+    `evidence_missing` when the team policy requires an evaluation and none counts."""
+    found = views(queries.evaluations(core, kind, digest), queries.drift_limit(core), base_digest)
+    policy = core.policy()
+    return {
+        "evaluations": found,
+        "subject_ref": ref,
+        # the approval gate will refuse: the policy wants evidence and none counts
+        "evidence_missing": policy.approval_requires_evaluation
+        and not any(v.counts and v.on_current_base for v in found),
+    }

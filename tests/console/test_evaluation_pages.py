@@ -195,3 +195,20 @@ def test_drift_against_the_policy_limit(console):
     set_policy(reg, "approval_max_ppl_drift", 5)
     page = c.get("/vectors/helpful@v1").text
     assert "within the team's limit of 5 %" in " ".join(html.unescape(re.sub(r"<[^>]+>", "", page)).split())
+
+
+def test_page_says_when_policy_requires_evidence_that_is_missing(console):
+    from registry.governance.policy import set_policy
+
+    reg = console.reg
+    c = console.client()
+    sign_in(c, "bob")
+    assert 'id="evidence-required"' not in c.get("/vectors/helpful@v1").text  # policy off
+    set_policy(reg, "approval_requires_evaluation", True)
+    assert 'id="evidence-required"' in c.get("/vectors/helpful@v1").text
+    assert 'id="evidence-required"' in c.get("/recipes/mix@v1").text
+    record(reg, "vector", "helpful@v1", {"helpful": [0.0, 1.0]}, base_digest="0" * 64)  # another base
+    assert 'id="evidence-required"' in c.get("/vectors/helpful@v1").text
+    record(reg, "vector", "helpful@v1", {"helpful": [0.0, 1.0]})
+    assert 'id="evidence-required"' not in c.get("/vectors/helpful@v1").text
+    assert 'id="evidence-required"' in c.get("/vectors/harmless@v1").text
