@@ -63,9 +63,10 @@ def build(root: Path) -> Registry:
     bob.deprecate("concise@v1", "<script>alert(1)</script> shows as text", kind="vector")
     bob.materialize("helpful-safe@prod", root / "out" / "helpful-safe")
     bob.materialize_adapter("helpful-safe@prod", root / "out" / "helpful-safe-lora", rank=8)
-    for name, role in (("bob", "reviewer"), ("alice", "reviewer")):
-        add_user(reg, name, role)
-        set_password(reg, name, "demo password 1")
+    with Registry.open(reg.home) as owner:  # accounts are a policy admin's act
+        for name, role in (("bob", "reviewer"), ("alice", "reviewer")):
+            add_user(owner, name, role)
+            set_password(owner, name, "demo password 1")
     return reg
 
 

@@ -126,3 +126,23 @@ def test_review_in_a_real_browser(served, browser, console):
     assert bob.inner_text("#ok") == "harmless@v1 is now approved."  # the queue confirms it
     assert bob.locator("#queue-vectors tr:has-text('harmless@v1')").count() == 0
     assert console.reg.vector("harmless@v1").status == "approved"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_audit_log_fits_1280_px_and_its_times_stay_on_one_line(served, browser, console, tmp_path):
+    from registry.testing.factors import random_factors
+
+    reg = console.reg  # an event with long details: a nested report, a long path, digests
+    reg.import_low_rank("lr", "tiny", random_factors(reg.base("tiny").path, 2, seed=1))
+    reg.add_recipe({"name": "solo", "base": "tiny", "terms": [{"vector": "lr", "weight": 1.0}]})
+    reg.materialize_adapter("solo", tmp_path / ("deployments-" * 8) / "adapter")
+    page = signed_in(browser, served, "victor")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{served}/audit")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    lines = page.evaluate(
+        """() => [...document.querySelectorAll('#audit tbody td:first-child')].map(td => {
+            const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; })"""
+    )
+    assert len(lines) > 10 and set(lines) == {1}
+    assert "'svd_rank'" not in page.inner_text("#audit") and '"svd_rank": null' in page.inner_text("#audit")
