@@ -17,10 +17,11 @@ from registry.db.models import AuditEvent, BaseModel, Materialization, Recipe, V
 from registry.evaluation import consistency, evidence, retention, scoring, sweep, tune
 from registry.evaluation.retention import RetentionCheck
 from registry.evaluation.sweep import SweepResult
-from registry.governance import aliases, lifecycle, signing
+from registry.governance import aliases, archive, lifecycle, signing
 from registry.ops import backup, maintenance
 from registry.plugins import loader
 from registry.records import (
+    annotations,
     base_admin,
     bases,
     evaluations,
@@ -35,6 +36,7 @@ from registry.release import adapter, materialize, publish
 from registry.training import add_preference
 
 if TYPE_CHECKING:
+    from registry.db.filters import Filter
     from registry.records.evaluations import EvaluationRecord
     from registry.records.interference import Gram
     from registry.storage.tensor_io import SafetensorsFolder
@@ -92,8 +94,9 @@ class Registry(Core):
         """A vector in low-rank form: `factors` maps tensor names to (B, A), φ = B·A there."""
         return vector_import.import_low_rank(self, name, base, factors, policy, sources)
 
-    def vectors(self, base: str | None = None) -> list[Vector]:
-        return vectors.list_vectors(self, base)
+    def vectors(self, base: str | None = None, filter: Filter | None = None) -> list[Vector]:
+        """Live vectors (`filter`: status, base, tags, search, archived; catalogue.Filter.parse)."""
+        return vectors.list_vectors(self, base, filter)
 
     def vector(self, ref: str, base: str | None = None) -> Vector:
         return vectors.get_vector(self, ref, base)
@@ -134,8 +137,8 @@ class Registry(Core):
     ) -> tuple[Recipe, bool]:
         return recipes.add_recipe(self, source, allow_deprecated)
 
-    def recipes(self) -> list[Recipe]:
-        return recipes.list_recipes(self)
+    def recipes(self, filter: Filter | None = None) -> list[Recipe]:
+        return recipes.list_recipes(self, filter)
 
     def recipe(self, ref: str) -> Recipe:
         return recipes.get_recipe(self, ref)
@@ -164,6 +167,37 @@ class Registry(Core):
     ) -> tuple[Recipe | Vector, str]:
         """Sign an approval given earlier without a key (approve's rules apply to the signer)."""
         return lifecycle.sign_approval(self, ref, key, kind, base)
+
+    # -- tags, descriptions, archive -------------------------------------------------------
+    def tag(
+        self, ref: str, tags: dict[str, str], kind: str = "recipe", base: str | None = None
+    ) -> Recipe | Vector:
+        return annotations.set_tags(self, ref, tags, kind, base)
+
+    def untag(
+        self, ref: str, keys: list[str], kind: str = "recipe", base: str | None = None
+    ) -> Recipe | Vector:
+        return annotations.remove_tags(self, ref, keys, kind, base)
+
+    def describe(
+        self, ref: str, text: str | None, kind: str = "recipe", base: str | None = None
+    ) -> Recipe | Vector:
+        return annotations.describe(self, ref, text, kind, base)
+
+    def archive(
+        self,
+        ref: str,
+        kind: str = "recipe",
+        base: str | None = None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> Recipe | Vector:
+        return archive.archive(self, ref, kind, base, reason, force)
+
+    def unarchive(
+        self, ref: str, kind: str = "recipe", base: str | None = None, reason: str | None = None
+    ) -> Recipe | Vector:
+        return archive.unarchive(self, ref, kind, base, reason)
 
     def trust(self, key_file: str | Path, name: str | None = None):
         return signing.add_trusted(self, key_file, name)
@@ -226,8 +260,8 @@ class Registry(Core):
     def orphans(self) -> list[str]:
         return maintenance.orphans(self)
 
-    def gc(self, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
-        return maintenance.gc(self, grace_seconds, dry_run)
+    def gc(self, grace_seconds: float = 3600.0, dry_run: bool = False, force: bool = False) -> dict[str, Any]:
+        return maintenance.gc(self, grace_seconds, dry_run, force)
 
     # -- beyond the paper -------------------------------------------------------------------
     def recipe_interference(self, ref: str) -> tuple[list[Vector], Gram]:

@@ -119,3 +119,11 @@ class IdentityRefused(RegistryError):
 
 class MissingExtra(RegistryError, ImportError):
     """A command needs an optional dependency group (`[train]`, `[plots]`) that is not installed."""
+
+
+class InvalidFilter(RegistryError, ValueError):
+    """A list filter or tag that cannot be read (`--tag KEY=VALUE`, `--status`)."""
+
+
+class DataCollected(IntegrityError):
+    """An archived vector whose store data `registry gc` removed: its rows stay, its arrays are gone."""

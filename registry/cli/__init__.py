@@ -54,6 +54,7 @@ def _register() -> None:
         backup,
         base,
         bundle,
+        catalogue,
         evaluation,
         governance,
         init,
@@ -75,7 +76,7 @@ def _register() -> None:
     )
 
     for mod in (
-        init, base, vector, add_preference, interference, recipe, governance, sweep, materialize,
+        init, base, vector, add_preference, interference, recipe, governance, catalogue, sweep, materialize,
         maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy, run,
         evaluation,
     ):  # fmt: skip

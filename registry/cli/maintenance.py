@@ -67,14 +67,29 @@ def verify(ctx, lock: str | None) -> None:
     help="Keep data younger than this many seconds (writes in progress).",
 )
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also collect archived vectors that are approved, behind an alias or named by a "
+    "materialization's lock (policy admins only); never one a live recipe uses.",
+)
 @pass_ctx
-def gc(ctx, grace, dry_run) -> None:
-    """Remove store data no committed row references and unfinished `.OUT.tmp-*` output
-    folders beside recorded outputs (left by crashes)."""
-    report = ctx.registry.gc(grace, dry_run)
+def gc(ctx, grace, dry_run, force) -> None:
+    """Remove store data no committed row references, the store data of archived vectors
+    nothing live needs, and unfinished `.OUT.tmp-*` output folders beside recorded outputs.
+
+    \b
+    Example:
+      registry archive --vector helpful@v1 && registry gc --dry-run && registry gc
+    """
+    report = ctx.registry.gc(grace, dry_run, force)
     verb = "would free" if dry_run else "freed"
-    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s), {len(report['outputs'])} unfinished output folder(s); {len(report['interrupted_runs'])} interrupted run(s) marked failed"
-    emit(ctx, report, "\n".join([human, *(f"  {k}" for k in [*report["removed"], *report["outputs"]])]))
+    human = f"{verb} {report['freed_bytes']:,} bytes: {len(report['archived'])} archived vector(s), {len(report['removed'])} store group(s), {len(report['scratch'])} scratch folder(s), {len(report['outputs'])} unfinished output folder(s); {len(report['interrupted_runs'])} interrupted run(s) marked failed"
+    lines = [f"  {a['ref']} (base {a['base']}): {a['bytes']:,} bytes" for a in report["archived"]]
+    lines += [f"  kept {k['ref']} (base {k['base']}): {'; '.join(k['why'])}" for k in report["kept"]]
+    emit(
+        ctx, report, "\n".join([human, *lines, *(f"  {k}" for k in [*report["removed"], *report["outputs"]])])
+    )
 
 
 @click.group("db")

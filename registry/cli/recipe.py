@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from registry.cli.catalogue import filter_options
 from registry.cli.common import emit, pass_ctx, table
 from registry.db import listings as catalog
 
@@ -42,12 +43,23 @@ def add(ctx, file: str, allow_deprecated: bool) -> None:
 
 
 @recipe_group.command("list")
+@click.option("--base", help="Only recipes of this base.")
+@filter_options
 @pass_ctx
-def list_(ctx) -> None:
-    """List recipe versions and their aliases."""
+def list_(ctx, base: str | None, filter) -> None:
+    """List recipe versions and their aliases (live ones; --archived or --all shows archived ones).
+
+    \b
+    Example:
+      registry recipe list --status approved --tag stage=canary
+    """
     from registry.db.as_json import recipe_view
 
-    found = ctx.fast(catalog.recipes)
+    if filter.narrows:  # the filter runs in SQL on the full path; a plain list stays fast
+        reg = ctx.registry
+        found = reg.recipes(filter), reg.aliases()
+    else:
+        found = ctx.fast(catalog.recipes)
     recipes, aliases = found if found is not None else (ctx.registry.recipes(), ctx.registry.aliases())
     rows = [recipe_view(r, aliases) for r in recipes]
     shown = [
@@ -57,16 +69,14 @@ def list_(ctx) -> None:
             "status": r["status"]
             + (f" (uses deprecated {', '.join(r['deprecated_vectors'])})" if r["deprecated_vectors"] else ""),
             "terms": " ".join(f"{t['weight']:+g}·{t['vector']}" for t in r["terms"]),
+            "tags": " ".join(f"{k}={v}" for k, v in r["tags"].items()),
         }
         for r in rows
     ]  # JSON keeps the lists
-    emit(
-        ctx,
-        rows,
-        table(shown, ["ref", "base", "method", "dtype", "status", "aliases", "terms"])
-        if rows
-        else "no recipes",
-    )
+    columns = ["ref", "base", "method", "dtype", "status", "aliases", "terms", "tags"]
+    if filter.archived != "hide":
+        columns.append("archived_at")
+    emit(ctx, rows, table(shown, columns) if rows else "no recipes")
 
 
 @recipe_group.command("show")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from registry.cli.catalogue import filter_options
 from registry.cli.common import emit, pass_ctx, say, table, warn
 from registry.db import listings as catalog
 from registry.training.progress import WorkProgress
@@ -80,20 +81,30 @@ def vector_warnings(ctx, v) -> None:
 
 @vector_group.command("list")
 @click.option("--base", help="Only vectors of this base.")
+@filter_options
 @pass_ctx
-def list_(ctx, base: str | None) -> None:
-    """List vectors."""
-    rows = ctx.fast(lambda config: catalog.vector_rows(config, base))
+def list_(ctx, base: str | None, filter) -> None:
+    """List vectors (live ones; --archived or --all shows archived ones).
+
+    \b
+    Example:
+      registry vector list --status approved --tag team=safety --search helpful
+    """
+    plain = not (filter.status or filter.tags or filter.search or filter.archived != "hide")
+    # the filter runs in SQL on the full path; a plain list (or one base) stays on the fast one
+    rows = ctx.fast(lambda config: catalog.vector_rows(config, base)) if plain else None
     if rows is None:
         from registry.db.as_json import vector_view
 
-        rows = [vector_view(v) for v in ctx.registry.vectors(base)]
-    shown = [{**r, "norm": f"{r['norm']:.4g}"} for r in rows]  # JSON keeps the number
-    emit(
-        ctx,
-        rows,
-        table(shown, ["ref", "base", "status", "norm", "param_count", "digest"]) if rows else "no vectors",
-    )
+        rows = [vector_view(v) for v in ctx.registry.vectors(filter=filter)]
+    shown = [
+        {**r, "norm": f"{r['norm']:.4g}", "tags": " ".join(f"{k}={v}" for k, v in r["tags"].items())}
+        for r in rows
+    ]  # JSON keeps the number and the mapping
+    columns = ["ref", "base", "status", "norm", "param_count", "digest", "tags"]
+    if filter.archived != "hide":
+        columns.append("archived_at")
+    emit(ctx, rows, table(shown, columns) if rows else "no vectors")
 
 
 @vector_group.command("show")
@@ -110,6 +121,11 @@ def show(ctx, ref: str, base: str | None) -> None:
         f"{k}: {v[k]}" for k in ("ref", "base", "status", "digest", "param_count", "norm", "stored_bytes")
     ]
     lines.append(f"form: low-rank, rank {v['rank']}" if v["rank"] is not None else "form: dense")
+    lines += [f"description: {v['description']}"] if v["description"] else []
+    lines += [f"tags: {' '.join(f'{k}={x}' for k, x in v['tags'].items())}"] if v["tags"] else []
+    if v["archived_at"]:
+        gone = f"; store data removed by gc {v['collected_at']}" if v["collected_at"] else ""
+        lines.append(f"archived: {v['archived_at']} by {v['archived_by']}{gone}")
     lines.append(f"lineage: {run_line(v['lineage'])}")
     if v["created_by"]:
         lines.append(f"created by: {v['created_by']}")

@@ -75,6 +75,16 @@ def set_status(
         raise http_error(e) from None
 
 
+def act(request: Request, user: User, right: str, fn, *args):
+    """Call `fn(registry, *args)` on the registry opened as the request's account, after `right`."""
+    require(user, right)
+    try:
+        with acting(request, user) as reg:
+            return fn(reg, *args)
+    except RegistryError as e:
+        raise http_error(e) from None
+
+
 def move_alias(request: Request, user: User, ref: str, alias: str, force: bool = False) -> Recipe:
     """Point NAME@ALIAS at `ref`; protected aliases and approval rules apply, `force` needs admin."""
     require(user, "admin" if force else "review")

@@ -1,6 +1,8 @@
 """REST API under /api/v1: read bases, vectors, recipes, their evaluations, runs and audit events; approve,
 deprecate, move aliases.
 
+Registering recipes, tags, descriptions and archiving are in api_writes.
+
 Bearer tokens only (no cookies, so no CSRF surface); errors are one line of JSON.
 """
 
@@ -18,6 +20,7 @@ from registry.console.accounts import User
 from registry.console.actions import MAX_INT, MAX_PAGE, check_ref
 from registry.console.auth import ApiError, bearer_user, registry
 from registry.db.as_json import base_view, event_view, recipe_view, run_view, vector_view
+from registry.db.filters import Filter
 from registry.errors import RegistryError
 
 router = APIRouter(prefix="/api/v1")
@@ -64,18 +67,34 @@ def show_base(request: Request, user: Auth, name: str) -> dict[str, Any]:
     return base_view(_read(registry(request).base, name), files=True)
 
 
+def catalogue_filter(
+    q: Annotated[str, Query(description="Same as search (kept for older clients).")] = "",
+    search: Annotated[str, Query(description="Text in the name, description or a tag value.")] = "",
+    status: Annotated[str, Query(description="draft, approved or deprecated.")] = "",
+    base: Annotated[str, Query(description="Only this base.")] = "",
+    tag: Annotated[list[str], Query(description="KEY=VALUE; repeat for all of them (AND).")] = [],  # noqa: B006
+    archived: Annotated[str, Query(description="hide (default), only, or all.")] = "hide",
+) -> Filter:
+    """The filter `vector list` / `recipe list` and the console catalogue take (catalogue.Filter)."""
+    try:
+        return Filter.parse(status, base, [t for t in tag if t], search or q, archived)
+    except RegistryError as e:
+        raise ApiError(422, str(e)) from None
+
+
+Filtered = Annotated[Filter, Depends(catalogue_filter)]
+
+
 @router.get("/vectors", summary="List vectors (filtered, paginated)")
 def list_vectors(
     request: Request,
     user: Auth,
-    q: str = "",
-    status: str = "",
-    base: str = "",
+    f: Filtered,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     reg = registry(request)
-    p = queries.vectors(reg, q, status, base, page, size)
+    p = queries.vectors(reg, f, page, size)
     return _page(p, [vector_view(v) for v in queries.vector_objects(reg, p.rows)])
 
 
@@ -98,14 +117,12 @@ def vector_evaluations(request: Request, user: Auth, ref: str, base: str = "") -
 def list_recipes(
     request: Request,
     user: Auth,
-    q: str = "",
-    status: str = "",
-    base: str = "",
+    f: Filtered,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     reg = registry(request)
-    p = queries.recipes(reg, q, status, base, page, size)
+    p = queries.recipes(reg, f, page, size)
     aliases = reg.aliases()
     return _page(p, [recipe_view(r, aliases) for r in queries.recipe_objects(reg, p.rows)])
 

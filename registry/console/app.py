@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.api import Registry
-from registry.console import api, pages, render
+from registry.console import api, api_writes, pages, render
 from registry.console.actions import http_error
 from registry.console.auth import ApiError
 from registry.console.limits import BodyLimit
@@ -67,6 +67,7 @@ def create_app(registry: Registry, secure_cookies: bool = False, throttle: float
     app.state.throttle = throttle
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(api_writes.router)
     app.include_router(pages.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -10,10 +10,10 @@ import asyncio
 import math
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import quote
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +31,8 @@ from registry.console.auth import (
 )
 from registry.console.output_locks import output_lock
 from registry.db.as_json import run_view
+from registry.db.filters import Filter
+from registry.errors import RegistryError
 from registry.evaluation.results_log import recorded_notes
 
 router = APIRouter(include_in_schema=False)
@@ -181,13 +183,24 @@ async def logout(request: Request) -> Response:
 # -- pages ------------------------------------------------------------------------------
 @router.get("/")
 def catalogue(
-    request: Request, q: str = "", status: str = "", base: str = "", kind: str = "", page_no: str = "1"
+    request: Request,
+    q: str = "",
+    status: str = "",
+    base: str = "",
+    kind: str = "",
+    page_no: str = "1",
+    tag: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies the default)
+    archived: str = "hide",
 ) -> Response:
     user = signed_in(request)
     reg = registry(request)
     n = _int(page_no)
     show = kind if kind in {"bases", "vectors", "recipes"} else ""
-    recipes = queries.recipes(reg, q, status, base, n) if show in {"", "recipes"} else None
+    try:  # the filter `vector list` and REST use: same options, same answers
+        f = Filter.parse(status, base, [t for t in tag if t], q, archived)
+    except RegistryError as e:
+        raise actions.http_error(e) from None
+    recipes = queries.recipes(reg, f, n) if show in {"", "recipes"} else None
     return page(
         request,
         "catalogue.html",
@@ -196,10 +209,16 @@ def catalogue(
         status=status,
         base=base,
         kind=show,
+        tag_list=[t for t in tag if t],
+        archived=f.archived,
+        args=urlencode(
+            [("q", q), ("status", status), ("base", base), ("kind", show), ("archived", f.archived)]
+            + [("tag", t) for t in tag if t]
+        ),
         page_no=n,
         bases=queries.bases(reg, q) if show in {"", "bases"} else [],
         base_names=queries.base_names(reg),
-        vectors=queries.vectors(reg, q, status, base, n) if show in {"", "vectors"} else None,
+        vectors=queries.vectors(reg, f, n) if show in {"", "vectors"} else None,
         recipes=recipes,
         marks=queries.recipe_marks(reg, recipes.rows) if recipes else {},
         age=render.age,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from registry.db.filters import Filter
 from registry.db.models import (
     Alias,
     AuditEvent,
@@ -20,13 +21,13 @@ from registry.db.models import (
     Vector,
 )
 from registry.governance.evidence import sound
+from registry.records.catalogue import where
 from registry.records.evaluations import EvaluationRecord, evaluations_for, to_record
 
 if TYPE_CHECKING:
     from registry.core import Core
 
 PAGE = 50
-STATUSES = ("draft", "approved", "deprecated")
 
 
 @dataclass
@@ -52,10 +53,9 @@ def _paged(s, q, page: int, size: int) -> Page:
     return Page(rows, total or 0, page, size)
 
 
-def vectors(
-    core: Core, q: str = "", status: str = "", base: str = "", page: int = 1, size: int = PAGE
-) -> Page:
-    """Vector rows (name, version, base, status, digest, created_at, created_by, norm)."""
+def vectors(core: Core, f: Filter | None = None, page: int = 1, size: int = PAGE) -> Page:
+    """Vector rows (name, version, base, status, digest, created_at, created_by, norm, archived_at)
+    that pass `f`, the filter `vector list` and REST use too (catalogue.Filter)."""
     stmt = select(
         Vector.name,
         Vector.version,
@@ -65,20 +65,14 @@ def vectors(
         Vector.created_at,
         Vector.created_by,
         Vector.norm,
+        Vector.archived_at,
     ).join(BaseModel, BaseModel.id == Vector.base_id)
-    if q:
-        stmt = stmt.where(Vector.name.ilike(_like(q), escape="\\"))
-    if status in STATUSES:
-        stmt = stmt.where(Vector.status == status)
-    if base:
-        stmt = stmt.where(BaseModel.name == base)
+    stmt = stmt.where(*where(Vector, f or Filter()))
     with core.Session() as s:
         return _paged(s, stmt.order_by(Vector.name, Vector.version), page, size)
 
 
-def recipes(
-    core: Core, q: str = "", status: str = "", base: str = "", page: int = 1, size: int = PAGE
-) -> Page:
+def recipes(core: Core, f: Filter | None = None, page: int = 1, size: int = PAGE) -> Page:
     stmt = select(
         Recipe.name,
         Recipe.version,
@@ -88,13 +82,9 @@ def recipes(
         Recipe.created_at,
         Recipe.created_by,
         Recipe.method,
+        Recipe.archived_at,
     ).join(BaseModel, BaseModel.id == Recipe.base_id)
-    if q:
-        stmt = stmt.where(Recipe.name.ilike(_like(q), escape="\\"))
-    if status in STATUSES:
-        stmt = stmt.where(Recipe.status == status)
-    if base:
-        stmt = stmt.where(BaseModel.name == base)
+    stmt = stmt.where(*where(Recipe, f or Filter()))
     with core.Session() as s:
         return _paged(s, stmt.order_by(Recipe.name, Recipe.version), page, size)
 
@@ -133,7 +123,7 @@ def drafts(core: Core, page: int = 1, size: int = PAGE) -> tuple[Page, Page]:
                 Vector.created_by,
             )
             .join(BaseModel, BaseModel.id == Vector.base_id)
-            .where(Vector.status == "draft")
+            .where(Vector.status == "draft", Vector.archived_at.is_(None))
             .order_by(Vector.created_at, Vector.id),
             page,
             size,
@@ -150,7 +140,7 @@ def drafts(core: Core, page: int = 1, size: int = PAGE) -> tuple[Page, Page]:
                 Recipe.method,
             )
             .join(BaseModel, BaseModel.id == Recipe.base_id)
-            .where(Recipe.status == "draft")
+            .where(Recipe.status == "draft", Recipe.archived_at.is_(None))
             .order_by(Recipe.created_at, Recipe.id),
             page,
             size,
@@ -192,7 +182,8 @@ def lifecycle_events(core: Core, ref: str) -> list[AuditEvent]:
     """Approvals, deprecations and refusals of exactly this version, oldest first."""
     with core.Session() as s:
         q = select(AuditEvent).where(AuditEvent.object == ref).order_by(AuditEvent.id)
-        return [e for e in s.scalars(q) if e.action.split(".")[-1] in {"approved", "deprecated"}]
+        shown = {"approved", "deprecated", "archived", "unarchived"}
+        return [e for e in s.scalars(q) if e.action.split(".")[-1] in shown]
 
 
 def consistency_note(core: Core, ref: str) -> dict[str, Any] | None:

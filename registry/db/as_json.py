@@ -33,6 +33,12 @@ def timestamp(x: datetime | None) -> str | None:
 _t = timestamp
 
 
+def tags_of(obj: Any) -> dict[str, str]:
+    """{key: value} of a row's tags: loaded ORM rows or fast-listing rows alike ({} when unloaded)."""
+    rows = vars(obj).get("tags") or ()
+    return dict(rows) if isinstance(rows, dict) else {t.key: t.value for t in rows}
+
+
 def base_view(b: BaseModel, files: bool = False) -> dict[str, Any]:
     out = {
         "name": b.name,
@@ -98,10 +104,15 @@ def vector_view(v: Vector, detail: bool = False) -> dict[str, Any]:
         "stored_bytes": v.stored_bytes,
         "bytes_per_param": v.stored_bytes / max(v.param_count, 1),
         "rank": getattr(v, "rank", None),
+        "description": getattr(v, "description", None),
+        "tags": tags_of(v),
+        "archived_at": _t(getattr(v, "archived_at", None)),
         "created_at": _t(v.created_at),
     }
     if detail:
         out.update(governance_view(v))
+        out["archived_by"] = v.archived_by
+        out["collected_at"] = _t(v.collected_at)  # `registry gc` removed its store data
         out["lineage"] = run_view(v.run)
         out["interference"] = v.interference
         out["tensors"] = [tensor_view(t) for t in v.tensors]
@@ -135,11 +146,28 @@ def recipe_view(r: Recipe, aliases: list[Alias] | None = None, detail: bool = Fa
         # a recipe on a deprecated vector still merges, but must not look healthy where it is listed
         "deprecated_vectors": [t.vector.ref for t in r.terms if t.vector.status == "deprecated"],
         "aliases": sorted(a.alias for a in (aliases or []) if a.recipe_id == r.id),
+        "description": r.description,
+        "tags": tags_of(r),
+        "archived_at": _t(r.archived_at),
         "created_at": _t(r.created_at),
     }
     if detail:
         out.update(governance_view(r))
     return out
+
+
+def annotation_view(obj: Recipe | Vector, kind: str) -> dict[str, Any]:
+    """What `tag`, `untag`, `describe`, `archive` and `unarchive` answer, on every path."""
+    return {
+        "ref": obj.ref,
+        "kind": kind,
+        "base": obj.base.name,
+        "status": obj.status,
+        "description": obj.description,
+        "tags": tags_of(obj),
+        "archived_at": _t(obj.archived_at),
+        "archived_by": obj.archived_by,
+    }
 
 
 def materialization_view(m: Materialization) -> dict[str, Any]:

@@ -195,17 +195,28 @@ def _vectors(db: Reader, where: str = "", params: tuple = (), order: str = "name
     vectors = _with_refs(db.rows("vectors", where, params, order))
     bases = db.by_id("base_models", {v.base_id for v in vectors})
     runs = db.by_id("training_runs", {v.run_id for v in vectors if v.run_id is not None})
+    tags = _tags(db, "vector_tags", "vector_id", {v.id for v in vectors})
     for v in vectors:
-        v.base, v.run = bases[v.base_id], runs.get(v.run_id)
+        v.base, v.run, v.tags = bases[v.base_id], runs.get(v.run_id), tags.get(v.id, {})
     return vectors
+
+
+def _tags(db: Reader, table: str, owner: str, ids: set[int]) -> dict[int, dict[str, str]]:
+    """{owner id: {key: value}} of vector_tags / recipe_tags (as the ORM's `tags`)."""
+    out: dict[int, dict[str, str]] = {}
+    if ids:
+        for t in db.rows(table, *_among(owner, ids), order="key"):
+            out.setdefault(getattr(t, owner), {})[t.key] = t.value
+    return out
 
 
 def vector_rows(config: Config, base: str | None = None) -> list[dict[str, Any]] | None:
     def fn(db: Reader) -> list[dict[str, Any]]:
+        live = "archived_at IS NULL"  # archived versions only on request (the full path's Filter)
         if base:
-            where = "base_id IN (SELECT id FROM base_models WHERE name = ?)"
+            where = f"{live} AND base_id IN (SELECT id FROM base_models WHERE name = ?)"
             return [vector_view(v) for v in _vectors(db, where, (base,))]
-        return [vector_view(v) for v in _vectors(db)]
+        return [vector_view(v) for v in _vectors(db, live)]
 
     return read(config, fn)
 
@@ -224,8 +235,8 @@ def vector(config: Config, ref: str, base: str | None = None) -> Row | None:
         if r.version is not None:
             where.append("version = ?")
             params.append(r.version)
-        else:  # NAME means the newest version that is not deprecated
-            where.append("status != 'deprecated'")
+        else:  # NAME means the newest version that is neither deprecated nor archived
+            where.append("status != 'deprecated' AND archived_at IS NULL")
         rows = _vectors(db, " AND ".join(where), tuple(params), order="version DESC")
         if not rows or len({v.base_id for v in rows}) > 1:
             return None
@@ -245,8 +256,9 @@ def _recipes(db: Reader, where: str = "", params: tuple = (), order: str = "name
     where, params = _among("id", {t.vector_id for t in terms})
     vectors = {v.id: v for v in _vectors(db, where, params)} if terms else {}
     bases = db.by_id("base_models", {r.base_id for r in recipes})
+    tags = _tags(db, "recipe_tags", "recipe_id", {r.id for r in recipes})
     for r in recipes:
-        r.base = bases[r.base_id]
+        r.base, r.tags = bases[r.base_id], tags.get(r.id, {})
         r.terms = [t for t in terms if t.recipe_id == r.id]
     for t in terms:
         t.vector = vectors[t.vector_id]
@@ -254,8 +266,14 @@ def _recipes(db: Reader, where: str = "", params: tuple = (), order: str = "name
 
 
 def recipes(config: Config) -> tuple[list[Row], list[Row]] | None:
-    """Every recipe version and every alias, as `recipe list` shows them."""
-    return read(config, lambda db: (_recipes(db), db.rows("recipe_aliases", order="recipe_name, alias")))
+    """Every live recipe version and every alias, as `recipe list` shows them (no filter)."""
+    return read(
+        config,
+        lambda db: (
+            _recipes(db, "archived_at IS NULL"),
+            db.rows("recipe_aliases", order="recipe_name, alias"),
+        ),
+    )
 
 
 def recipe(config: Config, ref: str) -> tuple[Row, list[Row], dict[str, Any]] | None:
@@ -271,6 +289,8 @@ def recipe(config: Config, ref: str) -> tuple[Row, list[Row], dict[str, Any]] | 
             )
         elif r.version is not None:
             where, params = "name = ? AND version = ?", (r.name, r.version)
+        else:  # a bare NAME never means an archived version
+            where = "name = ? AND archived_at IS NULL"
         found = _recipes(db, where, params, order="version DESC")
         if not found:
             return None

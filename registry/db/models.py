@@ -150,8 +150,16 @@ class Vector(Base):
     created_by: Mapped[str | None] = mapped_column(String(128))
     # who imported it from a bundle (created_by is then the source's creator); four-eyes refuses both
     imported_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    # archived: hidden from lists and bare names, still resolvable as NAME@vN (0012)
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    archived_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    collected_at: Mapped[datetime | None] = mapped_column(default=None)  # gc removed its store data
     base: Mapped[BaseModel] = relationship()
     run: Mapped[TrainingRun | None] = relationship()
+    tags: Mapped[list[VectorTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="VectorTag.key"
+    )
     tensors: Mapped[list[VectorTensor]] = relationship(
         back_populates="vector", cascade="all, delete-orphan", order_by="VectorTensor.name"
     )
@@ -192,7 +200,13 @@ class Recipe(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(128))
     imported_by: Mapped[str | None] = mapped_column(String(128), default=None)  # as Vector's
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)  # as Vector's
+    archived_by: Mapped[str | None] = mapped_column(String(128), default=None)
     base: Mapped[BaseModel] = relationship()
+    tags: Mapped[list[RecipeTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="RecipeTag.key"
+    )
     terms: Mapped[list[RecipeTerm]] = relationship(
         back_populates="recipe", cascade="all, delete-orphan", order_by="RecipeTerm.position"
     )
@@ -212,6 +226,32 @@ class RecipeTerm(Base):
     weight: Mapped[float] = mapped_column(Float)
     recipe: Mapped[Recipe] = relationship(back_populates="terms")
     vector: Mapped[Vector] = relationship()
+
+
+class VectorTag(Base):
+    """One key=value tag of a vector version (`registry tag --vector`)."""
+
+    __tablename__ = "vector_tags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vector_id: Mapped[int] = mapped_column(ForeignKey("vectors.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    value: Mapped[str] = mapped_column(String(256))
+    set_by: Mapped[str | None] = mapped_column(String(128))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("vector_id", "key"),)
+
+
+class RecipeTag(Base):
+    """One key=value tag of a recipe version (`registry tag`)."""
+
+    __tablename__ = "recipe_tags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe_id: Mapped[int] = mapped_column(ForeignKey("recipes.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    value: Mapped[str] = mapped_column(String(256))
+    set_by: Mapped[str | None] = mapped_column(String(128))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("recipe_id", "key"),)
 
 
 class Alias(Base):

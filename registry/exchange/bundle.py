@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.db.as_json import run_view, tensor_view
 from registry.db.models import Recipe
-from registry.errors import NotFound
+from registry.errors import DataCollected, NotFound
 from registry.exchange.bundle_evaluations import export_evaluations, sign_evaluations
 from registry.exchange.bundle_notes import export_notes, sign_notes
 from registry.exchange.checks import FORMAT
@@ -145,6 +145,9 @@ def export_bundle(
         entry["notes"] = notes[f"{entry['name']}@v{entry['version']}"]
         if sign_key is not None:
             entry["notes_signatures"] = sign_notes(core, entry, str(sign_key))
+    gone = [v.ref for v in vectors.values() if getattr(v, "collected_at", None) is not None]
+    if gone:
+        raise DataCollected(f"cannot export {', '.join(gone)}: `registry gc` removed their archived data")
     if sign_key is not None:  # recorded evaluations travel under the same key
         for kind, items, field in (
             ("vector", entries, "digest"),

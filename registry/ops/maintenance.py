@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from registry.db.health import database_problems
 from registry.db.models import BaseModel, Materialization, Vector
 from registry.errors import IntegrityError
+from registry.ops.collect import collect_archived
 from registry.records.bases import check_pins, list_bases, pins_of
 from registry.records.runs import finish_run, interrupted_runs
 from registry.release.destination import lock_path
@@ -42,7 +43,11 @@ def verify(core: Core, on_item: Callable[[str], None] | None = None) -> list[str
         return problems  # the rows themselves are in doubt: fix the database first
     with core.Session() as s:
         vecs = list(
-            s.scalars(select(Vector).options(selectinload(Vector.tensors), selectinload(Vector.base)))
+            s.scalars(
+                select(Vector)
+                .options(selectinload(Vector.tensors), selectinload(Vector.base))
+                .where(Vector.collected_at.is_(None))  # gc removed their data on purpose
+            )
         )
     with ThreadPoolExecutor(max_workers=core.store.workers, thread_name_prefix="verify") as pool:
         checks = [(f"base {b.name}", [pool.submit(_base_problems, b)]) for b in list_bases(core)]
@@ -109,8 +114,9 @@ def _factor_problems(label: str, data: StoredVector, name: str, factors: dict) -
 
 
 def orphans(core: Core) -> list[str]:
+    """Store groups no vector row needs (a collected vector's group, should a crash have left it)."""
     with core.Session() as s:
-        used = set(s.scalars(select(Vector.store_key)))
+        used = set(s.scalars(select(Vector.store_key).where(Vector.collected_at.is_(None))))
     return [k for k in core.store.group_keys() if k not in used]
 
 
@@ -168,15 +174,19 @@ def _tree_bytes(p: Path) -> int:
     return sum(f.lstat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
-    """Remove store groups and scratch folders no committed row references, and the
-    `.OUT.tmp-*` folders killed materializations left beside their outputs.
+def gc(
+    core: Core, grace_seconds: float = 3600.0, dry_run: bool = False, force: bool = False
+) -> dict[str, Any]:
+    """Remove store groups and scratch folders no committed row references, the
+    `.OUT.tmp-*` folders killed materializations left beside their outputs, and the store data
+    of archived vectors nothing live needs (ops.collect; `force`: protected ones too, admin only).
 
     A grace period protects writes in progress: their data exists before their row does
     (and a materialize's folder is also protected by its lock for as long as it runs).
     """
     now = time.time()
-    removed, freed = [], 0
+    archived = collect_archived(core, dry_run, force)
+    removed, freed = [], archived["freed_bytes"]
     for key in orphans(core):
         if now - core.store.mtime(key) < grace_seconds:
             continue
@@ -211,10 +221,12 @@ def gc(core: Core, grace_seconds: float = 3600.0, dry_run: bool = False) -> dict
         "removed": removed,
         "scratch": [p.name for p in stale],
         "outputs": [str(p) for p in leftovers],
+        "archived": archived["archived"],
+        "kept": archived["kept"],
         "freed_bytes": freed,
         "interrupted_runs": [r.id for r in interrupted],
         "dry_run": dry_run,
     }
-    if not dry_run and (removed or stale or leftovers or interrupted):
+    if not dry_run and (removed or stale or leftovers or interrupted or archived["archived"]):
         core.audit_now("gc", str(core.store.url), report)
     return report

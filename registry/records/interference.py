@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from registry.db.models import Vector
-from registry.errors import IncompatibleWeights, InterferenceRefused, NotFound, RegistryError
+from registry.errors import DataCollected, IncompatibleWeights, InterferenceRefused, NotFound, RegistryError
 from registry.merging.gram import Gram, gram, summary
 from registry.records.bases import list_bases, lookup_base
 from registry.records.recipes import get_recipe
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 # -- verbs -------------------------------------------------------------------------------
 def vector_gram(core: Core, vecs: list[Vector], labels: list[str] | None = None) -> Gram:
+    gone = [v.ref for v in vecs if getattr(v, "collected_at", None) is not None]
+    if gone:
+        raise DataCollected(f"{', '.join(gone)}: archived, and `registry gc` removed the store data")
     shapes = {t.name: tuple(t.shape) for t in vecs[0].tensors}
     data = [core.store.open(v.store_key, label=f"vector {v.ref}") for v in vecs]
     return gram(data, labels or [v.ref for v in vecs], shapes)
@@ -106,7 +109,7 @@ def interference(core: Core, base: str | None = None) -> tuple[list[Vector], Gra
             s.scalars(
                 select(Vector)
                 .options(selectinload(Vector.tensors), selectinload(Vector.base))
-                .where(Vector.base_id == b.id)
+                .where(Vector.base_id == b.id, Vector.archived_at.is_(None))
                 .order_by(Vector.name, Vector.version)
             )
         )

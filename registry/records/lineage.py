@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import defer, selectinload
 
-from registry.db.as_json import run_view, timestamp
+from registry.db.as_json import run_view, tags_of, timestamp
 from registry.db.models import Alias, AuditEvent, Evaluation, Materialization, Recipe, RecipeTerm, Vector
 from registry.errors import IntegrityError, NotFound
 from registry.records.bases import get_base
@@ -84,6 +84,15 @@ def _evaluations(s, subjects: list[tuple[str, str]]) -> dict[tuple[str, str], li
 UNKNOWN_RUN = {"id": None, "kind": "unknown"}  # a vector whose run row is gone
 
 
+def _annotations(obj: Recipe | Vector) -> dict[str, Any]:
+    """Description, tags and archived time of a node (an archived version stays in its lineage)."""
+    return {"description": obj.description, "tags": tags_of(obj), "archived_at": _iso(obj.archived_at)}
+
+
+def _iso(t: Any) -> str | None:
+    return t.isoformat(timespec="seconds") if t else None
+
+
 def lineage(core: Core, ref: str) -> dict[str, Any]:
     """The lineage tree of `ref` (recipe NAME[@vN|@ALIAS], vector NAME[@vN], or base NAME)."""
     kind, row = _resolve(core, ref)
@@ -140,6 +149,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
             "method": r.method,
             "status": r.status,
             "content_digest": r.content_digest,
+            **_annotations(r),
             "terms": [{"vector": t.vector.ref, "weight": t.weight} for t in r.terms],
             "aliases": [f"{a.recipe_name}@{a.alias}" for a in aliases if a.recipe_id == r.id],
             "approvals": events.get(r.ref, []),
@@ -167,6 +177,7 @@ def lineage(core: Core, ref: str) -> dict[str, Any]:
                 "ref": v.ref,
                 "digest": v.digest,
                 "status": v.status,
+                **_annotations(v),
                 "approvals": events.get(v.ref, []),
                 "evaluations": evals.get(("vector", v.digest), []),
                 "recipes": [recipe_nodes[r.id] for r in recipes if any(t.vector_id == v.id for t in r.terms)],

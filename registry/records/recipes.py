@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from registry.db.models import Alias, Recipe, RecipeTerm, Vector
-from registry.errors import InvalidName, InvalidRecipe, NotFound
+from registry.db.filters import Filter, check_tag_key, check_tag_value
+from registry.db.models import Alias, Recipe, RecipeTag, RecipeTerm, Vector
+from registry.errors import InvalidName, InvalidRecipe, NotFound, RegistryError
 from registry.merging.methods import get_method
 from registry.records.bases import lookup_base
+from registry.records.catalogue import where
 from registry.records.vectors import lookup_vector
 from registry.util.digests import content_digest
 from registry.util.finite import FLOAT32_MAX, finite32
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from registry.core import Core
 
 DTYPES = ("bfloat16", "float16", "float32")
+MAX_DESCRIPTION = 4000
 
 
 class Term(BaseModel):
@@ -62,6 +65,22 @@ class RecipeSpec(BaseModel):
     terms: list[Term] = Field(min_length=1)
     dtype: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # metadata, not content: not in the content digest, set on a new version only
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: Any) -> dict[str, str]:
+        if not isinstance(v, dict):
+            raise ValueError("tags must be a mapping of KEY: VALUE")
+        bad = [str(k) for k, x in v.items() if isinstance(x, bool) or not isinstance(x, str | int | float)]
+        if bad:
+            raise ValueError(f"tag {bad[0][:64]}: a value is text or a number")
+        try:
+            return {check_tag_key(str(k)): check_tag_value(str(k), str(x)) for k, x in v.items()}
+        except RegistryError as e:
+            raise ValueError(str(e)) from e
 
     @field_validator("name", "base")
     @classmethod
@@ -183,6 +202,11 @@ def add_recipe(
                     v = lookup_vector(s, ref, base_id=b.id)
                 except NotFound as e:
                     raise InvalidRecipe(f"{spec.name}: terms.{i}.vector: {e}") from None
+                if v.archived_at is not None:
+                    raise InvalidRecipe(
+                        f"{spec.name}: terms.{i}.vector: {v.ref} is archived "
+                        "(`registry unarchive --vector` it first to use it in a new recipe)"
+                    )
                 if v.status == "deprecated" and not (allow_deprecated and ref.version is not None):
                     raise InvalidRecipe(
                         f"{spec.name}: terms.{i}.vector: {v.ref} is deprecated "
@@ -207,9 +231,14 @@ def add_recipe(
                 spec.name, (latest or 0) + 1, b.id, spec.method, dtype, params, digest, terms,
                 created_by=core.actor,
             )  # fmt: skip
+            r.description = spec.description
+            r.tags = [RecipeTag(key=k, value=x, set_by=core.actor) for k, x in sorted(spec.tags.items())]
             s.add(r)
             s.flush()
-            core.audit(s, "recipe.add", r.ref, content)
+            meta = (
+                {"description": spec.description, "tags": spec.tags} if spec.description or spec.tags else {}
+            )
+            core.audit(s, "recipe.add", r.ref, {**content, **meta})
             return lookup_recipe(s, Ref(r.name, r.version)), True
 
     return core.write(write)
@@ -223,9 +252,14 @@ def recipe_query():
     )
 
 
-def list_recipes(core: Core) -> list[Recipe]:
+def list_recipes(core: Core, f: Filter | None = None) -> list[Recipe]:
+    """Recipe versions by name and version; archived ones only as `f` asks (default: live ones)."""
+    f = f or Filter()
     with core.Session() as s:
-        return list(s.scalars(recipe_query().order_by(Recipe.name, Recipe.version)))
+        if f.base:
+            lookup_base(s, f.base)  # an unknown base is an error, not an empty list
+        q = recipe_query().where(*where(Recipe, f))
+        return list(s.scalars(q.order_by(Recipe.name, Recipe.version)))
 
 
 def get_recipe(core: Core, ref: str) -> Recipe:
@@ -242,7 +276,16 @@ def lookup_recipe(s: Session, ref: Ref) -> Recipe:
         q = q.where(Recipe.id == a.recipe_id)
     elif ref.version is not None:
         q = q.where(Recipe.version == ref.version)
+    else:  # a bare NAME never means an archived version
+        q = q.where(Recipe.archived_at.is_(None))
     r = s.scalar(q.order_by(Recipe.version.desc()).limit(1))
     if r is None:
-        raise NotFound("recipe", str(ref))
+        hint = ""
+        if (
+            ref.version is None
+            and not ref.alias
+            and s.scalar(select(Recipe.id).where(Recipe.name == ref.name))
+        ):
+            hint = "every version is archived; pin one as NAME@vN"
+        raise NotFound("recipe", str(ref), hint)
     return r

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from registry.errors import IntegrityError
+from registry.errors import DataCollected, IntegrityError
 from registry.storage.tensor_io import FLOATS
 from registry.storage.vector_store import DATA, StoredVector
 from registry.util.digests import ArrayHasher
@@ -53,6 +53,11 @@ def open_checked(
                 f"vector {v.ref}: lacks {len(missing)} of its base's tensors ({', '.join(missing[:3])}"
                 f"{', …' if len(missing) > 3 else ''}); a merge needs every one"
             )
+    if getattr(v, "collected_at", None) is not None:
+        raise DataCollected(
+            f"vector {v.ref} was archived and `registry gc` removed its store data: it cannot be read "
+            "(its digests and lineage remain)"
+        )
     data = core.store.open(v.store_key, label=f"vector {v.ref}")
     allowed = set(base_names) if base_names is not None else None
     for t in v.tensors:

@@ -61,6 +61,7 @@ def cached_card(r: Recipe, b: BaseModel, cache: Path, notes: dict[str, Any] | No
                 hub_id(b),
                 b.architecture,
                 notes,
+                r.description,
             ],
             sort_keys=True,
         ).encode()
@@ -140,7 +141,7 @@ Materialized by the preference-vector registry: θ = θbase + Σ ηᵢ·φᵢ (m
 - Base: **{card_text(b.name)}** ({card_text(b.architecture)}), digest `{b.digest}`
 - {dtype_line}
 - Recipe digest: `{r.content_digest}`
-
+{_described(r)}
 | vector | version | weight η | digest |
 |---|---|---|---|
 {rows}
@@ -221,6 +222,14 @@ def eval_results(r: Recipe, evaluations: list[dict[str, Any]]) -> list:
             if value is not None
         ]
     return []
+
+
+def _described(r: Recipe) -> str:
+    """The recipe's description as a card line (inert text), when it has one.
+
+    Tags are not in the card: they change often, and the card is part of the output's bytes."""
+    text = getattr(r, "description", None)
+    return f"- Description: {card_text(text)}\n" if text else ""
 
 
 _MARKDOWN = "\\`*_{}[]()<>#+-.!|~"

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from registry.db.models import Account, Alias, AuditEvent, Meta, RevokedKey, TrustedKey
+from registry.db.models import Account, Alias, AuditEvent, Meta, RevokedKey, TrustedKey, Vector
 from registry.db.policy import POLICY_IN_DB
 from registry.errors import GovernanceRefused
 from registry.governance.policy import set_policy
@@ -232,6 +232,7 @@ def _state(team: Team, reg) -> dict:
             "revoked": sorted(s.scalars(select(RevokedKey.key_id))),
             "aliases": sorted((a.recipe_name, a.alias, a.recipe_id) for a in s.scalars(select(Alias))),
             "status": sorted((v.ref, v.status) for v in reg.vectors()) + [(r.ref, r.status) for r in reg.recipes()],
+            "archived": sorted(s.scalars(select(Vector.name).where(Vector.archived_at.is_not(None)))),
             "toml": (team.home / "registry.toml").read_text(),
             "adopted": s.get(Meta, POLICY_IN_DB) is not None,
         }  # fmt: skip
@@ -273,6 +274,10 @@ def test_every_privileged_command_is_refused_without_its_authority(team, models)
             ["approve", "mine", "--vector", "--reason", "lgtm"], None, f"four-eyes rule: {team.login} created", None),
         "`registry approve REF` (creator unknown)": (
             ["approve", "orphan", "--vector", "--reason", "lgtm"], None, "policy admin (lead) may approve it", None),
+        "`registry archive REF --force` (needed where REF is approved, behind an alias, or named by a materialization's lock)": (
+            ["archive", "--vector", "mine@v1", "--force"], None, admin, None),
+        "`registry gc --force` (also collects archived vectors that are approved, aliased or named by a lock)": (
+            ["gc", "--force"], None, admin, None),
         "`registry COMMAND --actor NAME` (or `REGISTRY_ACTOR`)": (
             ["approve", "mine", "--vector", "--reason", "lgtm", "--actor", "lead"], None,
             "actor 'lead' is declared", None),
