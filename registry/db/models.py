@@ -151,8 +151,7 @@ class Vector(Base):
     # who imported it from a bundle (created_by is then the source's creator); four-eyes refuses both
     imported_by: Mapped[str | None] = mapped_column(String(128), default=None)
     description: Mapped[str | None] = mapped_column(Text, default=None)
-    # archived: hidden from lists and bare names, still resolvable as NAME@vN (0012)
-    archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)  # hidden; NAME@vN resolves
     archived_by: Mapped[str | None] = mapped_column(String(128), default=None)
     collected_at: Mapped[datetime | None] = mapped_column(default=None)  # gc removed its store data
     base: Mapped[BaseModel] = relationship()
