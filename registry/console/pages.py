@@ -32,7 +32,6 @@ from registry.console.auth import (
 from registry.console.output_locks import output_lock
 from registry.db.as_json import run_view
 from registry.db.filters import Filter
-from registry.errors import RegistryError
 from registry.evaluation.results_log import recorded_notes
 
 router = APIRouter(include_in_schema=False)
@@ -196,10 +195,9 @@ def catalogue(
     reg = registry(request)
     n = _int(page_no)
     show = kind if kind in {"bases", "vectors", "recipes"} else ""
-    try:  # the filter `vector list` and REST use: same options, same answers
-        f = Filter.parse(status, base, [t for t in tag if t], q, archived)
-    except RegistryError as e:
-        raise actions.http_error(e) from None
+    tags = [t for t in tag if t]
+    pairs = [("q", q), ("status", status), ("base", base), ("kind", show), ("archived", archived)]
+    f = Filter.parse(status, base, tags, q, archived)  # as `vector list` and REST; bad input: 400
     recipes = queries.recipes(reg, f, n) if show in {"", "recipes"} else None
     return page(
         request,
@@ -209,12 +207,9 @@ def catalogue(
         status=status,
         base=base,
         kind=show,
-        tag_list=[t for t in tag if t],
+        tag_list=tags,
         archived=f.archived,
-        args=urlencode(
-            [("q", q), ("status", status), ("base", base), ("kind", show), ("archived", f.archived)]
-            + [("tag", t) for t in tag if t]
-        ),
+        args=urlencode(pairs + [("tag", t) for t in tags]),
         page_no=n,
         bases=queries.bases(reg, q) if show in {"", "bases"} else [],
         base_names=queries.base_names(reg),
