@@ -46,6 +46,7 @@ class Transcript:
 
 TRANSCRIPTS = [
     Transcript("second-machine", "docs/deployment.md", ("examples/second_machine.sh", "{db}", "{work}"), "/tmp/sm", True),
+    Transcript("db-grants", "docs/deployment.md", ("examples/db_grants.sh", "{db}", "{work}"), "/tmp/grants", True),
     Transcript("bundle", "docs/deployment.md", ("examples/bundle.sh", "{work}"), "/tmp/bundle-demo"),
     Transcript("training-options", "docs/training.md", ("python", "-c", OPTIONS_LINE), "/tmp"),
 ]  # fmt: skip
