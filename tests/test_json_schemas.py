@@ -148,7 +148,6 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("untag", "mix@v1", "stage")
         run("describe", "--vector", "harmless@v1", "imported from two fine-tunes")
         run("archive", "--vector", "harmless@v1", "--reason", "superseded")
-        run("vector", "list", "--all", "--tag", "team=safety")
         run("gc", "--dry-run")
         run("unarchive", "--vector", "harmless@v1")
         run("recipe", "show", "mix@prod")
