@@ -108,10 +108,10 @@ def commands(available: dict[str, list[str]], k: int) -> dict[str, list[str]]:
         "user list": ["user", "list"],
         "trust list": ["trust", "list"],
         "log": ["log", "--limit", "20"],
-        "evaluation list": ["evaluation", "list"],
+        "evaluation list": ["evaluation", "list", "helpful-safe@v1"],
         "approve": ["approve", f"helpful-safe@v{k + 1}", "--reason", f"bench round {k}"],
         "recipe alias": ["recipe", "alias", f"helpful-safe@v{k + 1}", "prod"],
-        "tag": ["tag", "helpful@v1", f"round={k}"],
+        "tag": ["tag", "helpful-safe@v1", f"round={k}"],
     }
     out = {}
     for label, argv in want.items():
@@ -127,8 +127,12 @@ def kind(label: str) -> str:
     return "help" if label == "--help" else "read"
 
 
+class Failed(Exception):
+    pass
+
+
 def run(env: dict[str, str], argv: list[str], importtime: bool = False) -> tuple[float, float, str]:
-    """One process: wall seconds, CPU seconds (user + system), stderr. Fails on a non-zero exit."""
+    """One process: wall seconds, CPU seconds (user + system), stderr. Failed on a non-zero exit."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "registry.cli", *argv]
     t0 = time.perf_counter()
@@ -136,7 +140,7 @@ def run(env: dict[str, str], argv: list[str], importtime: bool = False) -> tuple
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
+        raise Failed(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, p.stderr
 
@@ -217,7 +221,13 @@ def main() -> None:
     for k in range(1, args.rounds + 2):
         for label, env in envs.items():
             for name, argv in commands(setups[label]["commands"], k).items():
-                wall, cpu, _ = run(env, argv)
+                if name in reports[label].setdefault("failed", {}):
+                    continue
+                try:
+                    wall, cpu, _ = run(env, argv)
+                except Failed as e:  # recorded, not timed: the others still run
+                    reports[label]["failed"][name] = str(e)
+                    continue
                 if k == 1:
                     continue
                 row = reports[label]["commands"].setdefault(
@@ -234,7 +244,10 @@ def main() -> None:
             row["median_s"] = round(statistics.median(row["wall_s"]), 4)
             row["cpu_median_s"] = round(statistics.median(row["cpu_s"]), 4)
             argv = commands(setups[label]["commands"], args.rounds + 2)[name]
-            row["imports"] = import_times(run(env, argv, importtime=True)[2])
+            try:
+                row["imports"] = import_times(run(env, argv, importtime=True)[2])
+            except Failed as e:
+                row["imports"] = {"failed": str(e)}
             target = {"read": READ_TARGET, "write": WRITE_TARGET}.get(row["kind"])
             row["meets_target"] = None if target is None else row["median_s"] <= target
         rep["load_after"] = load()
