@@ -34,6 +34,7 @@ from registry.records import (
 )
 from registry.release import adapter, materialize, publish
 from registry.training import add_preference
+from registry.webhooks import delivery, subscriptions
 
 if TYPE_CHECKING:
     from registry.db.filters import Filter
@@ -364,3 +365,30 @@ class Registry(Core):
 
     def evaluation(self, evaluation_id: int) -> EvaluationRecord:
         return evaluations.evaluation(self, evaluation_id)
+
+    # -- webhooks (policy admins; events are queued by every write, sent by the deliverer) -----
+    def add_webhook(
+        self, name: str, url: str, events: list[str] | None = None, secret_env: str | None = None
+    ) -> dict[str, Any]:
+        return subscriptions.add_webhook(self, name, url, events, secret_env)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        return subscriptions.list_webhooks(self)
+
+    def remove_webhook(self, name: str) -> dict[str, Any]:
+        return subscriptions.remove_webhook(self, name)
+
+    def ping_webhook(self, name: str, settings: delivery.Settings | None = None) -> dict[str, Any]:
+        return subscriptions.ping_webhook(self, name, settings)
+
+    def webhook_deliveries(
+        self, name: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return subscriptions.list_deliveries(self, name, status, limit)
+
+    def redeliver(self, delivery_id: int, settings: delivery.Settings | None = None) -> dict[str, Any]:
+        return subscriptions.redeliver(self, delivery_id, settings)
+
+    def deliver_webhooks(self, settings: delivery.Settings | None = None) -> dict[str, Any]:
+        """One pass of the deliverer: every delivery due now, attempted once."""
+        return delivery.deliver_due(self, settings)

@@ -127,3 +127,7 @@ class InvalidFilter(RegistryError, ValueError):
 
 class DataCollected(IntegrityError):
     """An archived vector whose store data `registry gc` removed: its rows stay, its arrays are gone."""
+
+
+class UrlRefused(RegistryError, ValueError):
+    """A webhook URL that is not http(s), or resolves to an address webhooks may not reach."""

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from registry.cli import main
+from tests.webhooks.receiver import Receiver
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "json-schemas"
 FAST = ["--steps", "1", "--warmup-ratio", "0", "--batch-size", "4", "--learning-rate", "1e-3"]
@@ -112,6 +113,7 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         "name: mix\nbase: tiny\ndtype: float32\nterms:\n"
         "  - {vector: helpful, weight: 1.0}\n  - {vector: verbose, weight: 0.5}\n"
     )
+    hook = Receiver().start()
     with pytest.MonkeyPatch.context() as mp:
         offline_hub(mp)
         run("init")
@@ -128,6 +130,8 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("plugins", "list")
         run("policy", "show")
         run("policy", "set", "interference_threshold", "0.95")
+        run("policy", "set", "webhook_allow_private", "true")
+        run("webhook", "add", "ci", "--url", hook.url)
         run("vector", "import", "helpful", "--base", "tiny", "--positive", models["plus"])
         run("vector", "import", "harmless", "--base", "tiny", "--positive", models["plus2"], "--negative", models["minus"])  # fmt: skip
         trained = run("add-preference", "verbose", "--base", "tiny", "--pairs", "4", *FAST)
@@ -165,6 +169,12 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("trust", "remove", "leaked", "--reason", "key leaked")
         run("export", "mix@v1", "--out", root / "mix.bundle")
         run("deprecate", "mix@v1", "--reason", "superseded")
+        run("webhook", "list")
+        run("webhook", "test", "ci")
+        run("webhook", "deliver", "--once")
+        first = run("webhook", "deliveries", "ci")[-1]
+        run("webhook", "redeliver", first["id"])
+        run("webhook", "remove", "ci")
         run("log", "--limit", "5")
         run("verify")
         run("verify", "--lock", root / "out" / "registry-lock.json")
@@ -175,6 +185,7 @@ def outputs(models, tmp_path_factory) -> dict[tuple[str, ...], list[tuple[str, s
         run("init", home_dir=other)
         run("base", "add", "tiny", models["base"], home_dir=other)
         run("import-bundle", root / "mix.bundle", home_dir=other)
+    hook.stop()
     return runs
 
 

@@ -73,12 +73,13 @@ def _register() -> None:
         tune,
         user,
         vector,
+        webhook,
     )
 
     for mod in (
         init, base, vector, add_preference, interference, recipe, governance, catalogue, sweep, materialize,
         maintenance, backup, bundle, plugins, lineage, publish, tune, trust, user, serve, policy, run,
-        evaluation,
+        evaluation, webhook,
     ):  # fmt: skip
         for cmd in mod.COMMANDS:
             main.add_command(cmd)

@@ -17,8 +17,13 @@ from registry.cli.common import pass_ctx
     default=False,
     help="Trust X-Forwarded-Proto/-For from a reverse proxy on this host (TLS ends at the proxy).",
 )
+@click.option(
+    "--webhooks/--no-webhooks",
+    default=True,
+    help="Deliver pending webhook events from this process (as `registry webhook deliver` does).",
+)
 @pass_ctx
-def serve(ctx, host: str, port: int, proxy_headers: bool) -> None:
+def serve(ctx, host: str, port: int, proxy_headers: bool, webhooks: bool) -> None:
     """Serve the review console at http://HOST:PORT/ and the REST API under /api/v1.
 
     \b
@@ -31,6 +36,10 @@ def serve(ctx, host: str, port: int, proxy_headers: bool) -> None:
     from registry.console.app import create_app
 
     app = create_app(ctx.registry)
+    if webhooks:
+        from registry.webhooks.delivery import start_thread
+
+        start_thread(ctx.registry)
     click.echo(f"review console on http://{host}:{port}/ (REST API: /api/v1, OpenAPI: /api/v1/openapi.json)")
     uvicorn.run(
         app,

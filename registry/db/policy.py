@@ -96,6 +96,9 @@ KEYS: dict[str, Key] = {
     "approval_max_ppl_drift": Key(
         _drift, None, "with approval_requires_evaluation: the largest perplexity drift (percent) it may show"
     ),
+    "webhook_allow_private": Key(
+        _bool, False, "webhooks may post to loopback and private addresses (never link-local or metadata)"
+    ),
 }
 
 # written into a new registry's database on top of the defaults (tests add to it)
@@ -113,6 +116,7 @@ class TeamPolicy:
     admins: list[str] = field(default_factory=list)
     approval_requires_evaluation: bool = False
     approval_max_ppl_drift: float | None = None
+    webhook_allow_private: bool = False
 
     @property
     def interference(self) -> InterferencePolicy:

@@ -4,4 +4,4 @@ Knowing it without importing Alembic or SQLAlchemy lets `open` and the fast list
 the schema with one query.
 """
 
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"

@@ -16,10 +16,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.db import outbox
 from registry.db.models import Evaluation
 from registry.errors import IntegrityError, RegistryError
 from registry.governance.signing import sign_statement, statement, verified_by_trusted
-from registry.records.evaluations import content, draft, evaluations_for, from_content, record_evaluation
+from registry.records.evaluations import (
+    content,
+    draft,
+    evaluation_event,
+    evaluations_for,
+    from_content,
+    record_evaluation,
+)
 from registry.util.digests import content_digest
 
 if TYPE_CHECKING:
@@ -110,5 +118,6 @@ def record_imported(core: Core, s: Session, checked: dict[str, Any] | None, bund
             new.subject_ref,
             {"evaluation": new.id, "digest": new.digest, "bundle": bundle, "signed_by": new.signed_by},
         )
+        outbox.emit(s, "evaluation.recorded", new.subject_ref, evaluation_event(new), core.actor)
         added += 1
     return added

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from registry.db import outbox
 from registry.db.models import BaseModel, Recipe
 from registry.errors import AlreadyExists, IntegrityError, NotFound, RegistryError
 from registry.exchange.archive import Archive, one_line
@@ -55,7 +56,7 @@ from registry.exchange.landing import (
 from registry.exchange.layout import Layout, check_tensors, float_tensors, version_of
 from registry.governance.signing import statement
 from registry.records.bases import base_norm, base_row, get_base, inspect_folder, lookup_base, remember_pins
-from registry.records.recipes import DTYPES, recipe_row, resolved_content, validate_parameters
+from registry.records.recipes import DTYPES, recipe_event, recipe_row, resolved_content, validate_parameters
 from registry.records.runs import run_from_lineage
 from registry.records.vectors import get_vector, lookup_vector, vector_row
 from registry.storage.tensor_io import SafetensorsFolder
@@ -248,6 +249,8 @@ def _import(core: Core, path: Path, base_paths: dict[str, str]) -> dict[str, Any
                     s.flush()
                     keep_signatures(core, s, "recipe", r.id, landing.kid, rc)
                     core.audit(s, "recipe.import-bundle", landing.ref, _details(path, landing, rc))
+                    event = {**recipe_event(r, base, rows), "bundle": str(path)}
+                    outbox.emit(s, "recipe.created", r.ref, event, core.actor)
                     added_recipes.append(landing.ref)
                     n, u = _notes(core, s, landing.ref, rc, str(path))
                     added_notes, unverified = added_notes + n, unverified + u
@@ -314,6 +317,8 @@ def _add_vector(core: Core, s, path: Path, e: dict, landing: Landing, key: str, 
     s.flush()
     keep_signatures(core, s, "vector", row.id, landing.kid, e)
     core.audit(s, "vector.import-bundle", landing.ref, _details(path, landing, e, digest=fields["digest"]))
+    event = {"vector": row.ref, "base": base.name, "digest": row.digest, "run": run.id, "how": "bundle"}
+    outbox.emit(s, "vector.created", row.ref, {**event, "status": row.status}, core.actor)
 
 
 def _check_recipe(core: Core, rc: dict, bases: dict, digests: dict) -> tuple:

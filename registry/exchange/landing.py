@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
+from registry.db import outbox
 from registry.db.models import Alias, Recipe, TrustedKey, Vector, utcnow
 from registry.errors import IntegrityError, InvalidName
 from registry.governance.revocation import IMPORTED_APPROVAL
@@ -125,6 +126,7 @@ def apply_existing(core: Core, s, landing: Landing, object_id: int, entry: dict,
         keep_signatures(core, s, landing.kind, row.id, landing.kid, entry)
         details["signed_by"] = landing.kid
     core.audit(s, f"{landing.kind}.{landing.status}", landing.ref, details)
+    outbox.emit_status(s, landing.kind, landing.ref, before, landing.status, landing.reason, core.actor)
 
 
 def keep_signatures(core: Core, s, kind: str, row_id: int, kid: str | None, entry: dict) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from registry.db import outbox
 from registry.db.models import Alias, Recipe, RecipeTerm, Vector
 from registry.errors import NotApproved
 from registry.governance.authority import refuse, require_admin
@@ -81,9 +82,10 @@ def set_alias(core: Core, ref: str, alias: str, force: bool = False) -> Recipe:
             else:
                 previous = a.recipe.ref
                 a.recipe_id = r.id
-            core.audit(
-                s, "recipe.alias", f"{r.name}@{alias}", {"to": r.ref, "from": previous, "forced": force}
-            )
+            moved = {"to": r.ref, "from": previous, "forced": force}
+            core.audit(s, "recipe.alias", f"{r.name}@{alias}", moved)
+            payload = {"alias": f"{r.name}@{alias}", "recipe": r.name, "status": r.status, **moved}
+            outbox.emit(s, "alias.moved", f"{r.name}@{alias}", payload, core.actor)
             return r
 
     return core.write(write)

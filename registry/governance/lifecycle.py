@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from registry.db import outbox
 from registry.db.models import AuditEvent, Recipe, RecipeTerm, Vector, utcnow
 from registry.errors import AlreadyExists, InvalidTransition
 from registry.governance import signing
@@ -139,6 +140,7 @@ def _compare_and_set(
             signing.record_signature(core, s, kind, obj.id, kid, statement, bundle)
             details["signed_by"] = kid
         core.audit(s, f"{kind}.{status}", obj.ref, details)
+        outbox.emit_status(s, kind, obj.ref, before, status, reason, core.actor)
 
 
 def sign_approval(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from registry.db import outbox
 from registry.db.models import Recipe, RevokedKey, TrustedKey, Vector, utcnow
 from registry.errors import NotFound, NotTrusted
 from registry.governance.authority import require_admin
@@ -84,6 +85,7 @@ def remove_trusted(core: Core, key: str, reason: str | None = None) -> dict[str,
                     obj.status, obj.status_actor, obj.status_at = "draft", core.actor, utcnow()
                     obj.status_reason = f"approval rested on key {kid[:16]}, revoked by {core.actor}"
                     core.audit(s, f"{kind}.approval-revoked", obj.ref, {"from": "approved", "key_id": kid})
+                    outbox.emit_status(s, kind, obj.ref, "approved", "draft", obj.status_reason, core.actor)
                     demoted.append(f"{kind} {obj.ref}")
             core.audit(
                 s, "trust.remove", f"key:{kid[:16]}", {"key_id": kid, "reason": reason, "demoted": demoted}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.db import outbox
 from registry.db.models import Evaluation, utcnow
 from registry.errors import IntegrityError, NotFound, RegistryError
 from registry.records.recipes import get_recipe
@@ -350,6 +351,15 @@ def subject_digest(kind: str, row: Any) -> str:
     return row.content_digest if kind == "recipe" else row.digest
 
 
+def evaluation_event(rec: EvaluationRecord) -> dict[str, Any]:
+    """An `evaluation.recorded` webhook payload: what was measured, on which base, its numbers."""
+    return {
+        "evaluation": rec.id, rec.subject_kind: rec.subject_ref, "subject_digest": rec.subject_digest,
+        "base": rec.base_name, "digest": rec.digest, "grid": rec.grid, "metrics": rec.subject_metrics(),
+        "imported": rec.imported_by is not None,
+    }  # fmt: skip
+
+
 def save_evaluation(core: Core, **fields: Any) -> EvaluationRecord:
     """Write one evaluation in its own transaction, audited as `evaluation.recorded`."""
 
@@ -362,6 +372,7 @@ def save_evaluation(core: Core, **fields: Any) -> EvaluationRecord:
                 rec.subject_ref,
                 {"evaluation": rec.id, "kind": rec.subject_kind, "digest": rec.digest, "grid": rec.grid},
             )
+            outbox.emit(s, "evaluation.recorded", rec.subject_ref, evaluation_event(rec), core.actor)
             return rec
 
     return core.write(write)

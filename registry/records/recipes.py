@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from registry.db import outbox
 from registry.db.filters import Filter, check_tag_key, check_tag_value
 from registry.db.models import Alias, Recipe, RecipeTag, RecipeTerm, Vector
 from registry.errors import InvalidName, InvalidRecipe, NotFound, RegistryError
@@ -162,6 +163,14 @@ def resolved_content(
     }
 
 
+def recipe_event(r: Recipe, base: Any, terms: list[tuple[Vector, float]]) -> dict[str, Any]:
+    """A `recipe.created` webhook payload: the version, its digest and what it merges."""
+    return {
+        "recipe": r.ref, "content_digest": r.content_digest, "base": base.name, "method": r.method,
+        "dtype": r.dtype, "status": r.status, "terms": [{"vector": v.ref, "weight": w} for v, w in terms],
+    }  # fmt: skip
+
+
 def recipe_row(
     name: str, version: int, base_id: int, method: str, dtype: str, params: dict, digest: str,
     terms: list[tuple[Vector, float]], status: str = "draft", created_by: str | None = None,
@@ -239,6 +248,7 @@ def add_recipe(
                 {"description": spec.description, "tags": spec.tags} if spec.description or spec.tags else {}
             )
             core.audit(s, "recipe.add", r.ref, {**content, **meta})
+            outbox.emit(s, "recipe.created", r.ref, recipe_event(r, b, terms), core.actor)
             return lookup_recipe(s, Ref(r.name, r.version)), True
 
     return core.write(write)

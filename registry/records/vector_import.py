@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from registry.config import InterferencePolicy
+from registry.db import outbox
 from registry.db.models import BaseModel, TrainingRun, Vector, utcnow
 from registry.errors import IncompatibleWeights
 from registry.records.bases import architecture_at, base_norm, check_compatible, checked_base
@@ -255,6 +256,13 @@ def store_vector(
                     f"vector.{run.kind}",
                     f"{name}@v{row.version}",
                     {"base": b.name, "digest": row.digest, "run": r.id},
+                )
+                outbox.emit(
+                    s,
+                    "vector.created",
+                    row.ref,
+                    {"vector": row.ref, "base": b.name, "digest": row.digest, "run": r.id, "how": run.kind},
+                    core.actor,
                 )
                 s.flush()
                 return lookup_vector(s, Ref(name, row.version), base_id=b.id)

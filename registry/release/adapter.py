@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from registry.db import outbox
 from registry.db.models import Materialization, Vector
 from registry.errors import IntegrityError, RegistryError
 from registry.governance.signing import sign_folder
@@ -32,7 +33,13 @@ from registry.records.recipes import get_recipe
 from registry.records.verified_reads import open_checked
 from registry.release.lockfile import build_lock, cached_card
 from registry.release.materialize import require_all_approved
-from registry.release.output_folders import LOCK_NAME, _swap_into_place, check_replaceable, prepare_out
+from registry.release.output_folders import (
+    LOCK_NAME,
+    _swap_into_place,
+    check_replaceable,
+    output_event,
+    prepare_out,
+)
 from registry.storage.tensor_io import row_blocks
 from registry.storage.vector_store import StoredVector
 from registry.util.digests import ArrayHasher, array_sha256, content_digest, file_sha256, weights_digest
@@ -238,6 +245,7 @@ def materialize_adapter(
             s.add(m)
             details = {"out": str(out), "output_digest": m.output_digest, "adapter": report}
             core.audit(s, "materialize.adapter", r.ref, details)
+            outbox.emit(s, "output.materialized", r.ref, output_event(r, m, "adapter"), core.actor)
         return m
 
     m = core.write(write)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from registry.db import outbox
 from registry.db.models import Materialization, Recipe, utcnow
 from registry.errors import IntegrityError, NotApproved, NotFound
 from registry.evaluation.results_log import output_notes
@@ -36,6 +37,7 @@ from registry.release.output_folders import (
     copy_recorded,
     files_to_copy,
     lock_text,
+    output_event,
     prepare_out,
     verify_files,
     write_folder,
@@ -182,6 +184,7 @@ def _materialize_claimed(
             if reused:
                 details["reused_from"] = reused.out_path
             core.audit(s, "materialize", r.ref, details)
+            outbox.emit(s, "output.materialized", r.ref, output_event(r, m, "full"), core.actor)
         return m
 
     m = core.write(write)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import uuid
 from pathlib import Path
@@ -205,3 +206,11 @@ def config_with_dtype(path: Path, dtype: str) -> str:
     for k in keys:
         config[k] = dtype
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def output_event(r: Recipe, m: Materialization, form: str) -> dict:
+    """An `output.materialized` webhook payload: which recipe, where (on which host), what digest."""
+    return {
+        "recipe": r.ref, "status": r.status, "form": form, "host": platform.node(),
+        "out": m.out_path, "output_digest": m.output_digest, "reused_from": m.reused_from_id is not None,
+    }  # fmt: skip

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from registry.db.models import Account, Alias, AuditEvent, Meta, RevokedKey, TrustedKey, Vector
+from registry.db.outbox import Webhook, WebhookDelivery
 from registry.db.policy import POLICY_IN_DB
 from registry.errors import GovernanceRefused
 from registry.governance.policy import set_policy
@@ -235,6 +236,8 @@ def _state(team: Team, reg) -> dict:
             "archived": sorted(s.scalars(select(Vector.name).where(Vector.archived_at.is_not(None)))),
             "toml": (team.home / "registry.toml").read_text(),
             "adopted": s.get(Meta, POLICY_IN_DB) is not None,
+            "webhooks": sorted(s.scalars(select(Webhook.name))),
+            "deliveries": sorted(s.scalars(select(WebhookDelivery.id))),
         }  # fmt: skip
 
 
@@ -268,6 +271,12 @@ def test_every_privileged_command_is_refused_without_its_authority(team, models)
         "`registry trust remove KEY`": (["trust", "remove", team.key_id], None, admin, None),
         "`registry recipe alias REF ALIAS --force`": (
             ["recipe", "alias", "mix@v1", "staging", "--force"], None, admin, None),
+        "`registry webhook add NAME --url URL`": (["webhook", "add", "ci", "--url", "https://example.com/"], None, admin, None),
+        "`registry webhook list`": (["webhook", "list"], None, admin, None),
+        "`registry webhook remove NAME`": (["webhook", "remove", "ci"], None, admin, None),
+        "`registry webhook test NAME`": (["webhook", "test", "ci"], None, admin, None),
+        "`registry webhook deliveries [NAME]`": (["webhook", "deliveries"], None, admin, None),
+        "`registry webhook redeliver DELIVERY_ID`": (["webhook", "redeliver", "1"], None, admin, None),
         "`registry recipe alias REF ALIAS` (ALIAS protected)": (
             ["recipe", "alias", "mix@v1", "prod"], None, "alias prod is protected: only lead may move it", None),
         "`registry approve REF` (under `four_eyes`)": (
