@@ -120,7 +120,7 @@ def test_non_finite_metrics_are_kept_as_null(sqlite_reg, models):
 
 
 def test_evaluations_migration_down_refuses_with_records_and_cycles_without(loaded):
-    assert dbmod.current_revision(loaded.engine) == SCHEMA_HEAD == "0012"
+    assert dbmod.current_revision(loaded.engine) == SCHEMA_HEAD
     rec = loaded.record_evaluation(**fields(loaded))
     with pytest.raises(RuntimeError, match="recorded evaluations"):
         dbmod.downgrade(loaded.engine, "0011")

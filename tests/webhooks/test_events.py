@@ -17,6 +17,7 @@ from registry.db import outbox
 from registry.db.outbox import EVENT_TYPES, DeliveryAttempt, WebhookDelivery, WebhookEvent
 from registry.governance.policy import set_policy
 from registry.webhooks.delivery import Settings, claim, deliver_due, start_thread
+from tests.records.test_evaluations import fields as evaluation_fields
 from tests.webhooks.conftest import SECRET
 
 MIX = {"name": "mix", "base": "tiny", "dtype": "float32", "terms": [{"vector": "fresh", "weight": 1.0}]}
@@ -39,13 +40,15 @@ def test_each_event_type_reaches_the_receiver_once_with_a_valid_signature(hooked
     reg.approve("mix@v1", "evals passed")  # recipe.status_changed
     reg.set_alias("mix@v1", "prod")  # alias.moved
     m = reg.materialize("mix@prod", tmp_path / "out")  # output.materialized
+    rec = reg.record_evaluation(**evaluation_fields(reg, "fresh"))  # evaluation.recorded
     assert receiver.got == []  # nothing is sent inside the change's transaction
 
     summary = deliver_due(reg, Settings(timeout=10))
-    assert (summary["attempted"], summary["delivered"], summary["pending"]) == (6, 6, 0)
+    n = len(EVENT_TYPES)
+    assert (summary["attempted"], summary["delivered"], summary["pending"]) == (n, n, 0)
     events = _events(receiver)
     assert sorted(e["type"] for e in events) == sorted(EVENT_TYPES)
-    assert len({e["id"] for e in events}) == 6
+    assert len({e["id"] for e in events}) == n
     for got, event in zip(receiver.got, events, strict=True):
         expected = "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(got.headers["X-Hub-Signature-256"], expected)
@@ -66,12 +69,19 @@ def test_each_event_type_reaches_the_receiver_once_with_a_valid_signature(hooked
     }  # fmt: skip
     out = by_type["output.materialized"]
     assert (out["recipe"], out["output_digest"], out["form"]) == ("mix@v1", m.output_digest, "full")
+    evaluated = by_type["evaluation.recorded"]
+    assert (evaluated["vector"], evaluated["evaluation"], evaluated["digest"]) == (
+        "fresh@v1",
+        rec.id,
+        rec.digest,
+    )
+    assert evaluated["metrics"] == {"answer_length": 11.0, "ppl_drift": 2.5}
 
     again = deliver_due(reg, Settings(timeout=10))
-    assert again["attempted"] == 0 and len(receiver.got) == 6  # delivered means never sent again
+    assert again["attempted"] == 0 and len(receiver.got) == n  # delivered means never sent again
     with reg.Session() as s:
         assert set(s.scalars(select(WebhookDelivery.status))) == {"delivered"}
-        assert [a.status_code for a in s.scalars(select(DeliveryAttempt))] == [200] * 6
+        assert [a.status_code for a in s.scalars(select(DeliveryAttempt))] == [200] * n
 
 
 def test_a_receiver_answering_500_gets_retries_then_the_event(hooked, receiver):
