@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_materialize import run  # noqa: E402
-from report import emit  # noqa: E402
+from report import cpu, emit  # noqa: E402
 
 from registry.util.digests import file_sha256  # noqa: E402
 
@@ -50,6 +50,9 @@ def main() -> None:
     p.add_argument(
         "--verb", choices=["materialize", "verify"], default="materialize", help="the command timed"
     )
+    p.add_argument(
+        "--models", type=Path, help="base/, plus/, minus/ built already (e.g. bench_materialize's)"
+    )
     p.add_argument("--out", type=Path)
     p.add_argument("--old-python", default=sys.executable, help="interpreter for the old tree")
     p.add_argument("--new-python", default=sys.executable, help="interpreter for the new tree")
@@ -58,8 +61,11 @@ def main() -> None:
     work = args.workdir / (
         f"l{args.layers}" if args.variants == "bf16" else f"{args.variants}-l{args.layers}"
     )
-    models = work / "models"
-    if not (models / "minus" / "model.safetensors.index.json").exists():
+    models = args.models or work / "models"
+    if args.models is not None:
+        work = args.workdir / f"ab-{args.models.parent.name}"
+        work.mkdir(parents=True, exist_ok=True)
+    elif not (models / "minus" / "model.safetensors.index.json").exists():
         make = [sys.executable, str(HERE / "make_models.py"), str(models), "--layers", str(args.layers)]
         subprocess.run(
             [*make, "--variants", args.variants],
@@ -118,6 +124,7 @@ def main() -> None:
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "cpu": cpu(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),
         "layers": args.layers,
@@ -134,6 +141,8 @@ def main() -> None:
                 "walls": [r["wall_s"] for r in runs[tag]],
                 "median_cpu_s": statistics.median(r["cpu_s"] for r in runs[tag]),
                 "cpus": [r["cpu_s"] for r in runs[tag]],
+                "loads_before": [r["load1_before"] for r in runs[tag]],
+                "rss_mb": [r["peak_rss_mb"] for r in runs[tag]],
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[tag]),
             }
             for tag in runs
@@ -143,6 +152,11 @@ def main() -> None:
         else None,
     }
     report["new_over_old"] = round(report["new"]["median_wall_s"] / report["old"]["median_wall_s"], 3)
+    report["models"] = str(models)
+    # paired: the two runs of one round saw the same machine
+    report["new_over_old_per_round"] = [
+        round(n["wall_s"] / o["wall_s"], 3) for o, n in zip(runs["old"], runs["new"], strict=True)
+    ]
     emit(report, args.out)
 
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import emit, load
+from report import cpu, emit, load
 
 from registry.util.digests import file_sha256 as sha256_file
 
@@ -46,6 +46,7 @@ def run(cmd: list[str], env: dict | None = None, quiet: bool = True, cwd: Path |
     next process that commits a journal transaction (our SQLite commit waited 1.4 s once).
     """
     os.sync()
+    load1 = round(os.getloadavg()[0], 2)  # each run's own load, beside its time
     t0 = time.perf_counter()
     out = subprocess.DEVNULL if quiet else None
     p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.PIPE, cwd=cwd)
@@ -58,6 +59,7 @@ def run(cmd: list[str], env: dict | None = None, quiet: bool = True, cwd: Path |
         "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6, 1),
+        "load1_before": load1,
     }
 
 
@@ -65,6 +67,7 @@ def summary(runs: list[dict]) -> dict:
     return {
         "wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
         "walls": [r["wall_s"] for r in runs],
+        "loads": [r["load1_before"] for r in runs],
         "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
     }
@@ -111,6 +114,10 @@ def main() -> None:
     p.add_argument("--methods", default="linear,ties,dare", help="methods timed besides linear's repeats")
     p.add_argument("--mergekit", default=shutil.which("mergekit-yaml"), help="mergekit-yaml of a side venv")
     p.add_argument("--keep-models", action="store_true", help="keep the built models for a later run")
+    p.add_argument("--mergekit-modes", default="bf16,fp32", help="which of mergekit's dtypes to time")
+    p.add_argument(
+        "--no-extras", action="store_true", help="skip --help, vector list, interference and verify"
+    )
     p.add_argument("--out", type=Path, help="also write the JSON report here")
     p.add_argument("--compare", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -152,6 +159,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
         f"{platform.python_implementation()} {platform.python_version()}",
+        "cpu": cpu(),
         "params": params,
         "model": json.loads((models / "base" / "config.json").read_text()),
         "load_before": load(),
@@ -186,10 +194,13 @@ def main() -> None:
     if args.mergekit:
         # bf16: mergekit's natural setting for bf16 models (computes in bf16);
         # fp32: computes in float32 and rounds once, like registry (the accuracy peer)
+        modes = args.mergekit_modes.split(",")
         for kind, dtypes in (
             ("bf16", "dtype: bfloat16\n"),
             ("fp32", "dtype: float32\nout_dtype: bfloat16\n"),
         ):
+            if kind not in modes:
+                continue
             cfg = work / f"mergekit-{kind}.yml"
             cfg.write_text(
                 f"merge_method: task_arithmetic\nbase_model: {models / 'base'}\nmodels:\n"
@@ -238,16 +249,17 @@ def main() -> None:
         out = work / f"out-{m}"
         report[f"materialize_{m}"] = run([*R, "materialize", f"r-{m}", "--out", str(out), "--no-reuse"], env)
         shutil.rmtree(out, ignore_errors=True)
-    report["help"] = repeat(3, lambda i: [*R, "--help"], env)
-    report["vector_list"] = repeat(3, lambda i: [*R, "vector", "list"], env)
-    # Gram matrix: N = 2 and N = 4 vectors (the extra ones are imports of the same folders)
-    run([*R, "vector", "import", "phi2", "--base", "big", "--positive", str(models / "minus"),
-         "--negative", str(models / "plus")], env)  # fmt: skip
-    report["gram_n2"] = run([*R, "interference", "--base", "big"], env)
-    for name, pos in (("phi3", "plus"), ("phi4", "minus")):
-        run([*R, "vector", "import", name, "--base", "big", "--positive", str(models / pos)], env)
-    report["gram_n4"] = run([*R, "interference", "--base", "big"], env)
-    report["verify_n4"] = run([*R, "verify"], env)
+    if not args.no_extras:
+        report["help"] = repeat(3, lambda i: [*R, "--help"], env)
+        report["vector_list"] = repeat(3, lambda i: [*R, "vector", "list"], env)
+        # Gram matrix: N = 2 and N = 4 vectors (the extra ones are imports of the same folders)
+        run([*R, "vector", "import", "phi2", "--base", "big", "--positive", str(models / "minus"),
+             "--negative", str(models / "plus")], env)  # fmt: skip
+        report["gram_n2"] = run([*R, "interference", "--base", "big"], env)
+        for name, pos in (("phi3", "plus"), ("phi4", "minus")):
+            run([*R, "vector", "import", name, "--base", "big", "--positive", str(models / pos)], env)
+        report["gram_n4"] = run([*R, "interference", "--base", "big"], env)
+        report["verify_n4"] = run([*R, "verify"], env)
     report["load_after"] = load()
     shutil.rmtree(home, ignore_errors=True)
     if not args.keep_models:

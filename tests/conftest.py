@@ -7,6 +7,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import ml_dtypes  # noqa: F401 - registers numpy's "bfloat16" for tests that use safetensors.numpy
 import pytest
 
 from tests.threads import holding

@@ -21,6 +21,7 @@ import numpy as np
 from registry.errors import IntegrityError
 from registry.merging.methods import MergeMethod
 from registry.merging.methods.linear import Linear
+from registry.storage import bf16
 from registry.storage.tensor_io import (
     FLOATS,
     STORAGE,
@@ -99,11 +100,13 @@ class MergePlan:
     def _block(
         self, out: TensorSpec, src: TensorSpec, merged: bool, state: Any, a: int, b: int
     ) -> np.ndarray:
-        block = None
+        block, finite = None, None
         if merged and type(self.method) is Linear:
-            block = linear_block(
+            fused = linear_block(
                 self.base, self.vectors, self.weights, out.name, a, b, out.tag, self.observe
             )  # observed there, sub-block by sub-block
+            if fused is not None:
+                block, finite = fused
         if block is None:
             raw = self.base.read_rows(out.name, a, b)
             base = to_f32(raw, src.tag)
@@ -116,7 +119,9 @@ class MergePlan:
             block = from_f32(base, out.tag)
             if merged and self.observe is not None:
                 self.observe(out.name, raw, src.tag, base, block, out.tag)
-        if merged and not all_finite(block):  # checked as it streams: the folder is never renamed in
+        if merged and finite is None:
+            finite = all_finite(block)
+        if merged and not finite:  # checked as it streams: the folder is never renamed in
             raise IntegrityError(
                 f"the merge gives values that are not finite in {TAG_NAMES.get(out.tag, out.tag)} "
                 f"(tensor {out.name}, rows {a}-{b}): weights too large for the output dtype? nothing written"
@@ -138,18 +143,19 @@ def linear_block(
     b: int,
     out_tag: str,
     observe: BlockObserver | None = None,
-) -> np.ndarray | None:
-    """Linear.merge_block on rows [a, b), bit for bit, reading split16 chunks without widening φ.
+) -> tuple[np.ndarray, bool] | None:
+    """Linear.merge_block on rows [a, b), bit for bit, reading split16 chunks without widening φ
+    first; returns (the block in `out_tag`, whether every output value is finite).
 
     acc += w·φ is done as acc += w·hi (hi: φ's high halves, an exact bf16) for every element,
     then the elements whose φ has a non-zero low half are recomputed from their old sum with
     the exact φ — the same float32 operations on the same values as the reference. A dense
     low plane (φ of float32 master weights) is or-ed into the widened high halves per
-    sub-block instead: the exact φ, still in cache. None when a vector's chunk is not split16
-    (the first store format; the caller then merges in float32). `observe` sees each rounded
-    sub-block while it is in cache.
+    sub-block instead: the exact φ, still in cache. bf16 is widened and rounded with integer
+    passes (`storage.bf16`: ml_dtypes' bits, numpy's SIMD loops, the GIL released). None when
+    a vector's chunk is not split16 (the first store format; the caller then merges in
+    float32). `observe` sees each rounded sub-block while it is in cache.
     """
-    from ml_dtypes import bfloat16  # why: its import alone costs more than a listing may take
 
     terms = []
     for slot, (v, w) in enumerate(zip(vectors, weights, strict=True)):
@@ -161,44 +167,46 @@ def linear_block(
     row = math.prod(spec.shape[1:]) if len(spec.shape) > 1 else 1
     out = np.empty((b - a) * row, STORAGE[out_tag])
     step = max(1, SUB_ELEMS // row)
-    scratch = None  # a dense term's exact φ for one sub-block
+    size = min(step * row, (b - a) * row)
+    acc_buf = np.empty(size, np.uint32) if spec.tag == "BF16" else None  # the sum, in cache
+    phi_buf = np.empty(size, np.uint32)  # one term's φ (or w·φ), widened
+    tmp = np.empty(min(size, bf16.STEP), np.uint32)
+    finite = True
     for s in range(a, b, step):
         e = min(b, s + step)
         lo, hi_end = (s - a) * row, (e - a) * row
+        n = hi_end - lo
         raw = base.read_rows(name, s, e)
-        acc = to_f32(raw, spec.tag).reshape(-1)  # fresh: summed in place
-        if observe is not None and spec.tag == "F32":
-            acc = acc.copy()  # the observer compares against the base: keep it
+        if acc_buf is not None:
+            acc = bf16.widen(raw, acc_buf[:n])
+        else:
+            acc = to_f32(raw, spec.tag).reshape(-1)  # fresh: summed in place
+            if observe is not None and spec.tag == "F32":
+                acc = acc.copy()  # the observer compares against the base: keep it
         for hi, low, w in terms:
+            phi = phi_buf[:n]
+            f = bf16.widen(hi[lo:hi_end], phi)  # φ's high halves: exact
             if isinstance(low, np.ndarray):  # dense: φ = hi·2¹⁶ | lo, exact, then as the reference
-                if scratch is None:
-                    scratch = np.empty(min(step * row, (b - a) * row), np.uint32)
-                phi = scratch[: hi_end - lo]
-                np.left_shift(hi[lo:hi_end], 16, out=phi, dtype=np.uint32)
                 np.bitwise_or(phi, low[lo:hi_end], out=phi)
-                f = phi.view(np.float32)
-                np.add(acc, f if w == 1.0 else np.multiply(f, w), out=acc)
+                np.add(acc, f if w == 1.0 else np.multiply(f, w, out=f), out=acc)
                 continue
-            h = hi[lo:hi_end].view(bfloat16)
             if low is not None:
                 idx, vals = low
                 i0, i1 = np.searchsorted(idx, (lo, hi_end))
                 idx, vals = idx[i0:i1] - lo, vals[i0:i1]
                 old = acc[idx]
-                exact = ((h.view(np.uint16)[idx].astype(np.uint32) << 16) | vals).view(np.float32)
-            if w == 1.0:
-                np.add(acc, h, out=acc, dtype=np.float32)
-            else:
-                np.add(acc, np.multiply(h, w, dtype=np.float32), out=acc)
+                exact = (phi[idx] | vals).view(np.float32)
+            np.add(acc, f if w == 1.0 else np.multiply(f, w, out=f), out=acc)
             if low is not None:
                 acc[idx] = old + exact if w == 1.0 else old + w * exact
         if out_tag == "BF16":  # rounded straight into the output: no temporary, no copy
-            np.copyto(out[lo:hi_end].view(bfloat16), acc, casting="unsafe")
+            finite = bf16.round_into(acc, out[lo:hi_end], tmp) and finite
         else:
             out[lo:hi_end] = from_f32(acc, out_tag)
+            finite = finite and all_finite(out[lo:hi_end])
         if observe is not None:
             observe(name, raw, spec.tag, acc, out[lo:hi_end], out_tag)
-    return out.reshape((b - a, *spec.shape[1:]) if spec.shape else ())
+    return out.reshape((b - a, *spec.shape[1:]) if spec.shape else ()), finite
 
 
 def rows_of(shape: tuple[int, ...]) -> int:

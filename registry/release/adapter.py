@@ -180,6 +180,7 @@ def materialize_adapter(
     """Write recipe `ref` (linear) to `out` as a PEFT LoRA adapter; see the module docstring.
 
     With `max_error`, an adapter whose relative error exceeds it is refused before anything is written."""
+    import ml_dtypes  # noqa: F401 - registers numpy's "bfloat16", which safetensors.numpy needs
     from safetensors.numpy import save_file
 
     out = Path(out).resolve()

@@ -3,8 +3,8 @@
 Why not the `safetensors` package: its writer needs every tensor in memory at once, and
 its torch reader costs a torch import. The format is a length-prefixed JSON header
 followed by raw little-endian bytes, so streaming it ourselves keeps memory flat and
-output byte-deterministic. bfloat16 travels as raw uint16; ml_dtypes supplies the C casts
-(numpy has no bfloat16), which round to nearest-even exactly as torch does.
+output byte-deterministic. bfloat16 travels as raw uint16; `storage.bf16` widens and rounds
+it with integer numpy passes, bit for bit as ml_dtypes' casts (round to nearest-even, as torch).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from registry.errors import IncompatibleWeights, UnsafeWeights
+from registry.storage import bf16
 from registry.util.digests import stream_hasher
 from registry.util.faults import crashpoint
 from registry.util.pipeline import labelled, ordered
@@ -58,9 +59,7 @@ BLOCK_BYTES = 8 << 20  # rows are read and written in blocks of about this many 
 def to_f32(raw: np.ndarray, tag: str) -> np.ndarray:
     """Widen stored values to float32 exactly (every bf16/fp16 value is an fp32 value)."""
     if tag == "BF16":
-        from ml_dtypes import bfloat16  # why: its import alone costs more than a listing may take
-
-        return raw.view(bfloat16).astype(np.float32)
+        return bf16.widen(raw).reshape(raw.shape)
     if tag == "F32":
         return raw
     return raw.astype(np.float32)
@@ -73,9 +72,7 @@ def from_f32(x: np.ndarray, tag: str) -> np.ndarray:
     if tag == "F16":
         return x.astype(np.float16)
     if tag == "BF16":
-        from ml_dtypes import bfloat16
-
-        return np.ascontiguousarray(x).astype(bfloat16).view(np.uint16)
+        return bf16.narrow(x)
     raise ValueError(f"cannot write dtype {tag}")
 
 

@@ -11,6 +11,7 @@ LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_
 
 def random_factors(base: Path, rank: int = 4, seed: int = 0, scale: float = 0.05) -> dict:
     """{weight name: (B, A)} float32 for every attention and MLP projection of `base`."""
+    import ml_dtypes  # noqa: F401 - registers numpy's "bfloat16", which safetensors.numpy needs
     from safetensors.numpy import load_file
 
     rng = np.random.default_rng(seed)

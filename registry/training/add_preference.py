@@ -230,6 +230,7 @@ def _half(
 
 def lora_difference(plus: Path | None, minus: Path | None) -> Factors:
     """φ's factors from θ±'s: [s·B₊, −s·B₋] · [A₊; A₋] for every adapted weight (rank ≤ 2r)."""
+    import ml_dtypes  # noqa: F401 - registers numpy's "bfloat16", which safetensors.numpy needs
     from safetensors.numpy import load_file
 
     if plus is None or minus is None:

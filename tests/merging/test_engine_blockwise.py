@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from ml_dtypes import bfloat16
 
 from registry.merging.methods import InMemory
 from registry.merging.methods.dare import Dare, keep_mask, mask_key, uniform_words
@@ -434,21 +435,26 @@ def test_sliced_blocks_equal_reference_on_larger_tensors(method):
         )
 
 
+def bf16_reference(x: np.ndarray) -> np.ndarray:
+    """ml_dtypes' rounding (as torch's): what materialize wrote before storage.bf16."""
+    return np.ascontiguousarray(x, dtype=np.float32).astype(bfloat16).view(np.uint16)
+
+
 def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     """materialize's linear path (bf16 high halves added straight, sparse low halves patched,
     dense ones or-ed in per sub-block), bit for bit the float32 merge at any sub-block size."""
     from registry.merging import engine
     from registry.merging.methods.linear import Linear
     from registry.storage import vector_store as store_mod
-    from registry.storage.tensor_io import TensorSpec, from_f32
+    from registry.storage.tensor_io import TensorSpec
     from registry.storage.vector_store import VectorStore
 
     class Base:
-        def __init__(self, x):
-            self.x = x
+        def __init__(self, x, tag="F32"):
+            self.x, self.tag = x, tag
 
         def spec(self, name):
-            return TensorSpec(name, "F32", self.x.shape)
+            return TensorSpec(name, self.tag, self.x.shape)
 
         def read_rows(self, name, a, b):
             return self.x[a:b].copy()
@@ -465,6 +471,9 @@ def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
     dense = rng.standard_normal(shape).astype(np.float32)
     stored = [vs.open(_write(vs, "t", x, 40).key) for x in (bf16_like, sparse, dense)]
     base = rng.standard_normal(shape).astype(np.float32)
+    # a bf16 base as its file holds it, with a NaN, ±inf and values that overflow bf16 once φ is added
+    base16 = base.astype(bfloat16).view(np.uint16)
+    base16[3, :4] = np.array([np.nan, np.inf, -np.inf, 3.38e38], np.float32).astype(bfloat16).view(np.uint16)
     for sub in (64, 3 * 64 + 5, 1 << 18):
         monkeypatch.setattr(engine, "SUB_ELEMS", sub)
         for weights in ([1.0, 1.0, 1.0], [0.5, -1.25, 0.75], [1.0, 0.3, -2.0]):
@@ -475,7 +484,14 @@ def test_fused_linear_block_equals_linear_merge(tmp_path, monkeypatch):
                     deltas = [stored[i].read_rows("t", a, b) for i in vecs]
                     want = Linear().merge_block("t", base[a:b].copy(), deltas, w)
                     vs_ = [stored[i] for i in vecs]
-                    got = engine.linear_block(Base(base), vs_, w, "t", a, b, "F32")
+                    got, finite = engine.linear_block(Base(base), vs_, w, "t", a, b, "F32")
                     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
-                    got16 = engine.linear_block(Base(base), vs_, w, "t", a, b, "BF16")
-                    assert np.array_equal(got16, from_f32(want, "BF16"))
+                    assert finite == bool(np.isfinite(want).all())
+                    got16, finite = engine.linear_block(Base(base), vs_, w, "t", a, b, "BF16")
+                    assert np.array_equal(got16, bf16_reference(want))  # ml_dtypes' rounding
+                    assert finite == bool(np.isfinite(bf16_reference(want).view(bfloat16)).all())
+                    wide = base16[a:b].view(bfloat16).astype(np.float32)
+                    want = Linear().merge_block("t", wide, deltas, w)
+                    got16, finite = engine.linear_block(Base(base16, "BF16"), vs_, w, "t", a, b, "BF16")
+                    assert np.array_equal(got16, bf16_reference(want))
+                    assert finite == bool(np.isfinite(bf16_reference(want).view(bfloat16)).all())
