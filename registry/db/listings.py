@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from registry.config import Config, same_store
 from registry.db.as_json import NOTE_ACTIONS, base_view, vector_view
-from registry.db.policy import TeamPolicy, policy_from_rows
+from registry.db.policy import POLICY_IN_DB, TeamPolicy, policy_from_rows
 from registry.db.revision import SCHEMA_HEAD
 from registry.storage.array_meta import META_LIMIT
 from registry.util import bounded_json
@@ -105,6 +105,8 @@ def _connect(url: str) -> Reader | None:
 
 def read(config: Config, fn: Callable[[Reader], T | None]) -> T | None:
     """fn's answer from a healthy database at schema head; None (take the full path) otherwise."""
+    if config.legacy_policy:
+        return None  # a registry.toml from before team policy: the full open adopts or refuses it
     try:
         db = _connect(config.db_url)
     except Exception:
@@ -118,6 +120,8 @@ def read(config: Config, fn: Callable[[Reader], T | None]) -> T | None:
             return None  # damaged: the full path says so
         if (db.execute("SELECT version_num FROM alembic_version").fetchone() or [None])[0] != SCHEMA_HEAD:
             return None
+        if db.execute("SELECT 1 FROM registry_meta WHERE key = ?", (POLICY_IN_DB,)).fetchone() is None:
+            return None  # a pre-policy database: the full open adopts it (or refuses a non-admin)
         if not _store_is_recorded(db, config):
             return None  # the full path refuses it, or records where a moved home's store is
         return fn(db)
