@@ -79,8 +79,10 @@ def gc(ctx, grace, dry_run, force) -> None:
     nothing live needs, and unfinished `.OUT.tmp-*` output folders beside recorded outputs.
 
     \b
-    Example:
-      registry archive --vector helpful@v1 && registry gc --dry-run && registry gc
+    Examples:
+      registry archive --vector helpful@v1
+      registry gc --dry-run
+      registry gc
     """
     report = ctx.registry.gc(grace, dry_run, force)
     verb = "would free" if dry_run else "freed"

@@ -214,7 +214,7 @@ def add_recipe(
                 if v.archived_at is not None:
                     raise InvalidRecipe(
                         f"{spec.name}: terms.{i}.vector: {v.ref} is archived "
-                        "(`registry unarchive --vector` it first to use it in a new recipe)"
+                        f"(`registry unarchive --vector {v.ref}` first to use it in a new recipe)"
                     )
                 if v.status == "deprecated" and not (allow_deprecated and ref.version is not None):
                     raise InvalidRecipe(
