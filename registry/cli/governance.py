@@ -6,6 +6,7 @@ import functools
 
 import click
 
+from registry.cli.catalogue import target_options
 from registry.cli.common import emit, pass_ctx, table, warn
 from registry.db import listings as catalog
 
@@ -22,14 +23,7 @@ def lifecycle_command(name: str, status: str, why: str):
             help="Who decides, if not the authenticated account (database login, else OS user); "
             "accepted only where the team policy allows declared actors.",
         )
-        @click.option(
-            "--vector",
-            "kind",
-            flag_value="vector",
-            default="recipe",
-            help="REF names a vector version, not a recipe.",
-        )
-        @click.option("--base", help="With --vector: disambiguates the vector's base.")
+        @target_options
         @pass_ctx
         @functools.wraps(f)
         def command(ctx, ref, reason, actor, kind, base, sign_key=None) -> None:
