@@ -13,19 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.errors import RegistryError
-from registry.evaluation.behaviour import answer_measures, eval_decoding, ppl_drift
+from registry.evaluation.behaviour import ANSWER_METRICS, answer_measures, eval_decoding, ppl_drift
 from registry.plugins.spec import Evaluator
-
-# evaluator name -> key of text_measures.summarize (or answer_measures' `finished`)
-ANSWER_METRICS = {
-    "answer_length": "answer_words",
-    "distinct_words": "distinct_words",
-    "mattr": "mattr",
-    "repeated_4grams": "repeated_4grams",
-    "long_words": "long_words",
-    "words_per_sentence": "words_per_sentence",
-    "finished": "finished",
-}
 
 
 def heldout_prompts() -> list[str]:

@@ -38,6 +38,18 @@ def eval_decoding(max_new_tokens: int | None = None, batch_size: int = 16) -> De
     return Decoding(max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
 
 
+# evaluator name -> key of answer_measures (text_measures.summarize, plus `finished`)
+ANSWER_METRICS = {
+    "answer_length": "answer_words",
+    "distinct_words": "distinct_words",
+    "mattr": "mattr",
+    "repeated_4grams": "repeated_4grams",
+    "long_words": "long_words",
+    "words_per_sentence": "words_per_sentence",
+    "finished": "finished",
+}
+
+
 def answer_measures(
     model, tok, prompts: Sequence[str], decoding: Decoding | None = None
 ) -> tuple[list[Answer], dict[str, float]]:

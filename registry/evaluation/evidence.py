@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError
-from registry.evaluation.behaviour import eval_decoding, evaluate
+from registry.evaluation.behaviour import ANSWER_METRICS, eval_decoding, evaluate
 from registry.evaluation.retention import corpus_path, load_corpus
 from registry.evaluation.scoring import completion_logprobs, load_model, merged_state
 from registry.evaluation.sweep import evaluators_for
@@ -46,17 +46,8 @@ if TYPE_CHECKING:
 DEFAULT_ETAS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 # measured in every recorded evaluation, beside the plugins' own
 DEFAULT_METRICS = ("answer_length", "mattr", "repeated_4grams", "ppl_drift")
-# evaluator name -> key of answer_measures (text_measures.summarize, plus `finished`):
-# these are read from the answers decoded here, to the evaluation's own prompts
-ANSWER_KEYS = {
-    "answer_length": "answer_words",
-    "distinct_words": "distinct_words",
-    "mattr": "mattr",
-    "repeated_4grams": "repeated_4grams",
-    "long_words": "long_words",
-    "words_per_sentence": "words_per_sentence",
-    "finished": "finished",
-}
+# answer metrics (behaviour.ANSWER_METRICS) are read from the answers decoded here,
+# to the evaluation's own prompts
 DEFAULT_SAMPLES = 3
 
 
@@ -175,16 +166,16 @@ def measure_grid(
     b = row.base
     refs = [terms[n][0] for n in varied]
     evals = evaluators_for(
-        core, [r for r, _w in terms.values()], b.name, [e for e in evaluators if e not in ANSWER_KEYS]
+        core, [r for r, _w in terms.values()], b.name, [e for e in evaluators if e not in ANSWER_METRICS]
     )
-    wanted = [*DEFAULT_METRICS, *(e for e in evaluators if e in ANSWER_KEYS)]
+    wanted = [*DEFAULT_METRICS, *(e for e in evaluators if e in ANSWER_METRICS)]
     for name in wanted:
-        if name not in ANSWER_KEYS:
+        if name not in ANSWER_METRICS:
             evals.add_evaluator(name)
     answer_names = sorted(
-        {*(n for n in wanted if n in ANSWER_KEYS), *(n for n in evals.evaluators if n in ANSWER_KEYS)}
+        {*(n for n in wanted if n in ANSWER_METRICS), *(n for n in evals.evaluators if n in ANSWER_METRICS)}
     )
-    others = {n: ev for n, ev in evals.evaluators.items() if n not in ANSWER_KEYS}
+    others = {n: ev for n, ev in evals.evaluators.items() if n not in ANSWER_METRICS}
     if isinstance(prompts, int | None):
         chosen, source = default_prompts(core, refs, b.name)
         if prompts is not None:
@@ -235,7 +226,7 @@ def measure_grid(
             **summarize([a.text for a in answers]),
             "finished": sum(a.finished for a in answers) / len(answers),
         }
-        metrics.update({n: measures[ANSWER_KEYS[n]] for n in answer_names})
+        metrics.update({n: measures[ANSWER_METRICS[n]] for n in answer_names})
         metrics.update(evaluate(list(others.values()), model, tok, base_model, corpus))
         shown = [{"prompt": a.prompt, "answer": a.text} for a in answers[:samples]]
         points.append(EvaluationPoint(weights, metrics, shown))
